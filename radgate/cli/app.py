@@ -1,0 +1,51 @@
+"""The Typer application and the options every command shares (``--data-dir``, ``--config``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from radgate.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="radgate",
+    help="radgate: an AI gateway for medical imaging. Infrastructure, not a medical device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (database, instance store). Env: RADGATE_DATA_DIR."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config file. Env: RADGATE_CONFIG. Default: DATA_DIR/radgate.toml."),
+]
+
+
+def settings_from(data_dir: Path | None, config: Path | None, **overrides: Any) -> Settings:
+    """Load settings for a command, turning configuration mistakes into a clear exit (code 2)."""
+    try:
+        settings = load_settings(config=config, data_dir=data_dir, **overrides)
+    except ConfigError as exc:
+        err_console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error and return the Exit to raise."""
+    err_console.print(f"[red]Error:[/red] {message}")
+    return typer.Exit(code)

@@ -1,0 +1,261 @@
+"""radgate's settings: one TOML file, environment overrides, documented keys.
+
+Resolution order, later wins:
+
+1. the defaults below;
+2. the TOML file (``--config FILE``, else ``$RADGATE_CONFIG``, else ``DATA_DIR/radgate.toml`` if present);
+3. environment variables ``RADGATE_<SECTION>_<KEY>`` (for example ``RADGATE_SERVER_DICOM_PORT=11112``);
+4. command-line flags (``--data-dir``, ``--dicom-port`` ...), applied by the CLI.
+
+Every key is documented in ``docs/configuration.md``; ``tests/test_config.py`` fails when one is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AssemblySettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "InferenceSettings",
+    "IngestSettings",
+    "ResultsSettings",
+    "ServerSettings",
+    "Settings",
+    "iter_keys",
+    "load_settings",
+]
+
+ENV_PREFIX = "RADGATE_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = ""  # empty: SQLite (WAL) at DATA_DIR/radgate.sqlite
+    echo: bool = False
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    ae_title: str = "RADGATE"
+    dicom_port: int = 11112
+    http_port: int = 8042
+    allow_ae: list[str] = field(default_factory=list)  # AET or AET@HOST; empty: accept any caller
+    max_pdu: int = 0  # 0: unlimited, lets peers send large PDUs (much faster than 16 KiB)
+    max_associations: int = 16
+    network_timeout_s: float = 60.0
+
+
+@dataclass
+class IngestSettings:
+    max_instance_bytes: int = 2 * 1024**3
+    fsync: bool = True
+    reject_sop_classes: list[str] = field(default_factory=list)
+    decode_check: bool = True  # try to decode pixel data once stored; failures are quarantined
+
+
+@dataclass
+class AssemblySettings:
+    quiet_period_s: float = 30.0
+    incomplete_policy: str = "process_partial"  # wait | process_partial | skip
+    poll_interval_s: float = 1.0
+
+
+@dataclass
+class InferenceSettings:
+    workers: int = 1
+    intra_op_threads: int = 2
+    providers: list[str] = field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    batch_size: int = 8
+    lease_s: float = 60.0
+    max_attempts: int = 3
+    retry_backoff_s: float = 2.0
+
+
+@dataclass
+class ResultsSettings:
+    send_to: list[str] = field(default_factory=list)  # AET@HOST:PORT, default C-STORE destinations
+    outbox_max_attempts: int = 8
+    outbox_backoff_s: float = 5.0
+    folder_destination: str = ""  # empty: DATA_DIR/outbox-folder when no other destination exists
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("radgate-data")
+    site: str = "default"
+    log_level: str = "INFO"
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    assembly: AssemblySettings = field(default_factory=AssemblySettings)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'radgate.sqlite').resolve()}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "instances"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+
+def iter_keys(obj: Any = None, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """Yield ``(dotted.key, default)`` for every setting, sections included as ``section.key``."""
+    cls = type(obj) if obj is not None else Settings
+    inst = obj if obj is not None else Settings()
+    for f in dataclasses.fields(cls):
+        value = getattr(inst, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from iter_keys(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value
+
+
+def _coerce(key: str, raw: Any, typ: Any) -> Any:
+    """Convert ``raw`` (from TOML or an environment string) to the annotated type, or explain why not."""
+    origin = typing.get_origin(typ)
+    from_env = isinstance(raw, str)
+    try:
+        if typ is bool:
+            if isinstance(raw, bool):
+                return raw
+            if from_env and raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if from_env and raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+        if typ is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if typ is float:
+            return float(raw)
+        if typ is str:
+            if not isinstance(raw, str):
+                raise ValueError
+            return raw
+        if typ is Path:
+            return Path(raw)
+        if origin is list:
+            if from_env:
+                return [part.strip() for part in raw.split(",") if part.strip()]
+            if not isinstance(raw, list):
+                raise ValueError
+            return [str(v) for v in raw]
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"Setting {key!r} has unsupported type {typ!r}.")
+    raise ConfigError(f"Setting {key!r} must be {getattr(typ, '__name__', typ)}, got {raw!r}.")
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, raw in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(
+                f"Unknown setting {dotted!r}. See docs/configuration.md for the keys radgate understands."
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"Setting {dotted!r} must be a table ([{dotted}]), got {raw!r}.")
+            _apply(current, raw, f"{dotted}.")
+        else:
+            setattr(obj, key, _coerce(dotted, raw, hints[key]))
+
+
+def _env_values(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    sections = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory())}  # type: ignore[misc]
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "RADGATE_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        for section in sections:
+            if rest.startswith(section + "_"):
+                out.setdefault(section, {})[rest[len(section) + 1:]] = raw
+                break
+        else:
+            out[rest] = raw
+    return out
+
+
+def load_settings(
+    config: Path | None = None,
+    data_dir: Path | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build :class:`Settings` from defaults, the TOML file, the environment and explicit overrides.
+
+    ``overrides`` use dotted keys with ``__`` for the dot, e.g. ``server__dicom_port=11113``; a value of
+    ``None`` leaves the setting alone (so CLI flags that were not given change nothing).
+    """
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    env = _env_values(environ)
+    if data_dir is None and "data_dir" in env:
+        data_dir = Path(env["data_dir"])
+    if config is None and environ.get("RADGATE_CONFIG"):
+        config = Path(environ["RADGATE_CONFIG"])
+    if config is None and data_dir is not None and (data_dir / "radgate.toml").is_file():
+        config = data_dir / "radgate.toml"
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError(f"Config file {str(config)!r} does not exist.")
+        try:
+            values = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"Config file {str(config)!r} is not valid TOML: {exc}") from exc
+        _apply(settings, values)
+    _apply(settings, env)
+    if data_dir is not None:
+        settings.data_dir = Path(data_dir)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        path = key.split("__")
+        target: Any = settings
+        for part in path[:-1]:
+            target = getattr(target, part)
+        _apply(target, {path[-1]: value}, ".".join(path[:-1]) + "." if len(path) > 1 else "")
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    policies = {"wait", "process_partial", "skip"}
+    if settings.assembly.incomplete_policy not in policies:
+        raise ConfigError(
+            f"assembly.incomplete_policy is {settings.assembly.incomplete_policy!r}; "
+            f"expected one of {sorted(policies)}."
+        )
+    for port_key in ("dicom_port", "http_port"):
+        port = getattr(settings.server, port_key)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"server.{port_key} is {port}; expected 0-65535 (0 picks a free port).")
+    if not 1 <= len(settings.server.ae_title) <= 16:
+        raise ConfigError(f"server.ae_title {settings.server.ae_title!r} must be 1 to 16 characters.")
