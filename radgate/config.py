@@ -189,7 +189,8 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
 
 def _env_values(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    sections = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory())}  # type: ignore[misc]
+    defaults = Settings()
+    sections = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(getattr(defaults, f.name))}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "RADGATE_CONFIG":
             continue

@@ -40,6 +40,14 @@ class Study(Base):
     AccessionNumber: Mapped[str | None] = mapped_column(String(16))
     StudyDate: Mapped[str | None] = mapped_column(String(8))
     StudyDescription: Mapped[str | None] = mapped_column(String(64))
+    StudyTime: Mapped[str | None] = mapped_column(String(16))
+    StudyID: Mapped[str | None] = mapped_column(String(16))
+    # Patient-level values are kept for QIDO-RS answers only; they never appear in logs or exports.
+    PatientName: Mapped[str | None] = mapped_column(String(324))
+    PatientID: Mapped[str | None] = mapped_column(String(64))
+    PatientBirthDate: Mapped[str | None] = mapped_column(String(8))
+    PatientSex: Mapped[str | None] = mapped_column(String(16))
+    ReferringPhysicianName: Mapped[str | None] = mapped_column(String(324))
     status: Mapped[str] = mapped_column(String(16), default="receiving")  # receiving | complete | reopened
     num_instances: Mapped[int] = mapped_column(Integer, default=0)
     first_received: Mapped[datetime] = mapped_column(DateTime)
@@ -60,10 +68,13 @@ class Series(Base):
     SeriesDescription: Mapped[str | None] = mapped_column(String(64))
     num_instances: Mapped[int] = mapped_column(Integer, default=0)
     expected_instances: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="receiving")  # receiving | complete | incomplete
+    # receiving | complete | incomplete (processed partially or skipped, see ``note``)
+    status: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
     first_received: Mapped[datetime] = mapped_column(DateTime)
     last_received: Mapped[datetime] = mapped_column(DateTime)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)  # why incomplete / waiting / skipped
 
 
 class Instance(Base):
@@ -90,6 +101,8 @@ class Instance(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(String(16))  # dimse | stow | import
     calling_ae: Mapped[str | None] = mapped_column(String(64))
+    pixel_status: Mapped[str] = mapped_column(String(16), default="unchecked")  # unchecked | ok | undecodable
+    NumberOfFrames: Mapped[int | None] = mapped_column(Integer)
     # Acquisition header features (for subgroups and drift monitoring).
     Manufacturer: Mapped[str | None] = mapped_column(String(64))
     ManufacturerModelName: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,5 @@
+"""Study assembly: when a series or study is complete, and what happens to incomplete ones."""
+
+from radgate.assembly.assembler import Assembler, AssemblyReport, SeriesCompleteHook
+
+__all__ = ["Assembler", "AssemblyReport", "SeriesCompleteHook"]

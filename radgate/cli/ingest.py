@@ -1,0 +1,153 @@
+"""``radgate serve``, ``radgate import`` and the ingest status commands."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.db import open_database
+from radgate.ingest import InstanceStore, import_paths
+from radgate.ingest.folder import iter_files
+from radgate.ingest.scp import parse_allow_entry
+from radgate.ingest.status import recent_rejections, series_status
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    dicom_port: Annotated[int | None, typer.Option("--dicom-port", help="DIMSE port (0: any free).")] = None,
+    http_port: Annotated[int | None, typer.Option("--http-port", help="HTTP port (0: any free).")] = None,
+    ae_title: Annotated[str | None, typer.Option("--ae-title", help="This gateway's AE title.")] = None,
+    allow_ae: Annotated[
+        list[str] | None,
+        typer.Option("--allow-ae", help="Calling AE allowed, as AET or AET@HOST (repeatable)."),
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    send_to: Annotated[
+        list[str] | None,
+        typer.Option("--send-to", help="Default C-STORE destination for live results, AET@HOST:PORT (repeatable)."),
+    ] = None,
+) -> None:
+    """Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages)."""
+    settings = settings_from(
+        data_dir,
+        config,
+        server__dicom_port=dicom_port,
+        server__http_port=http_port,
+        server__ae_title=ae_title,
+        server__allow_ae=allow_ae or None,
+        server__host=host,
+        results__send_to=send_to or None,
+    )
+    for entry in settings.server.allow_ae:
+        try:
+            parse_allow_entry(entry)
+        except ValueError as exc:
+            raise fail(str(exc), 2) from exc
+    from radgate.gateway import Gateway
+
+    gateway = Gateway(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        gateway.start()
+    except (OSError, RuntimeError) as exc:
+        raise fail(f"Could not start the gateway: {exc}") from exc
+    console.print(
+        f"radgate [bold]{settings.server.ae_title}[/bold] listening: DICOM {settings.server.host}:"
+        f"{gateway.dicom.port}, HTTP http://{settings.server.host}:{gateway.http_port} "
+        f"(data in {settings.data_dir}). Ctrl-C stops.",
+    )
+    # A line the tests and scripts can wait for.
+    print(json.dumps({"ready": True, "dicom_port": gateway.dicom.port, "http_port": gateway.http_port}), flush=True)
+    stop.wait()
+    gateway.stop()
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Import DICOM files from folders, with a progress bar and a summary."""
+    settings = settings_from(data_dir, config)
+    db = open_database(settings.database_url)
+    store = InstanceStore(settings, db)
+    try:
+        total = sum(1 for _ in iter_files(paths))
+    except FileNotFoundError as exc:
+        raise fail(str(exc), 2) from exc
+    with Progress(
+        TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("import", total=total)
+        summary = import_paths(store, paths, progress=lambda *_: progress.advance(task))
+    table = Table(title="Import summary")
+    table.add_column("Outcome")
+    table.add_column("Files", justify="right")
+    for key in ("stored", "revision", "duplicate", "rejected"):
+        table.add_row(key, str(summary.counts.get(key, 0)))
+    console.print(table)
+    for path, reason in summary.rejected[:50]:
+        console.print(f"[red]rejected[/red] {path}: {reason}")
+    if len(summary.rejected) > 50:
+        console.print(f"... and {len(summary.rejected) - 50} more (see `radgate rejections`).")
+
+
+@app.command()
+def rejections(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recent rejections and quarantined instances with their reasons."""
+    settings = settings_from(data_dir, config)
+    db = open_database(settings.database_url)
+    with db.session() as s:
+        rows = recent_rejections(s, limit)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Recent rejections")
+    for col in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c] or "") for c in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")))
+    console.print(table)
+
+
+@app.command()
+def series(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(help="How many, most recent first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List received series with their assembly status (receiving, complete, incomplete)."""
+    settings = settings_from(data_dir, config)
+    db = open_database(settings.database_url)
+    with db.session() as s:
+        rows = series_status(s, limit)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Series")
+    cols = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c] if r[c] is not None else "") for c in cols))
+    console.print(table)

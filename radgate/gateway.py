@@ -1,0 +1,96 @@
+"""The gateway: every long-running part of radgate in one process, started and stopped together.
+
+``radgate serve`` builds a :class:`Gateway`: database, instance store, DIMSE SCP, HTTP app (uvicorn in a
+thread), study assembler and pixel checker. Later stages (inference engine, outbox) attach as hooks and
+background services without the network edge knowing about them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+import uvicorn
+
+from radgate.assembly import Assembler, SeriesCompleteHook
+from radgate.config import Settings
+from radgate.db import Database, open_database
+from radgate.ingest import DicomServer, InstanceStore, PixelChecker
+from radgate.web import create_app
+
+__all__ = ["BackgroundService", "Gateway"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundService(Protocol):
+    """Anything the gateway starts after the edge is up and stops before it goes down."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Gateway:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or open_database(settings.database_url, echo=settings.database.echo)
+        self.store = InstanceStore(settings, self.db)
+        self.hooks: list[SeriesCompleteHook] = []
+        self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
+        self.pixels = PixelChecker(self.store, self.db)
+        self.dicom = DicomServer(settings, self.store)
+        self.app = create_app(settings, self.db, self.store)
+        self.services: list[BackgroundService] = [self.assembler, self.pixels]
+        self._http: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+
+    @property
+    def http_port(self) -> int:
+        if self._http is None or not self._http.servers:
+            raise RuntimeError("The HTTP server is not running.")
+        sock = self._http.servers[0].sockets[0]
+        return int(sock.getsockname()[1])
+
+    def start(self) -> None:
+        self.dicom.start()
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.server.host,
+            port=self.settings.server.http_port,
+            log_level="warning",
+            access_log=False,
+        )
+        self._http = uvicorn.Server(config)
+        self._http_thread = threading.Thread(target=self._http.run, name="radgate-http", daemon=True)
+        self._http_thread.start()
+        deadline = time.monotonic() + 30
+        while not self._http.started:
+            if not self._http_thread.is_alive() or time.monotonic() > deadline:
+                self.dicom.stop()
+                raise RuntimeError(
+                    f"The HTTP server did not start on {self.settings.server.host}:{self.settings.server.http_port}"
+                    " (port in use?)."
+                )
+            time.sleep(0.05)
+        for service in self.services:
+            service.start()
+        log.info("radgate gateway running: DICOM port %d, HTTP port %d", self.dicom.port, self.http_port)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_thread is not None:
+                self._http_thread.join(timeout=10)
+        self.dicom.stop()
+
+    def __enter__(self) -> Gateway:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

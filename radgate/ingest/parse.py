@@ -1,0 +1,329 @@
+"""Checking what arrives: Part-10 parsing, UID checks, the storage SOP classes, header features.
+
+Everything here is tolerant of minor deviations (pydicom reads with ``force`` where the preamble is missing)
+and strict about what radgate relies on: the three instance UIDs, a SOP Class, a size limit. A refusal is an
+:class:`IngestRejection` carrying the PS3.4 Annex B status code and a reason a human understands - never
+patient data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import struct
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pynetdicom.sop_class import _STORAGE_CLASSES
+
+__all__ = [
+    "STORAGE_SOP_CLASSES",
+    "Status",
+    "IngestRejection",
+    "ParsedInstance",
+    "parse_part10",
+    "header_features",
+    "patient_age_years",
+]
+
+#: Every storage SOP class pynetdicom knows (PS3.4 Annex B.5), by UID.
+STORAGE_SOP_CLASSES: frozenset[str] = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
+
+UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+# Tolerate the leading zeros some old modalities emit in UID components; radgate only needs path-safe UIDs.
+UID_LOOSE_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class Status:
+    """C-STORE status codes (PS3.4 Annex B.2.3 and PS3.7 Annex C) used by radgate."""
+
+    SUCCESS = 0x0000
+    REFUSED_SOP_CLASS_NOT_SUPPORTED = 0x0122
+    OUT_OF_RESOURCES = 0xA700
+    DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    CANNOT_UNDERSTAND = 0xC000
+    PROCESSING_FAILURE = 0x0110
+
+
+class IngestRejection(Exception):
+    """An instance radgate refuses, with the status to return and a human-readable reason."""
+
+    def __init__(self, status: int, reason: str, SOPInstanceUID: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.SOPInstanceUID = SOPInstanceUID
+
+
+@dataclass
+class ParsedInstance:
+    """The header of one received instance and its canonical Part-10 bytes."""
+
+    data: bytes  # Part-10 file (preamble, file meta, dataset)
+    body_offset: int  # where the dataset starts in ``data``
+    dataset: Dataset  # as read (Pixel Data present but not decoded)
+    SOPInstanceUID: str
+    SOPClassUID: str
+    StudyInstanceUID: str
+    SeriesInstanceUID: str
+    TransferSyntaxUID: str
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the dataset as encoded, excluding the file meta (which differs by sender)."""
+        return hashlib.sha256(memoryview(self.data)[self.body_offset:]).hexdigest()
+
+
+def _check_uid(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None or str(value).strip() == "":
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"{keyword} is missing; every instance needs Study, Series and SOP Instance UIDs.",
+            str(ds.get("SOPInstanceUID", "")) or None,
+        )
+    text = str(value).strip().rstrip("\x00")
+    if len(text) > 64 or not UID_LOOSE_RE.match(text):
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"{keyword} {text[:80]!r} is not a valid UID (digits and dots, at most 64 characters).",
+            None,
+        )
+    return text
+
+
+def _meta_length(data: bytes) -> int | None:
+    """Offset of the dataset in a Part-10 file, from (0002,0000) FileMetaInformationGroupLength."""
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return None
+    tag_group, tag_elem = struct.unpack_from("<HH", data, 132)
+    vr = data[136:138]
+    if (tag_group, tag_elem) != (0x0002, 0x0000) or vr != b"UL":
+        return None
+    (length,) = struct.unpack_from("<I", data, 140)
+    offset = 144 + length
+    return offset if offset <= len(data) else None
+
+
+def parse_part10(data: bytes, max_bytes: int | None = None) -> ParsedInstance:
+    """Parse received bytes (a Part-10 file, or a bare dataset) into a :class:`ParsedInstance`.
+
+    Raises :class:`IngestRejection` for empty, oversized, non-DICOM or truncated input and for missing or
+    malformed UIDs.
+    """
+    if len(data) == 0:
+        raise IngestRejection(Status.CANNOT_UNDERSTAND, "The file is empty (zero bytes).")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise IngestRejection(
+            Status.OUT_OF_RESOURCES,
+            f"The instance is {len(data):,} bytes; the configured limit (ingest.max_instance_bytes) "
+            f"is {max_bytes:,}.",
+        )
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+    except InvalidDicomError:
+        ds = _read_forced(data)
+    except Exception as exc:  # pydicom raises many kinds on malformed input
+        raise IngestRejection(Status.CANNOT_UNDERSTAND, f"Not readable as DICOM: {_short(exc)}.") from exc
+
+    SOPInstanceUID = _check_uid(ds, "SOPInstanceUID")
+    SOPClassUID = _check_uid(ds, "SOPClassUID")
+    StudyInstanceUID = _check_uid(ds, "StudyInstanceUID")
+    SeriesInstanceUID = _check_uid(ds, "SeriesInstanceUID")
+
+    meta = getattr(ds, "file_meta", None)
+    body_offset = _meta_length(data)
+    if body_offset is None or meta is None or "TransferSyntaxUID" not in meta:
+        # A bare dataset (no preamble/meta): wrap it in a proper Part-10 file, keeping the dataset as read.
+        data, body_offset, ds = _wrap_bare(data, ds)
+        meta = ds.file_meta
+    TransferSyntaxUID = str(meta.TransferSyntaxUID)
+
+    _check_complete(ds, TransferSyntaxUID)
+    parsed = ParsedInstance(
+        data=data,
+        body_offset=body_offset,
+        dataset=ds,
+        SOPInstanceUID=SOPInstanceUID,
+        SOPClassUID=SOPClassUID,
+        StudyInstanceUID=StudyInstanceUID,
+        SeriesInstanceUID=SeriesInstanceUID,
+        TransferSyntaxUID=TransferSyntaxUID,
+    )
+    parsed.features = header_features(ds)
+    return parsed
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _read_forced(data: bytes) -> Dataset:
+    """Read a dataset without preamble; refuse input that merely happens not to crash the parser."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:
+        raise IngestRejection(Status.CANNOT_UNDERSTAND, f"Not readable as DICOM: {_short(exc)}.") from exc
+    if "SOPInstanceUID" not in ds and "SOPClassUID" not in ds:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            "Not a DICOM file: no 'DICM' prefix and no SOP Class/Instance UID could be read.",
+        )
+    return ds
+
+
+def _wrap_bare(data: bytes, ds: Dataset) -> tuple[bytes, int, Dataset]:
+    """Give a bare dataset (no preamble or file meta) a Part-10 header, keeping its encoding."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if not ds.is_little_endian:
+        ts = UID("1.2.840.10008.1.2.2")  # Explicit VR Big Endian (retired, still readable)
+    elif ds.is_implicit_VR:
+        ts = UID("1.2.840.10008.1.2")
+    else:
+        ts = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = ts
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta = meta
+    buf = io.BytesIO()
+    try:
+        ds.save_as(buf, enforce_file_format=True)
+    except Exception as exc:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"A dataset without file meta could not be given one: {_short(exc)}.",
+            str(ds.get("SOPInstanceUID", "")) or None,
+        ) from exc
+    out = buf.getvalue()
+    offset = _meta_length(out)
+    if offset is None:
+        raise IngestRejection(Status.CANNOT_UNDERSTAND, "The rewritten file has no file meta group length.")
+    return out, offset, pydicom.dcmread(io.BytesIO(out))
+
+
+def _int(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        return int(ds.get(keyword, default) or default)
+    except (TypeError, ValueError):
+        return default
+
+
+def _check_complete(ds: Dataset, ts: str) -> None:
+    """Detect truncation: for native (uncompressed) pixel data, the declared size must be present.
+
+    pydicom reads a file cut inside its pixel data without complaint, so compare the length of Pixel Data
+    with Rows x Columns x SamplesPerPixel x BitsAllocated x frames (PS3.5 8.1.1). Compressed pixel data
+    is checked by decoding later, off the network path.
+    """
+    try:
+        pixel = ds["PixelData"].value if "PixelData" in ds else None
+    except Exception as exc:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"The file is truncated or malformed after the header: {_short(exc)}.",
+            str(ds.get("SOPInstanceUID", "")) or None,
+        ) from exc
+    if pixel is None or UID(ts).is_compressed:
+        return
+    rows, cols, bits = _int(ds, "Rows", 0), _int(ds, "Columns", 0), _int(ds, "BitsAllocated", 0)
+    if not (rows and cols and bits):
+        return
+    spp, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
+    expected = rows * cols * spp * frames * bits // 8
+    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+        expected = expected * 2 // 3  # two samples per pixel after 4:2:2 subsampling (PS3.3 C.7.6.3.1.2)
+    if len(pixel) < expected:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"Pixel Data is truncated: {len(pixel):,} bytes present, {expected:,} expected from "
+            f"Rows {rows} x Columns {cols} x {bits} bits x {frames} frame(s).",
+            str(ds.get("SOPInstanceUID", "")) or None,
+        )
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)
+    return str(value)[:limit] or None
+
+
+def _number(ds: Dataset, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            value = value[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _da(value: object) -> date | None:
+    text = str(value or "").strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def patient_age_years(ds: Dataset) -> float | None:
+    """Age in years from PatientAge (AS: ``nnnD/W/M/Y``, PS3.5 6.2), else from birth date and study date."""
+    raw = str(ds.get("PatientAge", "") or "").strip().upper()
+    match = re.fullmatch(r"(\d{1,3})([DWMY])", raw)
+    if match:
+        n, unit = int(match.group(1)), match.group(2)
+        return {"D": n / 365.25, "W": n * 7 / 365.25, "M": n / 12.0, "Y": float(n)}[unit]
+    born = _da(ds.get("PatientBirthDate"))
+    seen = _da(ds.get("StudyDate")) or _da(ds.get("AcquisitionDate")) or _da(ds.get("ContentDate"))
+    if born and seen and seen >= born:
+        return round((seen - born).days / 365.25, 2)
+    return None
+
+
+def header_features(ds: Dataset) -> dict[str, Any]:
+    """The acquisition features kept per instance for subgroups and drift monitoring."""
+    spacing = _number(ds, "PixelSpacing")
+    if spacing is None or spacing <= 0:
+        spacing = _number(ds, "ImagerPixelSpacing")
+    if spacing is not None and spacing <= 0:
+        spacing = None  # "0\0" is seen in the wild and means nothing
+    bits = ds.get("BitsStored")
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    frames = _number(ds, "NumberOfFrames")
+    return {
+        "Manufacturer": _text(ds, "Manufacturer", 64),
+        "ManufacturerModelName": _text(ds, "ManufacturerModelName", 64),
+        "SoftwareVersions": _text(ds, "SoftwareVersions", 128),
+        "StationName": _text(ds, "StationName", 16),
+        "InstitutionName": _text(ds, "InstitutionName", 64),
+        "Modality": _text(ds, "Modality", 16),
+        "BodyPartExamined": _text(ds, "BodyPartExamined", 16),
+        "ViewPosition": _text(ds, "ViewPosition", 16),
+        "PhotometricInterpretation": _text(ds, "PhotometricInterpretation", 16),
+        "BitsStored": int(bits) if bits not in (None, "") else None,
+        "Rows": int(rows) if rows not in (None, "") else None,
+        "Columns": int(cols) if cols not in (None, "") else None,
+        "NumberOfFrames": int(frames) if frames is not None else None,
+        "PixelSpacing": spacing,
+        "KVP": _number(ds, "KVP"),
+        "Exposure": _number(ds, "Exposure"),
+        "ConvolutionKernel": _text(ds, "ConvolutionKernel", 64),
+        "SliceThickness": _number(ds, "SliceThickness"),
+        "PatientAge": patient_age_years(ds),
+        "PatientSex": _text(ds, "PatientSex", 4),
+    }

@@ -1,0 +1,383 @@
+"""The instance store: durable, idempotent storage of received instances, and their index rows.
+
+An instance is acknowledged only after (1) its bytes are written and fsync'd under
+``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file, then its
+directory) and (2) its row, with the series and study rows it updates, is committed. A crash between the two
+leaves an unreferenced file that the next store of the same instance replaces; it never leaves a row without
+its file.
+
+Duplicates: the same SOPInstanceUID with the same dataset bytes (file meta excluded, since it differs by
+sender) is a success that stores nothing. The same UID with different bytes becomes revision N+1; earlier
+revisions are kept and never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from radgate.config import Settings
+from radgate.db import Database, Instance, Rejection, Series, Study
+from radgate.ingest.parse import (
+    STORAGE_SOP_CLASSES,
+    IngestRejection,
+    ParsedInstance,
+    Status,
+    parse_part10,
+)
+
+__all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamps throughout the database (SQLite has no time zones)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What happened to one received instance."""
+
+    outcome: str  # stored | duplicate | revision | rejected
+    status: int  # PS3.4 status to return
+    SOPInstanceUID: str | None = None
+    StudyInstanceUID: str | None = None
+    SeriesInstanceUID: str | None = None
+    SOPClassUID: str | None = None
+    reason: str | None = None
+    revision: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "rejected"
+
+
+StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
+
+
+class InstanceStore:
+    """Stores instances durably and indexes them; safe to call from many threads.
+
+    The database write and the final rename are serialised by one lock: SQLite allows one writer anyway, and
+    it makes duplicate/revision detection race-free. Parsing, hashing and the fsync of the data happen
+    outside the lock, so concurrent associations overlap their slow parts.
+    """
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.root = settings.store_dir
+        self.tmp = self.root / ".incoming"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()  # shared with the assembler
+        self._fsync = settings.ingest.fsync
+        self._rejected_classes = set(settings.ingest.reject_sop_classes)
+        self._known_dirs: set[Path] = set()
+
+    # ------------------------------------------------------------------ public
+    def store_bytes(
+        self,
+        data: bytes,
+        *,
+        source: str,
+        calling_ae: str | None = None,
+        origin: str | None = None,
+        expected_sop_instance_uid: str | None = None,
+        required_study_uid: str | None = None,
+    ) -> StoreOutcome:
+        """Validate, store and index one instance; never raises for bad input.
+
+        ``expected_sop_instance_uid`` is the C-STORE request's Affected SOP Instance UID;
+        ``required_study_uid`` the study named in a STOW-RS URL.
+        """
+        try:
+            parsed = parse_part10(data, self.settings.ingest.max_instance_bytes)
+            self._check_acceptable(parsed, expected_sop_instance_uid, required_study_uid)
+        except IngestRejection as rej:
+            return self.reject(data, rej, source=source, calling_ae=calling_ae, origin=origin)
+        try:
+            return self._store(parsed, source=source, calling_ae=calling_ae)
+        except Exception as exc:  # disk full, database down: a failure status, never a crash
+            log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
+            rej = IngestRejection(
+                Status.OUT_OF_RESOURCES,
+                f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry.",
+                parsed.SOPInstanceUID,
+            )
+            return self.reject(None, rej, source=source, calling_ae=calling_ae, origin=origin)
+
+    def reject(
+        self,
+        data: bytes | None,
+        rej: IngestRejection,
+        *,
+        source: str,
+        calling_ae: str | None = None,
+        origin: str | None = None,
+    ) -> StoreOutcome:
+        """Record a refusal; keep the bytes in quarantine (unless over the size limit) so nothing is lost."""
+        quarantine_path: str | None = None
+        if data and rej.status != Status.OUT_OF_RESOURCES:
+            name = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.bin"
+            path = self.settings.quarantine_dir / name
+            try:
+                self._write_durably(path, data)
+                quarantine_path = name
+            except OSError:
+                log.exception("Could not write a quarantine file")
+        log.warning(
+            "Rejected instance from %s (source %s, SOPInstanceUID %s): status 0x%04X, %s",
+            calling_ae or origin or "unknown",
+            source,
+            rej.SOPInstanceUID or "unknown",
+            rej.status,
+            rej.reason,
+        )
+        try:
+            with self.db.session() as s:
+                s.add(
+                    Rejection(
+                        at=utcnow(),
+                        source=source,
+                        calling_ae=calling_ae,
+                        origin=origin,
+                        SOPInstanceUID=rej.SOPInstanceUID,
+                        status=rej.status,
+                        reason=rej.reason,
+                        quarantine_path=quarantine_path,
+                    )
+                )
+        except Exception:
+            log.exception("Could not record a rejection")
+        return StoreOutcome("rejected", rej.status, SOPInstanceUID=rej.SOPInstanceUID, reason=rej.reason)
+
+    def record_refusal(self, source: str, calling_ae: str | None, origin: str | None, reason: str) -> None:
+        """Record a refusal that carried no instance (an association from a caller not on the allowlist)."""
+        try:
+            with self.db.session() as s:
+                s.add(Rejection(at=utcnow(), source=source, calling_ae=calling_ae, origin=origin, reason=reason))
+        except Exception:
+            log.exception("Could not record a refusal")
+
+    def path_of(self, instance: Instance) -> Path:
+        return self.root / instance.path
+
+    # ----------------------------------------------------------------- helpers
+    def _check_acceptable(
+        self, parsed: ParsedInstance, expected_uid: str | None, study_uid: str | None = None
+    ) -> None:
+        if study_uid is not None and parsed.StudyInstanceUID != study_uid:
+            raise IngestRejection(
+                Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                f"The instance belongs to study {parsed.StudyInstanceUID}, not to {study_uid} named in the URL.",
+                parsed.SOPInstanceUID,
+            )
+        if parsed.SOPClassUID not in STORAGE_SOP_CLASSES or parsed.SOPClassUID in self._rejected_classes:
+            raise IngestRejection(
+                Status.REFUSED_SOP_CLASS_NOT_SUPPORTED,
+                f"SOP Class {parsed.SOPClassUID} is not a storage SOP class radgate accepts.",
+                parsed.SOPInstanceUID,
+            )
+        if expected_uid is not None and expected_uid.strip("\x00 ") != parsed.SOPInstanceUID:
+            raise IngestRejection(
+                Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                f"The dataset's SOPInstanceUID {parsed.SOPInstanceUID} differs from the C-STORE request's "
+                f"Affected SOP Instance UID {expected_uid.strip()}.",
+                parsed.SOPInstanceUID,
+            )
+
+    def _write_durably(self, path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if self._fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _fsync_dir(self, path: Path) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _ensure_dir(self, path: Path) -> None:
+        if path in self._known_dirs:
+            return
+        created: list[Path] = []
+        p = path
+        while not p.exists():
+            created.append(p)
+            p = p.parent
+        path.mkdir(parents=True, exist_ok=True)
+        for d in reversed(created):  # make each new directory entry durable in its parent
+            self._fsync_dir(d.parent)
+        self._known_dirs.add(path)
+
+    def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
+        digest = parsed.sha256
+        tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
+        self._write_durably(tmp_path, parsed.data)
+        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        try:
+            with self.lock:
+                with self.db.session() as s:
+                    existing = s.execute(
+                        select(Instance.revision, Instance.sha256).where(
+                            Instance.SOPInstanceUID == parsed.SOPInstanceUID
+                        )
+                    ).all()
+                    if any(row.sha256 == digest for row in existing):
+                        tmp_path.unlink(missing_ok=True)
+                        return self._outcome("duplicate", parsed, max(r.revision for r in existing))
+                    revision = max((r.revision for r in existing), default=0) + 1
+                    name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
+                    self._ensure_dir(series_dir)
+                    final = series_dir / name
+                    os.replace(tmp_path, final)
+                    self._fsync_dir(series_dir)
+                    now = utcnow()
+                    self._index(s, parsed, digest, revision, final, now, source, calling_ae)
+                # The session committed when the ``with`` block closed: now it is safe to acknowledge.
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        if revision > 1:
+            log.warning(
+                "SOPInstanceUID %s received again with different content: kept as revision %d",
+                parsed.SOPInstanceUID,
+                revision,
+            )
+        return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
+
+    @staticmethod
+    def _outcome(kind: str, parsed: ParsedInstance, revision: int) -> StoreOutcome:
+        return StoreOutcome(
+            kind,
+            Status.SUCCESS,
+            SOPInstanceUID=parsed.SOPInstanceUID,
+            StudyInstanceUID=parsed.StudyInstanceUID,
+            SeriesInstanceUID=parsed.SeriesInstanceUID,
+            SOPClassUID=parsed.SOPClassUID,
+            revision=revision,
+        )
+
+    def _index(
+        self,
+        s: object,
+        parsed: ParsedInstance,
+        digest: str,
+        revision: int,
+        final: Path,
+        now: datetime,
+        source: str,
+        calling_ae: str | None,
+    ) -> None:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(s, Session)
+        ds = parsed.dataset
+        f = parsed.features
+        study = s.get(Study, parsed.StudyInstanceUID)
+        if study is None:
+            study = Study(
+                StudyInstanceUID=parsed.StudyInstanceUID,
+                AccessionNumber=_str(ds, "AccessionNumber", 16),
+                StudyDate=_str(ds, "StudyDate", 8),
+                StudyTime=_str(ds, "StudyTime", 16),
+                StudyID=_str(ds, "StudyID", 16),
+                StudyDescription=_str(ds, "StudyDescription", 64),
+                PatientName=_str(ds, "PatientName", 324),
+                PatientID=_str(ds, "PatientID", 64),
+                PatientBirthDate=_str(ds, "PatientBirthDate", 8),
+                PatientSex=_str(ds, "PatientSex", 16),
+                ReferringPhysicianName=_str(ds, "ReferringPhysicianName", 324),
+                status="receiving",
+                num_instances=0,
+                first_received=now,
+                last_received=now,
+                reopened_count=0,
+            )
+            s.add(study)
+        elif study.status == "complete":
+            study.status = "reopened"
+            study.reopened_count = (study.reopened_count or 0) + 1
+            log.warning("Study %s received a new instance after completion: re-opened", study.StudyInstanceUID)
+        study.num_instances = (study.num_instances or 0) + (1 if revision == 1 else 0)
+        study.last_received = now
+
+        series = s.get(Series, parsed.SeriesInstanceUID)
+        if series is None:
+            series = Series(
+                SeriesInstanceUID=parsed.SeriesInstanceUID,
+                StudyInstanceUID=parsed.StudyInstanceUID,
+                Modality=f["Modality"],
+                SeriesNumber=_int_or_none(ds.get("SeriesNumber")),
+                SeriesDescription=_str(ds, "SeriesDescription", 64),
+                num_instances=0,
+                status="receiving",
+                first_received=now,
+                last_received=now,
+                reopened_count=0,
+            )
+            expected = _int_or_none(ds.get("NumberOfSeriesRelatedInstances"))
+            if expected:
+                series.expected_instances = expected
+            s.add(series)
+        elif series.status in ("complete", "incomplete"):
+            series.note = f"re-opened: new instance after {series.status} at {now:%Y-%m-%d %H:%M:%S}"
+            series.status = "receiving"
+            series.reopened_count = (series.reopened_count or 0) + 1
+        series.num_instances = (series.num_instances or 0) + (1 if revision == 1 else 0)
+        series.last_received = now
+
+        s.add(
+            Instance(
+                SOPInstanceUID=parsed.SOPInstanceUID,
+                revision=revision,
+                SOPClassUID=parsed.SOPClassUID,
+                StudyInstanceUID=parsed.StudyInstanceUID,
+                SeriesInstanceUID=parsed.SeriesInstanceUID,
+                InstanceNumber=_int_or_none(ds.get("InstanceNumber")),
+                TransferSyntaxUID=parsed.TransferSyntaxUID,
+                path=str(final.relative_to(self.root)),
+                size=len(parsed.data),
+                sha256=digest,
+                received_at=now,
+                source=source,
+                calling_ae=calling_ae,
+                pixel_status="unchecked",
+                **f,
+            )
+        )
+
+
+def _str(ds: object, keyword: str, limit: int) -> str | None:
+    value = ds.get(keyword)  # type: ignore[attr-defined]
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text[:limit] or None
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None

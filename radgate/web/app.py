@@ -1,0 +1,27 @@
+"""The FastAPI application of a running gateway."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from radgate import __version__
+from radgate.config import Settings
+from radgate.db import Database
+from radgate.ingest.store import InstanceStore
+from radgate.web import api, dicomweb
+from radgate.web.errors import install_error_handlers
+
+
+def create_app(settings: Settings, db: Database, store: InstanceStore) -> FastAPI:
+    app = FastAPI(
+        title="radgate",
+        version=__version__,
+        description="AI gateway for medical imaging. Infrastructure, not a medical device.",
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.store = store
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(dicomweb.router)
+    return app

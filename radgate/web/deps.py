@@ -1,0 +1,36 @@
+"""Typed dependencies: the services a route may call, taken from the running gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from radgate.config import Settings
+from radgate.db import Database
+from radgate.ingest.store import InstanceStore
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def get_store(request: Request) -> InstanceStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
+    with db.sessionmaker() as s:
+        yield s
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+StoreDep = Annotated[InstanceStore, Depends(get_store)]
+SessionDep = Annotated[Session, Depends(get_session)]

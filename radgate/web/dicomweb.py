@@ -1,0 +1,88 @@
+"""DICOMweb routes (PS3.18): STOW-RS and QIDO-RS under ``/dicomweb``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from radgate.dicomweb import (
+    MultipartError,
+    QidoError,
+    parse_multipart_related,
+    search_instances,
+    search_series,
+    search_studies,
+    store_parts,
+)
+from radgate.web.deps import SessionDep, StoreDep
+from radgate.web.errors import ApiError
+
+router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+DICOM_JSON = "application/dicom+json"
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/dicomweb"
+
+
+def _stow(request: Request, store: StoreDep, body: bytes, study_uid: str | None) -> JSONResponse:
+    try:
+        part_type, parts = parse_multipart_related(request.headers.get("content-type", ""), body)
+    except MultipartError as exc:
+        raise ApiError(415, str(exc)) from exc
+    if part_type and part_type.strip('"').lower() != "application/dicom":
+        raise ApiError(415, f"multipart/related type {part_type!r} is not supported; use application/dicom.")
+    if not parts:
+        raise ApiError(400, "The request holds no parts.")
+    client = request.client.host if request.client else None
+    result = store_parts(store, parts, study_uid=study_uid, origin=client)
+    return JSONResponse(
+        result.response(_base_url(request)).to_json_dict(), status_code=result.http_status, media_type=DICOM_JSON
+    )
+
+
+@router.post("/studies")
+async def stow_studies(request: Request, store: StoreDep) -> JSONResponse:
+    from starlette.concurrency import run_in_threadpool
+
+    body = await request.body()
+    return await run_in_threadpool(_stow, request, store, body, None)
+
+
+@router.post("/studies/{study_uid}")
+async def stow_study(study_uid: str, request: Request, store: StoreDep) -> JSONResponse:
+    from starlette.concurrency import run_in_threadpool
+
+    body = await request.body()
+    return await run_in_threadpool(_stow, request, store, body, study_uid)
+
+
+def _qido(result: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(result, media_type=DICOM_JSON)
+
+
+@router.get("/studies")
+def qido_studies(request: Request, session: SessionDep) -> JSONResponse:
+    try:
+        return _qido(search_studies(session, dict(request.query_params), _base_url(request)))
+    except QidoError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+@router.get("/studies/{study_uid}/series")
+def qido_series(study_uid: str, request: Request, session: SessionDep) -> JSONResponse:
+    try:
+        return _qido(search_series(session, study_uid, dict(request.query_params), _base_url(request)))
+    except QidoError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances")
+def qido_instances(study_uid: str, series_uid: str, request: Request, session: SessionDep) -> JSONResponse:
+    try:
+        params = dict(request.query_params)
+        return _qido(search_instances(session, study_uid, series_uid, params, _base_url(request)))
+    except QidoError as exc:
+        raise ApiError(400, str(exc)) from exc
