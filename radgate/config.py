@@ -190,14 +190,16 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
 def _env_values(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     defaults = Settings()
-    sections = {f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(getattr(defaults, f.name))}
+    sections = {
+        f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(getattr(defaults, f.name))
+    }
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "RADGATE_CONFIG":
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         for section in sections:
             if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1:]] = raw
+                out.setdefault(section, {})[rest[len(section) + 1 :]] = raw
                 break
         else:
             out[rest] = raw

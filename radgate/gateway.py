@@ -71,7 +71,8 @@ class Gateway:
             if not self._http_thread.is_alive() or time.monotonic() > deadline:
                 self.dicom.stop()
                 raise RuntimeError(
-                    f"The HTTP server did not start on {self.settings.server.host}:{self.settings.server.http_port}"
+                    f"The HTTP server did not start on {self.settings.server.host}:"
+                    f"{self.settings.server.http_port}"
                     " (port in use?)."
                 )
             time.sleep(0.05)

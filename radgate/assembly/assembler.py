@@ -122,7 +122,9 @@ class Assembler:
             self._complete(s, series, now, report, partial=True)
             log.warning("Series %s incomplete, processed partially: %s", series.SeriesInstanceUID, note)
 
-    def _complete(self, s: Session, series: Series, now: datetime, report: AssemblyReport, partial: bool) -> None:
+    def _complete(
+        self, s: Session, series: Series, now: datetime, report: AssemblyReport, partial: bool
+    ) -> None:
         series.status = "incomplete" if partial else "complete"
         series.completed_at = now
         (report.partial if partial else report.completed).append(series.SeriesInstanceUID)
@@ -132,7 +134,9 @@ class Assembler:
     def _check_study(self, s: Session, study: Study, now: datetime, report: AssemblyReport) -> None:
         if now - study.last_received < self.quiet:
             return
-        states = s.scalars(select(Series.status).where(Series.StudyInstanceUID == study.StudyInstanceUID)).all()
+        states = s.scalars(
+            select(Series.status).where(Series.StudyInstanceUID == study.StudyInstanceUID)
+        ).all()
         if states and all(state in ("complete", "incomplete") for state in states):
             study.status = "complete"
             study.completed_at = now

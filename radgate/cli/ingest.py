@@ -34,7 +34,9 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
     send_to: Annotated[
         list[str] | None,
-        typer.Option("--send-to", help="Default C-STORE destination for live results, AET@HOST:PORT (repeatable)."),
+        typer.Option(
+            "--send-to", help="Default C-STORE destination for live results, AET@HOST:PORT (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages)."""
@@ -69,7 +71,10 @@ def serve(
         f"(data in {settings.data_dir}). Ctrl-C stops.",
     )
     # A line the tests and scripts can wait for.
-    print(json.dumps({"ready": True, "dicom_port": gateway.dicom.port, "http_port": gateway.http_port}), flush=True)
+    print(
+        json.dumps({"ready": True, "dicom_port": gateway.dicom.port, "http_port": gateway.http_port}),
+        flush=True,
+    )
     stop.wait()
     gateway.stop()
 
@@ -89,8 +94,12 @@ def import_(
     except FileNotFoundError as exc:
         raise fail(str(exc), 2) from exc
     with Progress(
-        TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]Importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         task = progress.add_task("import", total=total)
         summary = import_paths(store, paths, progress=lambda *_: progress.advance(task))
@@ -125,7 +134,9 @@ def rejections(
     for col in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason"):
         table.add_column(col)
     for r in rows:
-        table.add_row(*(str(r[c] or "") for c in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")))
+        table.add_row(
+            *(str(r[c] or "") for c in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason"))
+        )
     console.print(table)
 
 

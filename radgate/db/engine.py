@@ -57,7 +57,7 @@ class Database:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision of every branch (a no-op when it is there already)."""
+        """Bring the schema to the newest revision of every Alembic branch (no-op when up to date)."""
         cfg = alembic_config(self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn

@@ -116,7 +116,9 @@ class Instance(Base):
     BitsStored: Mapped[int | None] = mapped_column(Integer)
     Rows: Mapped[int | None] = mapped_column(Integer)
     Columns: Mapped[int | None] = mapped_column(Integer)
-    PixelSpacing: Mapped[float | None] = mapped_column(Float)  # row spacing in mm (PixelSpacing or ImagerPixelSpacing)
+    PixelSpacing: Mapped[float | None] = mapped_column(
+        Float
+    )  # row spacing in mm (PixelSpacing or ImagerPixelSpacing)
     KVP: Mapped[float | None] = mapped_column(Float)
     Exposure: Mapped[float | None] = mapped_column(Float)
     ConvolutionKernel: Mapped[str | None] = mapped_column(String(64))

@@ -73,7 +73,9 @@ def _parse(
         kw = _keyword(raw)
         if kw not in columns:
             supported = ", ".join(sorted(columns))
-            raise QidoError(f"Matching on {raw!r} is not supported at the {level} level; supported: {supported}.")
+            raise QidoError(
+                f"Matching on {raw!r} is not supported at the {level} level; supported: {supported}."
+            )
         if value == "" or columns[kw] is None:
             continue  # universal match, or handled by the caller
         tag = tag_for_keyword(kw)
@@ -158,7 +160,9 @@ def search_studies(s: Session, params: Mapping[str, str], base_url: str = "") ->
 def _latest_counts(s: Session, column: Any, uids: list[str]) -> dict[str, int]:
     """Instances per study/series, counting each SOPInstanceUID once whatever its revisions."""
     rows = s.execute(
-        select(column, func.count(func.distinct(Instance.SOPInstanceUID))).where(column.in_(uids)).group_by(column)
+        select(column, func.count(func.distinct(Instance.SOPInstanceUID)))
+        .where(column.in_(uids))
+        .group_by(column)
     ).all()
     return {uid: n for uid, n in rows}
 

@@ -71,7 +71,8 @@ def store_parts(
         if part.content_type not in ACCEPTED_TYPES:
             rej = IngestRejection(
                 Status.REFUSED_SOP_CLASS_NOT_SUPPORTED,
-                f"Part media type {part.content_type or 'missing'!r} is not supported; send application/dicom.",
+                f"Part media type {part.content_type or 'missing'!r} is not supported; "
+                "send application/dicom.",
             )
             result.outcomes.append(store.reject(part.body, rej, source="stow", origin=origin))
             continue

@@ -14,6 +14,7 @@ the model sees at run time exactly what it saw in training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -41,7 +42,8 @@ def to_display(ds: Dataset, frame: int = 0) -> DisplayImage:
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(
-            f"PhotometricInterpretation {photometric!r} is not supported; expected MONOCHROME1 or MONOCHROME2."
+            f"PhotometricInterpretation {photometric!r} is not supported; "
+            "expected MONOCHROME1 or MONOCHROME2."
         )
     arr = ds.pixel_array
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
@@ -80,14 +82,11 @@ def to_display(ds: Dataset, frame: int = 0) -> DisplayImage:
     return DisplayImage(out.astype(np.float32), center, width, source, inverted)
 
 
-def _first(value: object) -> float:
+def _first(value: Any) -> float:
     """WindowCenter/WindowWidth may be multi-valued; the first pair is the default (PS3.3 C.11.2.1.2)."""
-    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
-        try:
-            return float(value[0])  # type: ignore[index]
-        except (TypeError, IndexError):
-            pass
-    return float(value)  # type: ignore[arg-type]
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__getitem__"):
+        return float(value[0])
+    return float(value)
 
 
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
 __all__ = [
@@ -51,7 +51,7 @@ class Status:
     PROCESSING_FAILURE = 0x0110
 
 
-class IngestRejection(Exception):
+class IngestRejection(Exception):  # noqa: N818 - a rejection, not an error of radgate
     """An instance radgate refuses, with the status to return and a human-readable reason."""
 
     def __init__(self, status: int, reason: str, SOPInstanceUID: str | None = None) -> None:
@@ -78,7 +78,7 @@ class ParsedInstance:
     @property
     def sha256(self) -> str:
         """Hash of the dataset as encoded, excluding the file meta (which differs by sender)."""
-        return hashlib.sha256(memoryview(self.data)[self.body_offset:]).hexdigest()
+        return hashlib.sha256(memoryview(self.data)[self.body_offset :]).hexdigest()
 
 
 def _check_uid(ds: Dataset, keyword: str) -> str:
@@ -126,6 +126,7 @@ def parse_part10(data: bytes, max_bytes: int | None = None) -> ParsedInstance:
             f"The instance is {len(data):,} bytes; the configured limit (ingest.max_instance_bytes) "
             f"is {max_bytes:,}.",
         )
+    ds: Dataset
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
     except InvalidDicomError:

@@ -37,9 +37,11 @@ class AllowEntry:
         if self.host is None:
             return set()
         try:
-            return {info[4][0] for info in socket.getaddrinfo(self.host, None)} | {self.host}
+            return {str(info[4][0]) for info in socket.getaddrinfo(self.host, None)} | {self.host}
         except socket.gaierror:
-            log.warning("Allowlist host %r does not resolve; only an exact address match will pass", self.host)
+            log.warning(
+                "Allowlist host %r does not resolve; only an exact address match will pass", self.host
+            )
             return {self.host}
 
 
@@ -80,15 +82,15 @@ class DicomServer:
         return int(self.server.server_address[1])
 
     def start(self) -> None:
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
         address = (self.settings.server.host, self.settings.server.dicom_port)
-        self.server = self.ae.start_server(address, block=False, evt_handlers=handlers)
-        # Nagle's algorithm meets delayed ACKs on small DIMSE responses: switch it off on every socket.
-        self.server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        assert server is not None  # block=False always returns the server
+        self.server = server
         log.info("DICOM SCP %s listening on %s:%d", self.settings.server.ae_title, address[0], self.port)
 
     def stop(self) -> None:
@@ -100,10 +102,7 @@ class DicomServer:
     def is_allowed(self, calling_ae: str, address: str) -> bool:
         if not self._allowed:
             return True
-        for aet, hosts in self._allowed:
-            if aet == calling_ae and (not hosts or address in hosts):
-                return True
-        return False
+        return any(aet == calling_ae and (not hosts or address in hosts) for aet, hosts in self._allowed)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
@@ -110,12 +110,12 @@ class InstanceStore:
             return self._store(parsed, source=source, calling_ae=calling_ae)
         except Exception as exc:  # disk full, database down: a failure status, never a crash
             log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
-            rej = IngestRejection(
+            failure = IngestRejection(
                 Status.OUT_OF_RESOURCES,
                 f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry.",
                 parsed.SOPInstanceUID,
             )
-            return self.reject(None, rej, source=source, calling_ae=calling_ae, origin=origin)
+            return self.reject(None, failure, source=source, calling_ae=calling_ae, origin=origin)
 
     def reject(
         self,
@@ -166,7 +166,9 @@ class InstanceStore:
         """Record a refusal that carried no instance (an association from a caller not on the allowlist)."""
         try:
             with self.db.session() as s:
-                s.add(Rejection(at=utcnow(), source=source, calling_ae=calling_ae, origin=origin, reason=reason))
+                s.add(
+                    Rejection(at=utcnow(), source=source, calling_ae=calling_ae, origin=origin, reason=reason)
+                )
         except Exception:
             log.exception("Could not record a refusal")
 
@@ -180,7 +182,8 @@ class InstanceStore:
         if study_uid is not None and parsed.StudyInstanceUID != study_uid:
             raise IngestRejection(
                 Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
-                f"The instance belongs to study {parsed.StudyInstanceUID}, not to {study_uid} named in the URL.",
+                f"The instance belongs to study {parsed.StudyInstanceUID}, "
+                f"not to {study_uid} named in the URL.",
                 parsed.SOPInstanceUID,
             )
         if parsed.SOPClassUID not in STORAGE_SOP_CLASSES or parsed.SOPClassUID in self._rejected_classes:
@@ -237,24 +240,23 @@ class InstanceStore:
         self._write_durably(tmp_path, parsed.data)
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         try:
-            with self.lock:
-                with self.db.session() as s:
-                    existing = s.execute(
-                        select(Instance.revision, Instance.sha256).where(
-                            Instance.SOPInstanceUID == parsed.SOPInstanceUID
-                        )
-                    ).all()
-                    if any(row.sha256 == digest for row in existing):
-                        tmp_path.unlink(missing_ok=True)
-                        return self._outcome("duplicate", parsed, max(r.revision for r in existing))
-                    revision = max((r.revision for r in existing), default=0) + 1
-                    name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
-                    self._ensure_dir(series_dir)
-                    final = series_dir / name
-                    os.replace(tmp_path, final)
-                    self._fsync_dir(series_dir)
-                    now = utcnow()
-                    self._index(s, parsed, digest, revision, final, now, source, calling_ae)
+            with self.lock, self.db.session() as s:
+                existing = s.execute(
+                    select(Instance.revision, Instance.sha256).where(
+                        Instance.SOPInstanceUID == parsed.SOPInstanceUID
+                    )
+                ).all()
+                if any(row.sha256 == digest for row in existing):
+                    tmp_path.unlink(missing_ok=True)
+                    return self._outcome("duplicate", parsed, max(r.revision for r in existing))
+                revision = max((r.revision for r in existing), default=0) + 1
+                name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
+                self._ensure_dir(series_dir)
+                final = series_dir / name
+                os.replace(tmp_path, final)
+                self._fsync_dir(series_dir)
+                now = utcnow()
+                self._index(s, parsed, digest, revision, final, now, source, calling_ae)
                 # The session committed when the ``with`` block closed: now it is safe to acknowledge.
         finally:
             tmp_path.unlink(missing_ok=True)
@@ -318,7 +320,9 @@ class InstanceStore:
         elif study.status == "complete":
             study.status = "reopened"
             study.reopened_count = (study.reopened_count or 0) + 1
-            log.warning("Study %s received a new instance after completion: re-opened", study.StudyInstanceUID)
+            log.warning(
+                "Study %s received a new instance after completion: re-opened", study.StudyInstanceUID
+            )
         study.num_instances = (study.num_instances or 0) + (1 if revision == 1 else 0)
         study.last_received = now
 

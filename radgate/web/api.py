@@ -42,8 +42,12 @@ def api_series(session: SessionDep, limit: int = Query(200, ge=1, le=10000)) -> 
 def page_rejections(session: SessionDep, limit: int = Query(200, ge=1, le=10000)) -> str:
     rows = recent_rejections(session, limit)
     cells = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r[k] or ''))}</td>" for k in
-                         ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(r[k] or ''))}</td>"
+            for k in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")
+        )
+        + "</tr>"
         for r in rows
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>radgate - rejections</title>

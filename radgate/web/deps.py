@@ -14,15 +14,15 @@ from radgate.ingest.store import InstanceStore
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_db(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
+    return request.app.state.db
 
 
 def get_store(request: Request) -> InstanceStore:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:

@@ -39,7 +39,9 @@ def _stow(request: Request, store: StoreDep, body: bytes, study_uid: str | None)
     client = request.client.host if request.client else None
     result = store_parts(store, parts, study_uid=study_uid, origin=client)
     return JSONResponse(
-        result.response(_base_url(request)).to_json_dict(), status_code=result.http_status, media_type=DICOM_JSON
+        result.response(_base_url(request)).to_json_dict(),
+        status_code=result.http_status,
+        media_type=DICOM_JSON,
     )
 
 

@@ -9,8 +9,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
-TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 415: "Unsupported Media Type",
-          422: "Unprocessable Content", 500: "Internal Server Error"}
+TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
 
 
 class ApiError(Exception):
