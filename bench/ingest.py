@@ -86,7 +86,12 @@ def run_storescp(folder: Path) -> float:
 
 def run_radgate(folder: Path, fsync: bool) -> float:
     data = Path(tempfile.mkdtemp(prefix="bench-radgate-"))
-    env = dict(ENV, RADGATE_INGEST_FSYNC="true" if fsync else "false", RADGATE_LOG_LEVEL="WARNING")
+    env = dict(
+        ENV,
+        RADGATE_INGEST_FSYNC="true" if fsync else "false",
+        RADGATE_DATABASE_SQLITE_SYNCHRONOUS="FULL" if fsync else "NORMAL",
+        RADGATE_LOG_LEVEL="WARNING",
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -132,11 +137,11 @@ def main() -> None:
     folder = make_files(args.n, args.size)
     mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
     print(f"{args.n} instances, {args.size}x{args.size} 16-bit, {mb:.0f} MB, one association, storescu +sd")
-    rows: dict[str, list[float]] = {"storescp": [], "radgate": [], "radgate (fsync off)": []}
+    rows: dict[str, list[float]] = {"storescp": [], "radgate": [], "radgate (no fsync)": []}
     for r in range(args.repeats):
         rows["storescp"].append(args.n / run_storescp(folder))
         rows["radgate"].append(args.n / run_radgate(folder, fsync=True))
-        rows["radgate (fsync off)"].append(args.n / run_radgate(folder, fsync=False))
+        rows["radgate (no fsync)"].append(args.n / run_radgate(folder, fsync=False))
         print(f"  repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rows.items()), flush=True)
     base = statistics.median(rows["storescp"])
     print(f"{'receiver':<22}{'median inst/s':>14}{'ratio vs storescp':>20}")

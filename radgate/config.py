@@ -44,6 +44,7 @@ class ConfigError(ValueError):
 class DatabaseSettings:
     url: str = ""  # empty: SQLite (WAL) at DATA_DIR/radgate.sqlite
     echo: bool = False
+    sqlite_synchronous: str = "FULL"  # FULL: every commit is on disk; NORMAL: survives process crashes only
 
 
 @dataclass
@@ -250,6 +251,10 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
+    if settings.database.sqlite_synchronous.upper() not in {"FULL", "NORMAL"}:
+        raise ConfigError(
+            f"database.sqlite_synchronous is {settings.database.sqlite_synchronous!r}; expected FULL or NORMAL."
+        )
     policies = {"wait", "process_partial", "skip"}
     if settings.assembly.incomplete_policy not in policies:
         raise ConfigError(

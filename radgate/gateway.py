@@ -16,7 +16,7 @@ import uvicorn
 
 from radgate.assembly import Assembler, SeriesCompleteHook
 from radgate.config import Settings
-from radgate.db import Database, open_database
+from radgate.db import Database, database_for
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
 from radgate.web import create_app
 
@@ -36,7 +36,7 @@ class BackgroundService(Protocol):
 class Gateway:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or open_database(settings.database_url, echo=settings.database.echo)
+        self.db = db or database_for(settings)
         self.store = InstanceStore(settings, self.db)
         self.hooks: list[SeriesCompleteHook] = []
         self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)

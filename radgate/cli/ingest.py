@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.db import open_database
+from radgate.db import database_for
 from radgate.ingest import InstanceStore, import_paths
 from radgate.ingest.folder import iter_files
 from radgate.ingest.scp import parse_allow_entry
@@ -87,7 +87,7 @@ def import_(
 ) -> None:
     """Import DICOM files from folders, with a progress bar and a summary."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     store = InstanceStore(settings, db)
     try:
         total = sum(1 for _ in iter_files(paths))
@@ -124,7 +124,7 @@ def rejections(
 ) -> None:
     """List recent rejections and quarantined instances with their reasons."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     with db.session() as s:
         rows = recent_rejections(s, limit)
     if as_json:
@@ -149,7 +149,7 @@ def series(
 ) -> None:
     """List received series with their assembly status (receiving, complete, incomplete)."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     with db.session() as s:
         rows = series_status(s, limit)
     if as_json:

@@ -13,26 +13,35 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from radgate.config import Settings
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it returns,
-    # which is what "acknowledged only after its row is committed" needs to mean.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer. synchronous=FULL (the default): a commit is on disk when it
+        # returns, which is what "acknowledged only after its row is committed" means across power loss.
+        # NORMAL keeps commits safe against process crashes (kill -9) but not against power loss.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return on_connect
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+def make_engine(url: str, echo: bool = False, sqlite_synchronous: str = "FULL") -> Engine:
     if url.startswith("sqlite"):
+        synchronous = sqlite_synchronous.upper()
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"sqlite_synchronous {sqlite_synchronous!r}: expected FULL or NORMAL.")
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(synchronous))
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -47,9 +56,9 @@ def alembic_config(url: str) -> AlembicConfig:
 class Database:
     """An engine plus a session factory; ``session()`` is a transaction that commits on success."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo, sqlite_synchronous=sqlite_synchronous)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -72,10 +81,21 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, echo: bool = False, migrate: bool = True) -> Database:
+def open_database(
+    url: str, echo: bool = False, migrate: bool = True, sqlite_synchronous: str = "FULL"
+) -> Database:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(url, echo=echo)
+    db = Database(url, echo=echo, sqlite_synchronous=sqlite_synchronous)
     if migrate:
         db.migrate()
     return db
+
+
+def database_for(settings: Settings) -> Database:
+    """Open (and migrate) the database a :class:`~radgate.config.Settings` names."""
+    return open_database(
+        settings.database_url,
+        echo=settings.database.echo,
+        sqlite_synchronous=settings.database.sqlite_synchronous,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pydicom
 from sqlalchemy import select
@@ -24,11 +25,21 @@ log = logging.getLogger(__name__)
 
 
 class PixelChecker:
-    def __init__(self, store: InstanceStore, db: Database, batch: int = 32, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: InstanceStore,
+        db: Database,
+        batch: int = 32,
+        interval_s: float = 0.5,
+        busy_interval_s: float = 0.25,
+    ) -> None:
         self.store = store
         self.db = db
         self.batch = batch
         self.interval_s = interval_s
+        # While instances are arriving, decode one at a time with pauses between them, so that the check
+        # never competes with acknowledging instances; at full speed once ingest is idle.
+        self.busy_interval_s = busy_interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -46,10 +57,10 @@ class PixelChecker:
             return f"Pixel Data could not be decoded (transfer syntax {ts}): {str(exc).splitlines()[0][:200]}"
         return None
 
-    def run_once(self) -> int:
+    def run_once(self, limit: int | None = None) -> int:
         with self.db.session() as s:
             pending = s.scalars(
-                select(Instance).where(Instance.pixel_status == "unchecked").limit(self.batch)
+                select(Instance).where(Instance.pixel_status == "unchecked").limit(limit or self.batch)
             ).all()
         for instance in pending:
             reason = self.check(instance)
@@ -87,7 +98,11 @@ class PixelChecker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.run_once() == 0:
+                busy = time.monotonic() - self.store.last_activity < 1.0
+                if busy:
+                    self.run_once(limit=1)
+                    self._stop.wait(self.busy_interval_s)
+                elif self.run_once() == 0:
                     self._stop.wait(self.interval_s)
             except Exception:
                 log.exception("Pixel check pass failed")

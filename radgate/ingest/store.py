@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
@@ -62,6 +64,20 @@ class StoreOutcome:
         return self.outcome != "rejected"
 
 
+# Statements built once: SQLAlchemy then reuses their compiled form, which matters at hundreds per second.
+_REVISIONS = select(Instance.revision, Instance.sha256).where(Instance.SOPInstanceUID == bindparam("uid"))
+_UPDATE_STUDY = (
+    update(Study)
+    .where(Study.StudyInstanceUID == bindparam("uid"), Study.status != "complete")
+    .values(num_instances=Study.num_instances + bindparam("added"), last_received=bindparam("now"))
+)
+_UPDATE_SERIES = (
+    update(Series)
+    .where(Series.SeriesInstanceUID == bindparam("uid"), Series.status == "receiving")
+    .values(num_instances=Series.num_instances + bindparam("added"), last_received=bindparam("now"))
+)
+_INSERT_INSTANCE = insert(Instance)
+
 StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
 
 
@@ -84,6 +100,7 @@ class InstanceStore:
         self._fsync = settings.ingest.fsync
         self._rejected_classes = set(settings.ingest.reject_sop_classes)
         self._known_dirs: set[Path] = set()
+        self.last_activity = 0.0  # time.monotonic() of the last stored instance, for idle-time work
 
     # ------------------------------------------------------------------ public
     def store_bytes(
@@ -241,11 +258,7 @@ class InstanceStore:
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         try:
             with self.lock, self.db.session() as s:
-                existing = s.execute(
-                    select(Instance.revision, Instance.sha256).where(
-                        Instance.SOPInstanceUID == parsed.SOPInstanceUID
-                    )
-                ).all()
+                existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
                 if any(row.sha256 == digest for row in existing):
                     tmp_path.unlink(missing_ok=True)
                     return self._outcome("duplicate", parsed, max(r.revision for r in existing))
@@ -257,6 +270,7 @@ class InstanceStore:
                 self._fsync_dir(series_dir)
                 now = utcnow()
                 self._index(s, parsed, digest, revision, final, now, source, calling_ae)
+                self.last_activity = time.monotonic()
                 # The session committed when the ``with`` block closed: now it is safe to acknowledge.
         finally:
             tmp_path.unlink(missing_ok=True)
@@ -282,7 +296,7 @@ class InstanceStore:
 
     def _index(
         self,
-        s: object,
+        s: Session,
         parsed: ParsedInstance,
         digest: str,
         revision: int,
@@ -291,11 +305,42 @@ class InstanceStore:
         source: str,
         calling_ae: str | None,
     ) -> None:
-        from sqlalchemy.orm import Session
+        """Insert the instance row and update its series and study, in the caller's transaction.
 
-        assert isinstance(s, Session)
+        The common case (series and study already known and still receiving) is two UPDATEs and one INSERT
+        through SQLAlchemy Core; creating or re-opening a series or study goes through the ORM.
+        """
+        added = 1 if revision == 1 else 0
+        conn = s.connection()
+        params = {"uid": parsed.StudyInstanceUID, "added": added, "now": now}
+        if conn.execute(_UPDATE_STUDY, params).rowcount == 0:
+            self._study_slow_path(s, parsed, added, now)
+        params["uid"] = parsed.SeriesInstanceUID
+        if conn.execute(_UPDATE_SERIES, params).rowcount == 0:
+            self._series_slow_path(s, parsed, added, now)
+        conn.execute(
+            _INSERT_INSTANCE,
+            dict(
+                SOPInstanceUID=parsed.SOPInstanceUID,
+                revision=revision,
+                SOPClassUID=parsed.SOPClassUID,
+                StudyInstanceUID=parsed.StudyInstanceUID,
+                SeriesInstanceUID=parsed.SeriesInstanceUID,
+                InstanceNumber=_int_or_none(parsed.dataset.get("InstanceNumber")),
+                TransferSyntaxUID=parsed.TransferSyntaxUID,
+                path=str(final.relative_to(self.root)),
+                size=len(parsed.data),
+                sha256=digest,
+                received_at=now,
+                source=source,
+                calling_ae=calling_ae,
+                pixel_status="unchecked",
+                **parsed.features,
+            ),
+        )
+
+    def _study_slow_path(self, s: Session, parsed: ParsedInstance, added: int, now: datetime) -> None:
         ds = parsed.dataset
-        f = parsed.features
         study = s.get(Study, parsed.StudyInstanceUID)
         if study is None:
             study = Study(
@@ -320,18 +365,19 @@ class InstanceStore:
         elif study.status == "complete":
             study.status = "reopened"
             study.reopened_count = (study.reopened_count or 0) + 1
-            log.warning(
-                "Study %s received a new instance after completion: re-opened", study.StudyInstanceUID
-            )
-        study.num_instances = (study.num_instances or 0) + (1 if revision == 1 else 0)
+            log.warning("Study %s got a new instance after completion: re-opened", study.StudyInstanceUID)
+        study.num_instances = (study.num_instances or 0) + added
         study.last_received = now
+        s.flush()
 
+    def _series_slow_path(self, s: Session, parsed: ParsedInstance, added: int, now: datetime) -> None:
+        ds = parsed.dataset
         series = s.get(Series, parsed.SeriesInstanceUID)
         if series is None:
             series = Series(
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
-                Modality=f["Modality"],
+                Modality=parsed.features["Modality"],
                 SeriesNumber=_int_or_none(ds.get("SeriesNumber")),
                 SeriesDescription=_str(ds, "SeriesDescription", 64),
                 num_instances=0,
@@ -344,32 +390,13 @@ class InstanceStore:
             if expected:
                 series.expected_instances = expected
             s.add(series)
-        elif series.status in ("complete", "incomplete"):
+        else:  # complete or incomplete: a late instance re-opens it
             series.note = f"re-opened: new instance after {series.status} at {now:%Y-%m-%d %H:%M:%S}"
             series.status = "receiving"
             series.reopened_count = (series.reopened_count or 0) + 1
-        series.num_instances = (series.num_instances or 0) + (1 if revision == 1 else 0)
+        series.num_instances = (series.num_instances or 0) + added
         series.last_received = now
-
-        s.add(
-            Instance(
-                SOPInstanceUID=parsed.SOPInstanceUID,
-                revision=revision,
-                SOPClassUID=parsed.SOPClassUID,
-                StudyInstanceUID=parsed.StudyInstanceUID,
-                SeriesInstanceUID=parsed.SeriesInstanceUID,
-                InstanceNumber=_int_or_none(ds.get("InstanceNumber")),
-                TransferSyntaxUID=parsed.TransferSyntaxUID,
-                path=str(final.relative_to(self.root)),
-                size=len(parsed.data),
-                sha256=digest,
-                received_at=now,
-                source=source,
-                calling_ae=calling_ae,
-                pixel_status="unchecked",
-                **f,
-            )
-        )
+        s.flush()
 
 
 def _str(ds: object, keyword: str, limit: int) -> str | None:
