@@ -1,0 +1,133 @@
+"""Validation statistics: AUC with DeLong intervals, proportions, predictive values, calibration, subgroups.
+
+Pure numpy/scipy; nothing here knows about DICOM or the database. Each module follows one part of a local
+validation: :mod:`~radgate.stats.roc` (discrimination), :mod:`~radgate.stats.proportions` (sensitivity,
+specificity, paired tests), :mod:`~radgate.stats.predictive` (PPV/NPV at the site's prevalence, daily
+burden), :mod:`~radgate.stats.calibration`, :mod:`~radgate.stats.subgroups`,
+:mod:`~radgate.stats.confounders`, :mod:`~radgate.stats.bootstrap` and :mod:`~radgate.stats.samplesize`.
+"""
+
+from radgate.stats.bootstrap import BootstrapResult, bootstrap_auc, stratified_bootstrap, weighted_auc
+from radgate.stats.calibration import (
+    CalibrationFit,
+    IsotonicCalibration,
+    PlattScaling,
+    Recalibration,
+    Recalibrator,
+    ReliabilityCurve,
+    brier_score,
+    calibration_intercept_slope,
+    cross_validated_recalibration,
+    expected_calibration_error,
+    fit_isotonic,
+    fit_platt,
+    reliability_curve,
+)
+from radgate.stats.checks import StatisticsInputError
+from radgate.stats.confounders import (
+    MetadataPrediction,
+    WithinStrata,
+    auc_within_strata,
+    metadata_predicts_label,
+)
+from radgate.stats.predictive import (
+    Burden,
+    PredictiveValues,
+    expected_burden,
+    npv_at,
+    ppv_at,
+    predictive_values,
+)
+from radgate.stats.proportions import (
+    McNemarResult,
+    Proportion,
+    ProportionDifference,
+    clopper_pearson,
+    mcnemar,
+    mcnemar_paired,
+    newcombe_difference,
+    wilson,
+)
+from radgate.stats.roc import (
+    AUCComparison,
+    AUCResult,
+    OperatingPoint,
+    RocCurve,
+    auc,
+    compare_unpaired,
+    delong,
+    delong_paired,
+    hanley_mcneil_se,
+    operating_point,
+    roc_curve,
+    threshold_for_sensitivity,
+    youden_threshold,
+)
+from radgate.stats.samplesize import (
+    AUCSampleSize,
+    cases_for_auc_halfwidth,
+    cases_for_proportion_halfwidth,
+    total_cases_for_sensitivity,
+)
+from radgate.stats.subgroups import MIN_NEGATIVES, MIN_POSITIVES, Gap, SubgroupResult, subgroup_analysis
+
+__all__ = [
+    "MIN_NEGATIVES",
+    "MIN_POSITIVES",
+    "AUCComparison",
+    "AUCResult",
+    "AUCSampleSize",
+    "BootstrapResult",
+    "Burden",
+    "CalibrationFit",
+    "Gap",
+    "IsotonicCalibration",
+    "McNemarResult",
+    "MetadataPrediction",
+    "OperatingPoint",
+    "PlattScaling",
+    "PredictiveValues",
+    "Proportion",
+    "ProportionDifference",
+    "Recalibration",
+    "Recalibrator",
+    "ReliabilityCurve",
+    "RocCurve",
+    "StatisticsInputError",
+    "SubgroupResult",
+    "WithinStrata",
+    "auc",
+    "auc_within_strata",
+    "bootstrap_auc",
+    "brier_score",
+    "calibration_intercept_slope",
+    "cases_for_auc_halfwidth",
+    "cases_for_proportion_halfwidth",
+    "clopper_pearson",
+    "compare_unpaired",
+    "cross_validated_recalibration",
+    "delong",
+    "delong_paired",
+    "expected_burden",
+    "expected_calibration_error",
+    "fit_isotonic",
+    "fit_platt",
+    "hanley_mcneil_se",
+    "mcnemar",
+    "mcnemar_paired",
+    "metadata_predicts_label",
+    "newcombe_difference",
+    "npv_at",
+    "operating_point",
+    "ppv_at",
+    "predictive_values",
+    "reliability_curve",
+    "roc_curve",
+    "stratified_bootstrap",
+    "subgroup_analysis",
+    "threshold_for_sensitivity",
+    "total_cases_for_sensitivity",
+    "weighted_auc",
+    "wilson",
+    "youden_threshold",
+]
