@@ -1,0 +1,57 @@
+"""The results outbox: one row per (SOP instance, destination), durable across restarts.
+
+A row is created when radgate has written a result object (SR, GSPS, SC) to its results store and a
+destination is to receive it; :func:`radgate.results.outbox.deliver_pending` moves it through::
+
+    pending --send ok--> sent
+    pending --transient failure--> pending (attempts + 1, next_attempt_at = now + backoff)
+    pending --permanent failure, or attempts exhausted--> failed (last_error says why)
+    pending --claimed by a worker--> sending (lease_until); an expired lease counts as pending again
+
+The unique key (SOPInstanceUID, destination) makes enqueueing idempotent; the object's file and its
+SOP Instance UID never change, so every resend delivers the same instance (PS3.4 B.2: a C-STORE of an
+existing SOP Instance UID replaces or is ignored by the peer, it never creates a second instance).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from radgate.db.schema import UID, Base
+
+__all__ = ["OUTBOX_STATUSES", "OutboxItem"]
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+class OutboxItem(Base):
+    """One result object (by SOP Instance UID) on its way to one destination."""
+
+    __tablename__ = "result_outbox"
+    __table_args__ = (
+        UniqueConstraint("SOPInstanceUID", "destination", name="uq_outbox_instance_destination"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    SOPInstanceUID: Mapped[str] = mapped_column(UID)
+    SOPClassUID: Mapped[str] = mapped_column(UID)
+    StudyInstanceUID: Mapped[str] = mapped_column(UID, index=True)
+    SeriesInstanceUID: Mapped[str] = mapped_column(UID)
+    kind: Mapped[str] = mapped_column(String(8))  # SR | PR | SC
+    result_key: Mapped[str] = mapped_column(String(128), index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    destination: Mapped[str] = mapped_column(String(256))
+    path: Mapped[str] = mapped_column(Text)  # relative to the results store (DATA_DIR/results)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
