@@ -83,6 +83,10 @@ class InferenceSettings:
     lease_s: float = 60.0
     max_attempts: int = 3
     retry_backoff_s: float = 2.0
+    poll_interval_s: float = 0.5
+    explanations: bool = True
+    allow_spinning: bool = False
+    max_images_per_series: int = 32
 
 
 @dataclass
@@ -104,6 +108,8 @@ class Settings:
     assembly: AssemblySettings = field(default_factory=AssemblySettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
+    # [[deployments]] tables, parsed and validated by radgate.routing (keys in docs/model-package.md).
+    deployments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def database_url(self) -> str:
@@ -157,6 +163,10 @@ def _coerce(key: str, raw: Any, typ: Any) -> Any:
             return raw
         if typ is Path:
             return Path(raw)
+        if origin is list and typing.get_args(typ) and typing.get_origin(typing.get_args(typ)[0]) is dict:
+            if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+                raise ValueError
+            return [dict(v) for v in raw]
         if origin is list:
             if from_env:
                 return [part.strip() for part in raw.split(",") if part.strip()]
@@ -253,7 +263,8 @@ def load_settings(
 def _validate(settings: Settings) -> None:
     if settings.database.sqlite_synchronous.upper() not in {"FULL", "NORMAL"}:
         raise ConfigError(
-            f"database.sqlite_synchronous is {settings.database.sqlite_synchronous!r}; expected FULL or NORMAL."
+            f"database.sqlite_synchronous is {settings.database.sqlite_synchronous!r}; "
+            "expected FULL or NORMAL."
         )
     policies = {"wait", "process_partial", "skip"}
     if settings.assembly.incomplete_policy not in policies:

@@ -1,8 +1,11 @@
 """The gateway: every long-running part of radgate in one process, started and stopped together.
 
 ``radgate serve`` builds a :class:`Gateway`: database, instance store, DIMSE SCP, HTTP app (uvicorn in a
-thread), study assembler and pixel checker. Later stages (inference engine, outbox) attach as hooks and
-background services without the network edge knowing about them.
+thread), then the background services: study assembler, pixel checker, inference engine and outbox worker.
+The stages meet only through the database: the assembler's hook enqueues jobs in the transaction that
+completes a series, the engine's :class:`~radgate.results.sink.PublishingSink` queues SR + GSPS in the
+transaction that stores a live prediction, and the outbox worker sends them. The network edge knows none of
+this.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ import uvicorn
 from radgate.assembly import Assembler, SeriesCompleteHook
 from radgate.config import Settings
 from radgate.db import Database, database_for
+from radgate.engine import Engine
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
+from radgate.results.send import destinations_from_settings
+from radgate.results.sink import OutboxWorker, PublishingSink
+from radgate.routing import parse_deployments
 from radgate.web import create_app
 
 __all__ = ["BackgroundService", "Gateway"]
@@ -38,12 +45,16 @@ class Gateway:
         self.settings = settings
         self.db = db or database_for(settings)
         self.store = InstanceStore(settings, self.db)
-        self.hooks: list[SeriesCompleteHook] = []
+        deployments = parse_deployments(settings.deployments, settings.site) if settings.deployments else None
+        sink = PublishingSink(settings, destinations_from_settings(settings))
+        self.engine = Engine(settings, self.db, sinks=[sink], deployments=deployments)
+        self.hooks: list[SeriesCompleteHook] = [self.engine.hook]
         self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
         self.pixels = PixelChecker(self.store, self.db)
+        self.outbox = OutboxWorker(settings, self.db)
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
-        self.services: list[BackgroundService] = [self.assembler, self.pixels]
+        self.services: list[BackgroundService] = [self.assembler, self.pixels, self.engine, self.outbox]
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
 

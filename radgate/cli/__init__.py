@@ -5,11 +5,22 @@ from __future__ import annotations
 from radgate.cli.app import app, console
 
 
-def main() -> None:
-    # Importing the command modules registers their commands on ``app``.
-    from radgate.cli import ingest  # noqa: F401
+def register_commands() -> None:
+    """Import the command modules; importing one registers its commands on ``app``."""
+    from radgate.cli import (  # noqa: F401
+        demo,
+        engine,
+        ingest,
+        models,
+        results,
+        synth,
+        validation,
+    )
 
+
+def main() -> None:
+    register_commands()
     app()
 
 
-__all__ = ["app", "console", "main"]
+__all__ = ["app", "console", "main", "register_commands"]

@@ -13,7 +13,14 @@ from sqlalchemy import MetaData
 
 from radgate.db.schema import Base
 
-TABLE_MODULES: tuple[str, ...] = ("radgate.db.schema",)
+TABLE_MODULES: tuple[str, ...] = (
+    "radgate.db.schema",
+    "radgate.models.tables",
+    "radgate.routing.tables",
+    "radgate.engine.tables",
+    "radgate.results.tables",
+    "radgate.validation.tables",
+)
 
 
 def metadata() -> MetaData:

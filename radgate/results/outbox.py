@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from radgate.db import Database
 from radgate.results.send import Destination, SendOutcome
@@ -123,39 +124,55 @@ def enqueue(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> int:
     """Add a pending row per (object, destination name) that is not there yet; return how many were added."""
+    with db.session() as s:
+        return enqueue_in(
+            s, objects, destinations, now, result_key=result_key, revision=revision, max_attempts=max_attempts
+        )
+
+
+def enqueue_in(
+    s: Session,
+    objects: Sequence[StoredObject],
+    destinations: Iterable[str],
+    now: datetime,
+    *,
+    result_key: str,
+    revision: int = 1,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> int:
+    """:func:`enqueue` inside the caller's transaction (e.g. the one that stores the prediction)."""
     if max_attempts < 1:
         raise ValueError(f"max_attempts {max_attempts} must be >= 1.")
     names = list(dict.fromkeys(destinations))
     added = 0
-    with db.session() as s:
-        for obj in objects:
-            existing = set(
-                s.scalars(
-                    select(OutboxItem.destination).where(OutboxItem.SOPInstanceUID == obj.SOPInstanceUID)
+    for obj in objects:
+        existing = set(
+            s.scalars(
+                select(OutboxItem.destination).where(OutboxItem.SOPInstanceUID == obj.SOPInstanceUID)
+            )
+        )
+        for name in names:
+            if name in existing:
+                continue
+            s.add(
+                OutboxItem(
+                    SOPInstanceUID=obj.SOPInstanceUID,
+                    SOPClassUID=obj.SOPClassUID,
+                    StudyInstanceUID=obj.StudyInstanceUID,
+                    SeriesInstanceUID=obj.SeriesInstanceUID,
+                    kind=obj.kind,
+                    result_key=result_key,
+                    revision=revision,
+                    destination=name,
+                    path=obj.path,
+                    status="pending",
+                    attempts=0,
+                    max_attempts=max_attempts,
+                    created_at=now,
+                    next_attempt_at=now,
                 )
             )
-            for name in names:
-                if name in existing:
-                    continue
-                s.add(
-                    OutboxItem(
-                        SOPInstanceUID=obj.SOPInstanceUID,
-                        SOPClassUID=obj.SOPClassUID,
-                        StudyInstanceUID=obj.StudyInstanceUID,
-                        SeriesInstanceUID=obj.SeriesInstanceUID,
-                        kind=obj.kind,
-                        result_key=result_key,
-                        revision=revision,
-                        destination=name,
-                        path=obj.path,
-                        status="pending",
-                        attempts=0,
-                        max_attempts=max_attempts,
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-                added += 1
+            added += 1
     return added
 
 

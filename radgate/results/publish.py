@@ -13,11 +13,12 @@ from datetime import datetime
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from sqlalchemy.orm import Session
 
 from radgate.db import Database
 from radgate.results.content import AIResult
 from radgate.results.identity import ResultIdentity
-from radgate.results.outbox import DEFAULT_MAX_ATTEMPTS, StoredObject, enqueue, write_instance
+from radgate.results.outbox import DEFAULT_MAX_ATTEMPTS, StoredObject, enqueue, enqueue_in, write_instance
 from radgate.results.pr import build_gsps_all
 from radgate.results.sc import build_heatmap_sc
 from radgate.results.source import index_sources
@@ -57,7 +58,7 @@ def build_objects(
 
 
 def publish(
-    db: Database,
+    db: Database | Session,
     result: AIResult,
     sources: Sequence[Dataset],
     identity: ResultIdentity,
@@ -72,8 +73,10 @@ def publish(
 ) -> list[StoredObject]:
     """Build, store and queue the objects of a ``live`` result; do nothing for ``silent`` or ``off``.
 
-    ``destinations`` are destination names (``Destination.name``); :func:`radgate.results.deliver_pending`
-    sends them. Returns the stored objects (empty when nothing is published).
+    ``db`` is a :class:`Database` (its own transaction) or an open ``Session`` (the caller's transaction,
+    as a :class:`radgate.engine.ResultSink` has). ``destinations`` are destination names
+    (``Destination.name``); :func:`radgate.results.deliver_pending` sends them. Returns the stored
+    objects (empty when nothing is published).
     """
     if mode not in MODES:
         raise ValueError(f"Deployment mode {mode!r} is not one of {', '.join(MODES)}.")
@@ -82,8 +85,9 @@ def publish(
         return []
     objects = build_objects(result, sources, identity, heatmap=heatmap, institution_name=institution_name)
     stored = [write_instance(ds, results_dir, kind) for kind, ds in objects]
-    added = enqueue(
-        db,
+    queue = enqueue_in if isinstance(db, Session) else enqueue
+    added = queue(
+        db,  # type: ignore[arg-type]
         stored,
         destinations,
         now or datetime.now(),

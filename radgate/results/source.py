@@ -46,8 +46,24 @@ def _valid_spacing(value: object) -> bool:
     return len(numbers) == 2 and all(n > 0 for n in numbers)
 
 
+#: Type 2 attributes of the Patient (PS3.3 C.7.1.1) and General Study (C.7.2.1) modules that the writers
+#: copy into every object: a source that omits one gets it empty, which is what type 2 allows.
+TYPE2_PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
 def header_view(ds: Dataset) -> Dataset:
-    """A deep copy of ``ds`` without pixel data or overlay data, with zero spacings dropped."""
+    """A deep copy of ``ds`` without pixel data or overlay data, with zero spacings dropped and the
+    type 2 patient and study attributes present (empty when the source omits them)."""
     view = Dataset()
     for elem in ds:
         if elem.tag.group in _PIXEL_GROUPS:
@@ -58,6 +74,9 @@ def header_view(ds: Dataset) -> Dataset:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         if keyword in view and not _valid_spacing(view[keyword].value):
             del view[keyword]
+    for keyword in TYPE2_PATIENT_STUDY:
+        if keyword not in view:
+            setattr(view, keyword, "")
     return view
 
 

@@ -1,0 +1,84 @@
+"""``radgate demo``: the whole flow on a synthetic site, in one process (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail
+from radgate.demo import NOT_CLINICAL, DemoReport, run_demo
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    studies: Annotated[int, typer.Option(help="Synthetic studies to generate and send.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic site.")] = 2026,
+) -> None:
+    """Generate a synthetic site, send it to a gateway, run the demo model and deliver its results."""
+    if config is not None:
+        console.print("[yellow]The demo builds its own configuration; --config is ignored.[/yellow]")
+    target = data_dir or Path("radgate-data/demo")
+    console.print(Panel(NOT_CLINICAL + " Everything in this demo is synthetic.", style="yellow"))
+    with Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(task: str, done: int, total: int) -> None:
+            label = {"synth": "Rendering phantoms", "send": "C-STORE to the gateway"}.get(task, task)
+            if task not in tasks:
+                tasks[task] = bar.add_task(label, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        try:
+            report = run_demo(
+                target,
+                studies=studies,
+                seed=seed,
+                step=lambda m: bar.console.print(f"- {m}"),
+                progress=progress,
+            )
+        except (FileExistsError, FileNotFoundError, TimeoutError) as exc:
+            raise fail(str(exc)) from exc
+    print_report(report)
+
+
+def print_report(r: DemoReport) -> None:
+    table = Table(title="radgate demo: one synthetic site, end to end", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("Studies / images generated", f"{r.studies} / {r.images}")
+    table.add_row("Images stored (C-STORE success)", str(r.stored))
+    table.add_row("Images refused", str(r.rejected))
+    table.add_row("Series assembled", str(r.series))
+    table.add_row("Series routed to the model", str(r.matched))
+    table.add_row("Series not applicable", str(sum(r.not_applicable.values())))
+    table.add_row("Predictions stored", str(r.predictions))
+    table.add_row("Flagged at the operating point", str(r.flagged))
+    table.add_row("Jobs failed", str(r.failed_jobs))
+    table.add_row("Result objects delivered (SR + GSPS)", str(r.delivered))
+    if r.auc is not None and r.auc_ci is not None and r.auc_n is not None:
+        table.add_row(
+            "AUC on this site (DeLong 95% CI)",
+            f"{r.auc:.3f} ({r.auc_ci[0]:.3f}-{r.auc_ci[1]:.3f}), {r.auc_n[0]} pos / {r.auc_n[1]} neg",
+        )
+    table.add_row("Time", f"{r.seconds:.0f} s")
+    console.print(table)
+    if r.not_applicable:
+        reasons = Table(title="Not applicable: why")
+        reasons.add_column("reason")
+        reasons.add_column("series", justify="right")
+        for reason, n in r.not_applicable.most_common():
+            reasons.add_row(reason, str(n))
+        console.print(reasons)
+    console.print(f"Results (DICOM SR + GSPS) were delivered to [bold]{r.results_dir}[/bold]")
+    console.print(f"The synthetic site (DICOM + labels.csv) is in [bold]{r.site_dir}[/bold]")
+    console.print(f"Inspect with: radgate predictions export --format csv --data-dir {r.data_dir}")
+    console.print(f"[yellow]{NOT_CLINICAL}[/yellow]")

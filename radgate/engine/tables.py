@@ -1,0 +1,102 @@
+"""The engine's tables: the job queue, routing decisions, predictions (one per series x model version).
+
+Exactly one stored prediction per (series, model version) is a database guarantee (``uq_prediction``), not a
+hope: however many workers retried or died, a second insert fails and the job is closed without a duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from radgate.db.schema import UID, Base
+
+__all__ = ["Job", "Prediction", "RoutingDecisionRow"]
+
+
+class Job(Base):
+    """One series to run through one model version; claimed by a worker under a lease."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("SeriesInstanceUID", "model_name", "model_version", name="uq_job_series_model"),
+        Index("ix_jobs_claim", "status", "available_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    StudyInstanceUID: Mapped[str] = mapped_column(UID)
+    SeriesInstanceUID: Mapped[str] = mapped_column(UID, index=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed | cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    available_at: Mapped[datetime] = mapped_column(DateTime)  # not claimed before (retry backoff)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime)
+    series_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RoutingDecisionRow(Base):
+    """Whether a series fits a deployment's rules, and if not, why (one row per series x deployment)."""
+
+    __tablename__ = "routing_decisions"
+    __table_args__ = (
+        UniqueConstraint("SeriesInstanceUID", "deployment", name="uq_routing_series_deployment"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    StudyInstanceUID: Mapped[str] = mapped_column(UID, index=True)
+    SeriesInstanceUID: Mapped[str] = mapped_column(UID, index=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))  # the deployment's mode when decided
+    decision: Mapped[str] = mapped_column(String(16))  # matched | not_applicable | off
+    reason: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Prediction(Base):
+    """The stored result of one model version on one series: scores, flags, map, features and latencies."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("SeriesInstanceUID", "model_name", "model_version", name="uq_prediction"),
+        Index("ix_predictions_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    StudyInstanceUID: Mapped[str] = mapped_column(UID, index=True)
+    SeriesInstanceUID: Mapped[str] = mapped_column(UID)
+    SOPInstanceUID: Mapped[str] = mapped_column(UID)  # the image whose score is the series score
+    deployment: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))  # silent | live, at inference time
+    score: Mapped[float] = mapped_column(Float)  # the primary finding's score
+    flag: Mapped[bool] = mapped_column(Boolean)  # at the first operating point
+    scores: Mapped[str] = mapped_column(Text)  # JSON {finding: score}
+    flags: Mapped[str] = mapped_column(Text)  # JSON {operating point: bool}
+    explanation_method: Mapped[str | None] = mapped_column(String(16))  # cam | occlusion
+    explanation_path: Mapped[str | None] = mapped_column(Text)  # .npz relative to DATA_DIR
+    features: Mapped[str] = mapped_column(Text)  # JSON header features of the input
+    num_images: Mapped[int] = mapped_column(Integer)
+    queue_wait_ms: Mapped[float] = mapped_column(Float)
+    decode_ms: Mapped[float] = mapped_column(Float)
+    preprocess_ms: Mapped[float] = mapped_column(Float)
+    inference_ms: Mapped[float] = mapped_column(Float)
+    postprocess_ms: Mapped[float] = mapped_column(Float)
+    end_to_end_ms: Mapped[float | None] = mapped_column(Float)  # series complete -> result stored
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,506 @@
+"""The engine: workers that claim jobs, run the model on each series, store one result per model version.
+
+One pass (:meth:`Engine.run_once`) claims up to ``batch_size`` jobs of one model version, decodes and
+preprocesses their images, runs them through the model as one batch, and stores each result with its
+latency per stage. A heartbeat keeps the leases alive while a batch runs; a worker that dies stops the
+heartbeat, its leases expire, and another worker takes the jobs over (:mod:`radgate.engine.queue`).
+
+``Engine(settings, db).start()`` runs ``inference.workers`` worker threads in the process (the server does
+this); ``stop()`` lets them finish their current batch. Tests and the benchmark call ``run_once``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from radgate.config import Settings
+from radgate.db.engine import Database
+from radgate.engine.queue import (
+    JOBS_QUEUED,
+    ClaimedJob,
+    EnqueueHook,
+    claim_jobs,
+    extend_leases,
+    finish_job,
+    reap_expired,
+    release_job,
+    series_instances,
+)
+from radgate.engine.sink import ResultSink
+from radgate.engine.tables import Job, Prediction
+from radgate.imaging import to_display
+from radgate.inference.model import LoadedModel, RuntimeFactory, onnx_runtime_factory
+from radgate.inference.preprocess import to_tensor
+from radgate.inference.runtime import ModelLoadError, RuntimeOptions
+from radgate.models.package import PackageError
+from radgate.models.registry import (
+    InstalledModel,
+    RegistryError,
+    ensure_default_models,
+    get_model,
+    open_model,
+    utcnow,
+)
+from radgate.routing.deployment import DeploymentSpec, sync_deployments
+from radgate.routing.features import FEATURE_KEYWORDS
+from radgate.routing.tables import DeploymentRow
+
+__all__ = ["Engine", "EngineOptions", "InputError"]
+
+log = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """A series cannot be run through the model, and retrying will not change that."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs (from ``[inference]`` in the config)."""
+
+    workers: int = 1
+    batch_size: int = 8
+    lease_s: float = 60.0
+    max_attempts: int = 3
+    retry_backoff_s: float = 2.0
+    poll_interval_s: float = 0.5
+    max_images_per_series: int = 32
+    explanations: bool = True
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.batch_size < 1 or self.max_attempts < 1 or self.max_images_per_series < 1:
+            raise ValueError(
+                f"workers ({self.workers}), batch_size ({self.batch_size}), "
+                f"max_attempts ({self.max_attempts}) and "
+                f"max_images_per_series ({self.max_images_per_series}) must all be >= 1."
+            )
+        if self.lease_s <= 0 or self.retry_backoff_s < 0 or self.poll_interval_s <= 0:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) and poll_interval_s ({self.poll_interval_s}) must be > 0 and "
+                f"retry_backoff_s ({self.retry_backoff_s}) >= 0."
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> EngineOptions:
+        inference = settings.inference
+        values: dict[str, Any] = {
+            "workers": inference.workers,
+            "batch_size": inference.batch_size,
+            "lease_s": inference.lease_s,
+            "max_attempts": inference.max_attempts,
+            "retry_backoff_s": inference.retry_backoff_s,
+            "poll_interval_s": inference.poll_interval_s,
+            "max_images_per_series": inference.max_images_per_series,
+            "explanations": inference.explanations,
+            "runtime": RuntimeOptions.from_settings(inference),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class _Prepared:
+    """One claimed job with its images decoded and preprocessed."""
+
+    job: ClaimedJob
+    mode: str
+    site: str
+    SOPInstanceUIDs: list[str]
+    features: list[dict[str, Any]]
+    tensors: np.ndarray
+    decode_ms: float
+    preprocess_ms: float
+
+
+class _Heartbeat(threading.Thread):
+    """Extends this worker's leases every third of the lease while a batch runs."""
+
+    def __init__(self, db: Database, worker: str, job_ids: Sequence[int], lease_s: float) -> None:
+        super().__init__(name=f"lease-{worker}", daemon=True)
+        self.db, self.worker, self.job_ids, self.lease_s = db, worker, list(job_ids), lease_s
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.lease_s / 3):
+            try:
+                with self.db.session() as s:
+                    extend_leases(s, self.worker, self.job_ids, self.lease_s)
+            except Exception:  # a missed beat only shortens the lease; never kill the worker for it
+                log.exception("lease heartbeat failed for %s", self.worker)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _delta_ms(later: datetime, earlier: datetime | None) -> float | None:
+    return None if earlier is None else max((later - earlier).total_seconds() * 1000.0, 0.0)
+
+
+class Engine:
+    """The inference engine: job workers over the database queue, and the models they have loaded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        sinks: Sequence[ResultSink] = (),
+        deployments: Sequence[DeploymentSpec] | None = None,
+        options: EngineOptions | None = None,
+        runtime_factory: RuntimeFactory = onnx_runtime_factory,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.sinks = tuple(sinks)
+        self.deployments = deployments
+        self.options = options or EngineOptions.from_settings(settings)
+        self.runtime_factory = runtime_factory
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._models: dict[tuple[str, str, str], LoadedModel] = {}
+        self._models_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def hook(self) -> EnqueueHook:
+        """For the assembler (``Assembler(..., hooks=[engine.hook])``): completed series become jobs."""
+        return EnqueueHook(self.options.max_attempts)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def bootstrap(self) -> list[str]:
+        """Register the bundled models and apply the config's deployments; returns what changed, in words."""
+        with self.db.session() as s:
+            changes = [f"registered {m.label}" for m in ensure_default_models(s, self.settings.data_dir)]
+            if self.deployments is not None:
+                changes += sync_deployments(s, self.deployments)
+        for change in changes:
+            log.info("engine bootstrap: %s", change)
+        return changes
+
+    def start(self) -> None:
+        """Bootstrap, then run ``options.workers`` worker threads until :meth:`stop`."""
+        if self._threads:
+            raise RuntimeError("Engine already started; call stop() first.")
+        self.bootstrap()
+        self._stop.clear()
+        for i in range(self.options.workers):
+            worker = f"{self.worker_id}/{i}"
+            thread = threading.Thread(
+                target=self._loop, args=(worker,), name=f"radgate-engine-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the workers to stop after their current batch and wait for them."""
+        self._stop.set()
+        JOBS_QUEUED.set()  # wake idle workers so they see the stop now
+        for thread in self._threads:
+            thread.join(timeout_s)
+        self._threads = []
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def _loop(self, worker: str) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once(worker)
+            except Exception:  # the loop must survive a database hiccup; the job itself is retried by lease
+                log.exception("engine worker %s: pass failed", worker)
+                done = 0
+            if done == 0:
+                JOBS_QUEUED.wait(self.options.poll_interval_s)
+                JOBS_QUEUED.clear()
+
+    def run_until_idle(self, timeout_s: float = 60.0) -> int:
+        """Run passes until no job is queued or running (or ``timeout_s``); returns the jobs claimed."""
+        deadline = time.monotonic() + timeout_s
+        total = 0
+        while time.monotonic() < deadline:
+            done = self.run_once()
+            total += done
+            if done == 0:
+                with self.db.session() as s:
+                    pending = s.scalar(
+                        select(func.count(Job.id)).where(Job.status.in_(("queued", "running")))
+                    )
+                if not pending:
+                    break
+                time.sleep(self.options.poll_interval_s)  # jobs waiting out a backoff, or run elsewhere
+        return total
+
+    # -- one pass -----------------------------------------------------------------------------------------
+
+    def run_once(self, worker: str | None = None) -> int:
+        """Claim one batch of jobs and run it; returns how many jobs were claimed (0: nothing to do)."""
+        worker = worker or self.worker_id
+        opts = self.options
+        with self.db.session() as s:
+            reaped = reap_expired(s)
+            jobs = claim_jobs(s, worker, opts.batch_size, opts.lease_s, max_attempts=opts.max_attempts)
+        if reaped:
+            log.warning("failed %d job(s) whose worker died on their last attempt", reaped)
+        if not jobs:
+            return 0
+        heartbeat = _Heartbeat(self.db, worker, [j.id for j in jobs], opts.lease_s)
+        heartbeat.start()
+        try:
+            self._run_batch(worker, jobs)
+        finally:
+            heartbeat.halt.set()
+            heartbeat.join()
+        return len(jobs)
+
+    def _load(self, installed: InstalledModel) -> LoadedModel:
+        key = (installed.name, installed.version, installed.sha256)
+        with self._models_lock:
+            model = self._models.get(key)
+            if model is None:
+                model = LoadedModel.load(open_model(installed), self.options.runtime, self.runtime_factory)
+                self._models[key] = model
+            return model
+
+    def _fail(self, worker: str, job: ClaimedJob, error: str, permanent: bool) -> None:
+        with self.db.session() as s:
+            status = release_job(s, job, worker, error, self.options.retry_backoff_s, permanent=permanent)
+        log.warning(
+            "job %d (series %s, %s %s) attempt %d: %s -> %s",
+            job.id,
+            job.SeriesInstanceUID,
+            job.model_name,
+            job.model_version,
+            job.attempts,
+            error,
+            status,
+        )
+
+    def _run_batch(self, worker: str, jobs: list[ClaimedJob]) -> None:
+        name, version = jobs[0].model_name, jobs[0].model_version
+        runnable: list[tuple[ClaimedJob, str, str]] = []
+        installed: InstalledModel | None = None
+        load_error = ""
+        with self.db.session() as s:
+            for job in jobs:
+                row = s.scalars(
+                    select(DeploymentRow).where(DeploymentRow.name == job.deployment)
+                ).one_or_none()
+                if row is None or row.mode == "off":
+                    why = "deployment removed" if row is None else "deployment turned off before it ran"
+                    finish_job(s, job.id, worker, status="cancelled", error=why)
+                    log.info("job %d cancelled: %s", job.id, why)
+                else:
+                    runnable.append((job, row.mode, row.site))
+            try:
+                installed = get_model(s, name, version)
+            except RegistryError as exc:
+                load_error = str(exc)
+        if not runnable:
+            return
+        model: LoadedModel | None = None
+        if installed is not None:
+            try:
+                model = self._load(installed)
+            except (PackageError, ModelLoadError) as exc:
+                load_error = str(exc)
+        if model is None:
+            for job, _, _ in runnable:
+                self._fail(worker, job, load_error, permanent=True)
+            return
+
+        prepared: list[_Prepared] = []
+        for job, mode, site in runnable:
+            try:
+                prepared.append(self._prepare(job, mode, site, model))
+            except InputError as exc:
+                self._fail(worker, job, str(exc), permanent=True)
+            except Exception as exc:
+                self._fail(worker, job, f"{type(exc).__name__}: {exc}", permanent=False)
+        if not prepared:
+            return
+
+        start = time.perf_counter()
+        try:
+            outputs = model.runtime.run(np.concatenate([p.tensors for p in prepared], axis=0))
+        except Exception as exc:
+            for p in prepared:
+                self._fail(worker, p.job, f"inference failed: {type(exc).__name__}: {exc}", permanent=False)
+            return
+        inference_ms = _ms(start)
+
+        offset = 0
+        for p in prepared:
+            count = len(p.tensors)
+            try:
+                self._store(
+                    worker,
+                    p,
+                    model,
+                    {k: v[offset : offset + count] for k, v in outputs.items()},
+                    inference_ms,
+                )
+            except Exception as exc:
+                self._fail(
+                    worker, p.job, f"storing the result failed: {type(exc).__name__}: {exc}", permanent=False
+                )
+            offset += count
+
+    def _prepare(self, job: ClaimedJob, mode: str, site: str, model: LoadedModel) -> _Prepared:
+        with self.db.session() as s:
+            instances = [
+                (i.SOPInstanceUID, i.path, {k: getattr(i, k, None) for k in FEATURE_KEYWORDS})
+                for i in series_instances(s, job.SeriesInstanceUID)
+                if getattr(i, "pixel_status", "ok") != "undecodable"
+            ]
+        if not instances:
+            raise InputError(f"series {job.SeriesInstanceUID} has no decodable image in the store")
+        instances = instances[: self.options.max_images_per_series]
+        decode_ms = preprocess_ms = 0.0
+        tensors = []
+        store = Path(self.settings.store_dir)
+        for sop_uid, rel_path, _ in instances:
+            start = time.perf_counter()
+            ds = pydicom.dcmread(store / rel_path)
+            ds.pixel_array  # noqa: B018 - decode now so that the decode time is measured apart
+            decode_ms += _ms(start)
+            start = time.perf_counter()
+            try:
+                display = to_display(ds)
+            except ValueError as exc:
+                raise InputError(f"instance {sop_uid}: {exc}") from exc
+            tensors.append(to_tensor(display, model.manifest.preprocessing))
+            preprocess_ms += _ms(start)
+        return _Prepared(
+            job=job,
+            mode=mode,
+            site=site,
+            SOPInstanceUIDs=[i[0] for i in instances],
+            features=[i[2] for i in instances],
+            tensors=np.stack(tensors),
+            decode_ms=decode_ms,
+            preprocess_ms=preprocess_ms,
+        )
+
+    def _store(
+        self,
+        worker: str,
+        p: _Prepared,
+        model: LoadedModel,
+        outputs: dict[str, np.ndarray],
+        inference_ms: float,
+    ) -> None:
+        job, manifest = p.job, model.manifest
+        start = time.perf_counter()
+        per_image = [model.scores(outputs, i) for i in range(len(p.tensors))]
+        primary = manifest.primary.name
+        best = max(range(len(per_image)), key=lambda i: per_image[i][primary])
+        scores = per_image[best]
+        flags = model.flags(scores)
+        explanation_path: str | None = None
+        explanation_method: str | None = None
+        if self.options.explanations:
+            exp = model.explain(outputs, best, p.tensors[best], p.SOPInstanceUIDs[best])
+            if exp is not None:
+                rel = (
+                    Path("explanations")
+                    / job.StudyInstanceUID
+                    / job.SeriesInstanceUID
+                    / (f"{job.model_name}-{job.model_version}.npz")
+                )
+                exp.save(Path(self.settings.data_dir) / rel)
+                explanation_path, explanation_method = rel.as_posix(), exp.method
+        features = dict(p.features[best])
+        postprocess_ms = _ms(start)
+        now = utcnow()
+        prediction = Prediction(
+            job_id=job.id,
+            StudyInstanceUID=job.StudyInstanceUID,
+            SeriesInstanceUID=job.SeriesInstanceUID,
+            SOPInstanceUID=p.SOPInstanceUIDs[best],
+            deployment=job.deployment,
+            site=p.site,
+            model_name=job.model_name,
+            model_version=job.model_version,
+            model_sha256=manifest.weights.sha256,
+            mode=p.mode,
+            score=scores[primary],
+            flag=flags[manifest.operating_points[0].name],
+            scores=json.dumps(scores),
+            flags=json.dumps(flags),
+            explanation_method=explanation_method,
+            explanation_path=explanation_path,
+            features=json.dumps(features, default=str),
+            num_images=len(p.tensors),
+            queue_wait_ms=_delta_ms(job.claimed_at, job.enqueued_at) or 0.0,
+            decode_ms=p.decode_ms,
+            preprocess_ms=p.preprocess_ms,
+            inference_ms=inference_ms,
+            postprocess_ms=postprocess_ms,
+            end_to_end_ms=_delta_ms(now, job.series_completed_at),
+            created_at=now,
+        )
+        try:
+            with self.db.session() as s:
+                if not finish_job(s, job.id, worker, status="done"):
+                    raise _LeaseLostError
+                exists = s.scalars(
+                    select(Prediction.id).where(
+                        Prediction.SeriesInstanceUID == job.SeriesInstanceUID,
+                        Prediction.model_name == job.model_name,
+                        Prediction.model_version == job.model_version,
+                    )
+                ).first()
+                if exists is not None:
+                    log.info(
+                        "job %d: a result for series %s is already stored; not storing another",
+                        job.id,
+                        job.SeriesInstanceUID,
+                    )
+                    return
+                s.add(prediction)
+                s.flush()
+                if p.mode == "live":
+                    for sink in self.sinks:
+                        sink.on_live_result(s, prediction)
+        except _LeaseLostError:
+            log.warning("job %d: lease lost to another worker; discarding this attempt's result", job.id)
+            return
+        except IntegrityError:
+            # Another worker stored the same (series, model version) between our check and our insert.
+            with self.db.session() as s:
+                finish_job(s, job.id, worker, status="done", error=None)
+            log.info("job %d: result stored concurrently by another worker; kept that one", job.id)
+            return
+        log.info(
+            "series %s %s %s: score %.3f flag %s (%s)",
+            job.SeriesInstanceUID,
+            job.model_name,
+            job.model_version,
+            scores[primary],
+            flags[manifest.operating_points[0].name],
+            p.mode,
+        )
+
+
+class _LeaseLostError(Exception):
+    """This worker's lease passed to another worker before it could store its result."""
