@@ -44,3 +44,26 @@ def test_architecture_names_every_package() -> None:
     packages = sorted(p.parent.name for p in (ROOT / "radgate").glob("*/__init__.py"))
     missing = [p for p in packages if f"radgate.{p}" not in text]
     assert missing == [], f"ARCHITECTURE.md does not describe: {missing}"
+
+
+def test_every_command_takes_data_dir_and_config() -> None:
+    import typer.main
+
+    import radgate.cli as cli
+
+    cli.register_commands()
+
+    def leaves(cmd, path):  # type: ignore[no-untyped-def]
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from leaves(sub, [*path, name])
+        else:
+            yield path, cmd
+
+    missing = []
+    for path, cmd in leaves(typer.main.get_command(cli.app), ["radgate"]):
+        options = {opt for p in cmd.params for opt in getattr(p, "opts", [])}
+        if not {"--data-dir", "--config"} <= options:
+            missing.append(" ".join(path))
+    assert missing == [], f"commands without --data-dir/--config: {missing}"

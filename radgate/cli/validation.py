@@ -22,6 +22,7 @@ from radgate.db import Database, open_database
 from radgate.stats import StatisticsInputError
 from radgate.validation.cases import UID_COLUMNS, CaseSet, CaseTableError, read_cases_csv
 from radgate.validation.criteria import AcceptanceCriteria, CriteriaError
+from radgate.validation.from_db import cases_from_database
 from radgate.validation.metrics import validate_cases
 from radgate.validation.plan import deployment_plan
 from radgate.validation.report import ReportContext, build_report
@@ -44,7 +45,7 @@ app.add_typer(trial_app, name="trial")
 app.add_typer(truth_app, name="truth")
 app.add_typer(report_app, name="report")
 
-_ERRORS = (StatisticsInputError, CaseTableError, CriteriaError, TrialError, TruthImportError)
+_ERRORS = (StatisticsInputError, CaseTableError, CriteriaError, TrialError, TruthImportError, LookupError)
 
 CsvArg = Annotated[Path, typer.Argument(help="CSV file, one case per row, with a header row.")]
 ScoreOpt = Annotated[
@@ -128,6 +129,28 @@ def _load_cases(
         assert db is not None
         labels = reference_labels(db, _uids_in(path, uid_col))
     return read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
+
+
+def _with_model_hash(
+    context: ReportContext, db: Database, model_name: str, model_version: str | None
+) -> ReportContext:
+    """Fill the model's version and weights hash from the registry when the report comes from the database."""
+    from dataclasses import replace
+
+    from radgate.models import get_model
+
+    try:
+        with db.session() as s:
+            model = get_model(s, model_name, model_version)
+    except LookupError:
+        return context
+    return replace(
+        context,
+        model_version=model.version,
+        model_sha256=model.sha256,
+        synthetic=context.synthetic or model.synthetic,
+        intended_use=context.intended_use or model.manifest.intended_use.summary or None,
+    )
 
 
 def _fmt(x: Any, spec: str = ".3f") -> str:
@@ -340,7 +363,8 @@ def trial_evaluate(
     if trial is None and criteria is None:
         raise fail("give --trial NAME (criteria recorded at start) or --criteria FILE", 2)
     settings = settings_from(data_dir, config)
-    with _errors(), _maybe_database(settings, trial is not None or label_col is None) as db:
+    from_db = csv_file is None
+    with _errors(), _maybe_database(settings, from_db or trial is not None or label_col is None) as db:
         if trial is not None:
             assert db is not None
             recorded = AcceptanceCriteria.from_text(get_trial(db, trial).criteria_text)
@@ -385,8 +409,15 @@ def truth_import(
 @report_app.command("validation")
 def report_validation(
     out: Annotated[Path, typer.Option("--out", help="Directory for the HTML, PDF, JSON and FN/FP lists.")],
-    csv_file: Annotated[Path, typer.Option("--csv", help="Cases CSV (one row per case).")],
-    score_col: ScoreOpt,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", help="Cases CSV (one row per case). Omitted: radgate's predictions of --model-name."
+        ),
+    ] = None,
+    score_col: Annotated[
+        str | None, typer.Option("--score-col", help="Score column of the CSV (required with --csv).")
+    ] = None,
     label_col: LabelOpt = None,
     uid_col: UidOpt = None,
     threshold: ThresholdOpt = None,
@@ -428,8 +459,18 @@ def report_validation(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the go-live report (HTML + PDF) with ROC, calibration, subgroups, confounders and criteria."""
+    """Write the go-live report (HTML + PDF) with ROC, calibration, subgroups, confounders and criteria.
+
+    From a CSV (``--csv``, ``--score-col``), or from radgate's own predictions of ``--model-name`` with the
+    reference labels of ``radgate truth import`` (and the radiologists' final reads, which land there too).
+    """
     settings = settings_from(data_dir, config)
+    if csv_file is None and model_name is None:
+        raise fail(
+            "Give --csv FILE --score-col COL, or --model-name NAME to report on radgate's predictions.", 2
+        )
+    if csv_file is not None and score_col is None:
+        raise fail("--csv needs --score-col (the column holding the model's score).", 2)
     context = ReportContext(
         model_name,
         model_version,
@@ -443,7 +484,8 @@ def report_validation(
         synthetic,
         tuple(limitation or ()),
     )
-    with _errors(), _maybe_database(settings, trial is not None or label_col is None) as db:
+    from_db = csv_file is None
+    with _errors(), _maybe_database(settings, from_db or trial is not None or label_col is None) as db:
         crit = AcceptanceCriteria.load(criteria) if criteria is not None and trial is None else None
         if trial is not None:
             assert db is not None
@@ -451,7 +493,14 @@ def report_validation(
         # With criteria, the analysis (threshold, prevalence, subgroups) is the one they fix.
         subgroups = list(crit.analysis.subgroups) if crit is not None else list(subgroup or [])
         columns = list(dict.fromkeys([*subgroups, *(metadata_col or [])]))
-        cases = _load_cases(db, csv_file, score_col, label_col, uid_col, columns)
+        if csv_file is None:
+            assert db is not None and model_name is not None
+            cases = cases_from_database(db, model_name, model_version, columns)
+            if model_hash is None:
+                context = _with_model_hash(context, db, model_name, model_version)
+        else:
+            assert score_col is not None
+            cases = _load_cases(db, csv_file, score_col, label_col, uid_col, columns)
         evaluation = None
         if trial is not None:
             assert db is not None
