@@ -94,6 +94,7 @@ class ResultsSettings:
     send_to: list[str] = field(default_factory=list)  # AET@HOST:PORT, default C-STORE destinations
     outbox_max_attempts: int = 8
     outbox_backoff_s: float = 5.0
+    outbox_poll_s: float = 1.0
     folder_destination: str = ""  # empty: DATA_DIR/outbox-folder when no other destination exists
 
 

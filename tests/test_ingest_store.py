@@ -174,6 +174,8 @@ def test_bare_dataset_without_file_meta_is_wrapped(store_on: InstanceStore, tmp_
 
 def test_no_patient_data_in_logs(store_on: InstanceStore, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # an import from a folder named after the patient: the path must not reach the log either
+    store_on.store_bytes(b"junk" * 100, source="import", origin="/exports/Doe_Jane_MRN-99887766/img1.dcm")
     ds = make_dx()
     ds.PatientName = "Doe^Jane"
     ds.PatientID = "MRN-99887766"

@@ -153,9 +153,11 @@ class InstanceStore:
                 quarantine_path = name
             except OSError:
                 log.exception("Could not write a quarantine file")
+        # File paths stay out of the log (folder names often carry patient names); the rejection row keeps
+        # the origin for the operator.
         log.warning(
             "Rejected instance from %s (source %s, SOPInstanceUID %s): status 0x%04X, %s",
-            calling_ae or origin or "unknown",
+            calling_ae or ("a file" if source == "import" else origin) or "unknown",
             source,
             rej.SOPInstanceUID or "unknown",
             rej.status,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from radgate.config import Settings
@@ -35,9 +35,12 @@ from radgate.results.publish import publish
 from radgate.results.send import Destination, destinations_from_settings, parse_destination
 from radgate.routing.tables import DeploymentRow
 
-__all__ = ["OutboxWorker", "PublishingSink", "region_from_map", "result_identity"]
+__all__ = ["OUTBOX_QUEUED", "OutboxWorker", "PublishingSink", "region_from_map", "result_identity"]
 
 log = logging.getLogger(__name__)
+
+#: Set when new outbox rows have been committed in this process; the worker sends them at once.
+OUTBOX_QUEUED = threading.Event()
 
 
 def result_identity(prediction: Prediction) -> ResultIdentity:
@@ -117,6 +120,8 @@ class PublishingSink:
         names = (
             json.loads(deployment.destinations) if deployment is not None and deployment.destinations else []
         )
+        # Wake the outbox worker once this transaction has committed (not before: it would find nothing).
+        event.listen(session, "after_commit", lambda _s: OUTBOX_QUEUED.set(), once=True)
         publish(
             session,
             result,
@@ -190,10 +195,10 @@ def all_destinations(settings: Settings, db: Database) -> list[Destination]:
 class OutboxWorker:
     """Background service: sends due outbox rows every ``interval_s`` (the outbox does retries, backoff)."""
 
-    def __init__(self, settings: Settings, db: Database, interval_s: float = 1.0) -> None:
+    def __init__(self, settings: Settings, db: Database, interval_s: float | None = None) -> None:
         self.settings = settings
         self.db = db
-        self.interval_s = interval_s
+        self.interval_s = settings.results.outbox_poll_s if interval_s is None else interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -214,12 +219,17 @@ class OutboxWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        OUTBOX_QUEUED.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.is_set():
+            OUTBOX_QUEUED.wait(self.interval_s)  # new rows from this process, or the poll for retries
+            OUTBOX_QUEUED.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.run_once()
             except Exception:
