@@ -27,6 +27,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from radgate.background import PeriodicService
 from radgate.config import Settings
 from radgate.db import Database, Series, Study
 from radgate.ingest.store import utcnow
@@ -54,7 +55,9 @@ class AssemblyReport:
         return bool(self.completed or self.partial or self.skipped or self.studies_completed)
 
 
-class Assembler:
+class Assembler(PeriodicService):
+    thread_name = "radgate-assembler"
+
     def __init__(
         self,
         settings: Settings,
@@ -69,8 +72,8 @@ class Assembler:
         self.policy = settings.assembly.incomplete_policy
         # Shared with the instance store so a series cannot complete while an instance is being indexed.
         self.lock = lock or threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.interval_s = settings.assembly.poll_interval_s
+        super().__init__()
 
     def set_expected(self, SeriesInstanceUID: str, count: int) -> None:
         """Record how many instances a series will have (from a worklist, an order, or an operator)."""
@@ -143,29 +146,13 @@ class Assembler:
             report.studies_completed.append(study.StudyInstanceUID)
 
     # ------------------------------------------------------------- background
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="radgate-assembler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        interval = self.settings.assembly.poll_interval_s
-        while not self._stop.wait(interval):
-            try:
-                report = self.run_once()
-                if report:
-                    log.info(
-                        "Assembly: %d series complete, %d partial, %d skipped, %d studies complete",
-                        len(report.completed),
-                        len(report.partial),
-                        len(report.skipped),
-                        len(report.studies_completed),
-                    )
-            except Exception:
-                log.exception("Assembly pass failed; retrying at the next interval")
+    def tick(self) -> None:
+        report = self.run_once()
+        if report:
+            log.info(
+                "Assembly: %d series complete, %d partial, %d skipped, %d studies complete",
+                len(report.completed),
+                len(report.partial),
+                len(report.skipped),
+                len(report.studies_completed),
+            )

@@ -13,7 +13,6 @@ import io
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import pydicom
@@ -21,6 +20,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 from pynetdicom.sop_class import _STORAGE_CLASSES
+
+from radgate.dicom.age import age_in_years
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
@@ -272,28 +273,9 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
-def _da(value: object) -> date | None:
-    text = str(value or "").strip()
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
-
-
 def patient_age_years(ds: Dataset) -> float | None:
     """Age in years from PatientAge (AS: ``nnnD/W/M/Y``, PS3.5 6.2), else from birth date and study date."""
-    raw = str(ds.get("PatientAge", "") or "").strip().upper()
-    match = re.fullmatch(r"(\d{1,3})([DWMY])", raw)
-    if match:
-        n, unit = int(match.group(1)), match.group(2)
-        return {"D": n / 365.25, "W": n * 7 / 365.25, "M": n / 12.0, "Y": float(n)}[unit]
-    born = _da(ds.get("PatientBirthDate"))
-    seen = _da(ds.get("StudyDate")) or _da(ds.get("AcquisitionDate")) or _da(ds.get("ContentDate"))
-    if born and seen and seen >= born:
-        return round((seen - born).days / 365.25, 2)
-    return None
+    return age_in_years(ds)
 
 
 def header_features(ds: Dataset) -> dict[str, Any]:

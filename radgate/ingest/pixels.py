@@ -9,12 +9,12 @@ to models.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pydicom
 from sqlalchemy import select
 
+from radgate.background import PeriodicService
 from radgate.db import Database, Instance, Rejection
 from radgate.ingest.parse import Status
 from radgate.ingest.store import InstanceStore, utcnow
@@ -24,7 +24,9 @@ __all__ = ["PixelChecker"]
 log = logging.getLogger(__name__)
 
 
-class PixelChecker:
+class PixelChecker(PeriodicService):
+    thread_name = "radgate-pixel-check"
+
     def __init__(
         self,
         store: InstanceStore,
@@ -40,8 +42,9 @@ class PixelChecker:
         # While instances are arriving, decode one at a time with pauses between them, so that the check
         # never competes with acknowledging instances; at full speed once ingest is idle.
         self.busy_interval_s = busy_interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._busy = False
+        self._found = 0
+        super().__init__()
 
     def check(self, instance: Instance) -> str | None:
         """Decode the instance's pixel data; return None when fine, else the reason it does not decode."""
@@ -84,26 +87,12 @@ class PixelChecker:
                     )
         return len(pending)
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="radgate-pixel-check", daemon=True)
-        self._thread.start()
+    def tick(self) -> None:
+        self._busy = time.monotonic() - self.store.last_activity < 1.0
+        self._found = self.run_once(limit=1 if self._busy else None)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = time.monotonic() - self.store.last_activity < 1.0
-                if busy:
-                    self.run_once(limit=1)
-                    self._stop.wait(self.busy_interval_s)
-                elif self.run_once() == 0:
-                    self._stop.wait(self.interval_s)
-            except Exception:
-                log.exception("Pixel check pass failed")
-                self._stop.wait(self.interval_s)
+    def wait(self) -> None:
+        if self._busy:
+            self._stop.wait(self.busy_interval_s)
+        elif self._found == 0:
+            self._stop.wait(self.interval_s)

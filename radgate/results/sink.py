@@ -21,6 +21,7 @@ import pydicom
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from radgate.background import PeriodicService
 from radgate.config import Settings
 from radgate.db import Database, Instance
 from radgate.engine.tables import Prediction
@@ -192,15 +193,17 @@ def all_destinations(settings: Settings, db: Database) -> list[Destination]:
     return list(destinations.values())
 
 
-class OutboxWorker:
-    """Background service: sends due outbox rows every ``interval_s`` (the outbox does retries, backoff)."""
+class OutboxWorker(PeriodicService):
+    """Background service: sends due outbox rows; woken at once by new results, else every ``outbox_poll_s``
+    for retries (the outbox itself does the backoff)."""
+
+    thread_name = "radgate-outbox"
 
     def __init__(self, settings: Settings, db: Database, interval_s: float | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.db = db
         self.interval_s = settings.results.outbox_poll_s if interval_s is None else interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         report = deliver_pending(
@@ -210,27 +213,16 @@ class OutboxWorker:
             results_dir=results_store(self.settings.data_dir),
             backoff_s=self.settings.results.outbox_backoff_s,
         )
-        return int(getattr(report, "sent", 0))
+        return report.sent
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="radgate-outbox", daemon=True)
-        self._thread.start()
+    def tick(self) -> None:
+        self.run_once()
 
-    def stop(self) -> None:
+    def wait(self) -> None:
+        OUTBOX_QUEUED.wait(self.interval_s)
+        OUTBOX_QUEUED.clear()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
         self._stop.set()
-        OUTBOX_QUEUED.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            OUTBOX_QUEUED.wait(self.interval_s)  # new rows from this process, or the poll for retries
-            OUTBOX_QUEUED.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("Outbox delivery pass failed; retrying at the next interval")
+        OUTBOX_QUEUED.set()  # end the wait now
+        super().stop(timeout_s)
