@@ -41,6 +41,7 @@ test: venv peers train-extra lint typecheck pytest
 bench: venv peers train-extra
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/results.py
 	$(BIN)/python bench/stats.py
 
 clean:

@@ -10,7 +10,8 @@ Size follows the British Thoracic Society convention of the interpleural distanc
 Harvey, "Management of spontaneous pneumothorax: BTS pleural disease guideline 2010", Thorax 2010;65 Suppl
 2:ii18-31, where 2 cm at the hilum separates small from large); here the maximal rim depth is drawn from
 ``SIZE_RANGES_MM`` (small < 15 mm, moderate 15-30 mm, large > 30 mm). How conspicuous the pleural line is
-varies from case to case (``conspicuity``: how tangentially the beam meets the pleura), so some are subtle.
+varies from case to case (``conspicuity``: how tangentially the beam meets the pleura, and how much lung
+still overlaps the pleural air along the ray), so some are subtle.
 
 **Distractors** that a model can mistake for a pleural line: a *skin fold* (an edge, not a line, which
 continues beyond the lung and has markings on both sides) and a *medical line* (a central venous catheter,
@@ -61,7 +62,7 @@ class Pneumothorax:
     location: str
     size: str
     depth_mm: float
-    conspicuity: float = 1.0  # 0..1: strength of the visceral pleural line and of the lung's compression
+    conspicuity: float = 1.0  # 0..1: strength of the pleural line, the lucent rim and the lung's compression
 
     def __post_init__(self) -> None:
         if not 0.0 < self.conspicuity <= 1.0:
@@ -78,14 +79,14 @@ class Pneumothorax:
 
 
 def sample_pneumothorax(rng: np.random.Generator) -> Pneumothorax:
-    """Draw side, location, size (small 40 %, moderate 35 %, large 25 %) and conspicuity (0.35-1)."""
+    """Draw side, location, size (small 40 %, moderate 35 %, large 25 %) and conspicuity (0.25-1)."""
     side = SIDES[int(rng.integers(2))]
     location = LOCATIONS[int(rng.integers(2))]
     names = list(SIZE_WEIGHTS)
     size = names[int(rng.choice(len(names), p=list(SIZE_WEIGHTS.values())))]
     lo, hi = SIZE_RANGES_MM[size]
     depth = round(float(rng.uniform(lo, hi)), 1)
-    return Pneumothorax(side, location, size, depth, round(float(rng.uniform(0.35, 1.0)), 2))
+    return Pneumothorax(side, location, size, depth, round(float(rng.uniform(0.25, 1.0)), 2))
 
 
 def add_pneumothorax(layers: Layers, canvas: Canvas, anatomy: Anatomy, ptx: Pneumothorax) -> np.ndarray:
@@ -147,7 +148,9 @@ def add_pneumothorax(layers: Layers, canvas: Canvas, anatomy: Anatomy, ptx: Pneu
     active = depth_at > 0.8
     region = np.zeros((h, w), bool)
     region[near] = active & (rn > pleura_px)
-    soft_region = ndimage.gaussian_filter(region.astype(np.float32), 0.7)
+    # Beyond the line: pleural air; lung that still overlaps along the ray keeps some markings when the
+    # pneumothorax is inconspicuous.
+    soft_region = ndimage.gaussian_filter(region.astype(np.float32), 0.7) * (0.4 + 0.6 * ptx.conspicuity)
     layers.vessels[rs, cs] *= 1.0 - soft_region
     layers.tissue[rs, cs] *= 1.0 - soft_region
     fade = np.clip(depth_at / 3.0, 0.0, 1.0)

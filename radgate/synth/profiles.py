@@ -2,11 +2,12 @@
 
 A profile says two things about the images a detector produces:
 
-* **the header** — SOP Class (CR Image Storage, PS3.3 A.2, or Digital X-Ray Image Storage - For Presentation,
-  PS3.3 A.26), Photometric Interpretation (MONOCHROME1 or MONOCHROME2, PS3.3 C.7.6.3.1.2), Bits Stored, the
-  Modality LUT (Rescale Slope / Intercept, PS3.3 C.11.1) and the VOI LUT (Window Center / Width or a VOI LUT
-  Sequence, PS3.3 C.11.2), Imager Pixel Spacing (PS3.3 C.8.11.4, the detector plane), the matrix, and the
-  equipment identification (Manufacturer, Manufacturer's Model Name, Software Versions, Station Name);
+* **the header** — SOP Class (CR Image Storage, PS3.3 A.2, or Digital X-Ray Image Storage - For
+  Presentation, PS3.3 A.26), Photometric Interpretation (MONOCHROME1 or MONOCHROME2, PS3.3 C.7.6.3.1.2),
+  Bits Stored, the Modality LUT (Rescale Slope / Intercept, PS3.3 C.11.1) and the VOI LUT (Window Center /
+  Width or a VOI LUT Sequence, PS3.3 C.11.2), Imager Pixel Spacing (PS3.3 C.8.11.4, the detector plane),
+  the matrix, and the equipment identification (Manufacturer, Manufacturer's Model Name, Software
+  Versions, Station Name);
 * **the image character** — detector sharpness (MTF), quantum noise, scatter, the vendor's multi-scale
   contrast / edge enhancement and its gradation (tone) curve, and how collimated borders are rendered.
 
@@ -276,7 +277,7 @@ def _profiles() -> dict[str, Profile]:
         ),
         Profile(
             name="agfa-dx",
-            description="DR room, multi-scale processing with strong noise reduction, 12-bit MONOCHROME2, VOI LUT",
+            description="DR room, 35x43 cm panel, strong noise reduction, 12-bit MONOCHROME2, VOI LUT",
             sop_class_uid=DX_IMAGE_STORAGE_FOR_PRESENTATION,
             manufacturer="Agfa",
             model_name="DX-D 600",
@@ -287,7 +288,7 @@ def _profiles() -> dict[str, Profile]:
             photometric="MONOCHROME2",
             bits_stored=12,
             rows=512,
-            columns=512,
+            columns=416,
             pitch_mm=0.84,
             native_pitch_mm=0.148,
             voi="lut",

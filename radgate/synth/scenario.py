@@ -116,9 +116,11 @@ class Scenario:
             raise ScenarioError("[[vendors]]: the first phase must start at from_month = 1.")
         previous = 0
         for phase in self.vendors:
-            if phase.from_month <= previous or phase.from_month > self.months:
+            # A phase may start after the last month (a scenario cut short keeps its file's phases).
+            if phase.from_month <= previous:
                 raise ScenarioError(
-                    f"[[vendors]] from_month {phase.from_month} must increase and lie in 1..{self.months}."
+                    f"[[vendors]] from_month {phase.from_month} must be greater than the previous phase's "
+                    f"({previous})."
                 )
             previous = phase.from_month
             if not phase.mix or any(w < 0 for w in phase.mix.values()) or sum(phase.mix.values()) <= 0:
