@@ -49,8 +49,15 @@ def to_display(ds: Dataset, frame: int = 0) -> DisplayImage:
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         arr = arr[frame]
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
-        modality64 = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
-        voi = np.asarray(apply_voi_lut(modality64, ds, index=0, prefer_lut=True), dtype=np.float64)
+        identity = (
+            "ModalityLUTSequence" not in ds
+            and float(ds.get("RescaleSlope", 1) or 1) == 1.0
+            and float(ds.get("RescaleIntercept", 0) or 0) == 0.0
+        )
+        # The VOI LUT is indexed by stored values when the Modality LUT is the identity: hand pydicom the
+        # integers then (a float array makes it warn, though the result is the same).
+        stored = arr if identity else np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+        voi = np.asarray(apply_voi_lut(stored, ds, index=0, prefer_lut=True), dtype=np.float64)
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
         lo, hi = 0.0, float(2**bits - 1)
         center, width = (lo + hi) / 2.0, hi - lo + 1

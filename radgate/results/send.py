@@ -138,8 +138,18 @@ class CStoreDestination:
         ae.acse_timeout = self.timeout_s
         ae.dimse_timeout = self.timeout_s
         ae.network_timeout = self.timeout_s
-        for sop_class in dict.fromkeys(str(ds.SOPClassUID) for ds in datasets):
+        # One context per (SOP Class, transfer syntax) the files are encoded in, so that the peer accepts
+        # exactly that syntax for compressed files (an acceptor picks one syntax per context), plus the
+        # uncompressed defaults. pynetdicom allows 128 contexts per association.
+        wanted: dict[tuple[str, str], None] = {}
+        for ds in datasets:
+            ts = str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", ExplicitVRLittleEndian))
+            wanted[(str(ds.SOPClassUID), ts)] = None
+        for sop_class in dict.fromkeys(sop for sop, _ in wanted):
             ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+        for sop_class, ts in wanted:
+            if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+                ae.add_requested_context(sop_class, [ts])
         assoc = ae.associate(
             self.host,
             self.port,

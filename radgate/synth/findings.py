@@ -42,7 +42,7 @@ __all__ = [
 SIDES = ("right", "left")
 LOCATIONS = ("apical", "lateral")
 SIZE_RANGES_MM: dict[str, tuple[float, float]] = {
-    "small": (6.0, 15.0),
+    "small": (5.0, 15.0),
     "moderate": (15.0, 30.0),
     "large": (30.0, 55.0),
 }
@@ -79,14 +79,14 @@ class Pneumothorax:
 
 
 def sample_pneumothorax(rng: np.random.Generator) -> Pneumothorax:
-    """Draw side, location, size (small 40 %, moderate 35 %, large 25 %) and conspicuity (0.25-1)."""
+    """Draw side, location, size (small 40 %, moderate 35 %, large 25 %) and conspicuity (0.15-1)."""
     side = SIDES[int(rng.integers(2))]
     location = LOCATIONS[int(rng.integers(2))]
     names = list(SIZE_WEIGHTS)
     size = names[int(rng.choice(len(names), p=list(SIZE_WEIGHTS.values())))]
     lo, hi = SIZE_RANGES_MM[size]
     depth = round(float(rng.uniform(lo, hi)), 1)
-    return Pneumothorax(side, location, size, depth, round(float(rng.uniform(0.25, 1.0)), 2))
+    return Pneumothorax(side, location, size, depth, round(float(rng.uniform(0.15, 1.0)), 2))
 
 
 def add_pneumothorax(layers: Layers, canvas: Canvas, anatomy: Anatomy, ptx: Pneumothorax) -> np.ndarray:
@@ -124,7 +124,7 @@ def add_pneumothorax(layers: Layers, canvas: Canvas, anatomy: Anatomy, ptx: Pneu
         theta0 = np.arctan2(-1.0, 0.35 * lateral)
     else:
         theta0 = np.arctan2(-0.25, lateral)
-    size_frac = (ptx.depth_mm - 6.0) / 49.0
+    size_frac = (ptx.depth_mm - 5.0) / 50.0
     half_width = np.deg2rad(55.0 + 45.0 * size_frac)
     dtheta = np.angle(np.exp(1j * (thetas - theta0)))
     window = np.cos(np.clip(dtheta / half_width, -1.0, 1.0) * np.pi / 2.0) ** 0.6
@@ -206,7 +206,7 @@ def _skin_fold(layers: Layers, cv: Canvas, a: Anatomy, rng: np.random.Generator)
     # The fold's crest: a thin ridge along the edge, which is what makes folds look like a pleural line.
     crest = np.exp(-0.5 * (d / 0.9) ** 2) * span[:, None]
     amplitude = float(rng.uniform(6.0, 12.0))
-    layers.soft += (amplitude * fold + 0.6 * amplitude * crest).astype(np.float32)
+    layers.soft += (amplitude * fold + 0.9 * amplitude * crest).astype(np.float32)
 
 
 def _central_line(layers: Layers, cv: Canvas, a: Anatomy, rng: np.random.Generator) -> None:
