@@ -360,8 +360,8 @@ def model_card(
   so that a worklist can bring them forward. It does not diagnose and does not rule out.
 - Population: adults (18+), any sex. Lateral views, children and other body parts are out of scope and
   are routed away by radgate.
-- Validated subgroups: Manufacturer {", ".join(manufacturers)}; ViewPosition PA and AP. Live results outside them are to be
-  withheld by radgate's policy stage (the deployment policy is not built yet; until then a deployment's
+- Validated subgroups: Manufacturer {", ".join(manufacturers)}; ViewPosition PA and AP. Live results
+  outside them are to be withheld by radgate's policy stage (the deployment policy is not built yet; until then a deployment's
   mode alone decides what is sent).
 
 ## Training data
