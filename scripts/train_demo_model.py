@@ -361,8 +361,8 @@ def model_card(
 - Population: adults (18+), any sex. Lateral views, children and other body parts are out of scope and
   are routed away by radgate.
 - Validated subgroups: Manufacturer {", ".join(manufacturers)}; ViewPosition PA and AP. Live results
-  outside them are to be withheld by radgate's policy stage (the deployment policy is not built yet; until then a deployment's
-  mode alone decides what is sent).
+  outside them are to be withheld by radgate's policy stage (the deployment policy is not built yet;
+  until then a deployment's mode alone decides what is sent).
 
 ## Training data
 - {len(training.y)} synthetic phantom images ({n_pos} with pneumothorax), profile(s) {trained};
