@@ -260,7 +260,7 @@ def test_cli_deployments_and_predictions(tmp_path: Path, settings: Settings, db:
     data = ["--data-dir", str(settings.data_dir)]
     result = runner.invoke(app, ["deployments", "list", *data, "--json"])
     assert result.exit_code == 0, result.output
-    [listed] = json.loads(result.output)
+    [listed] = json.loads(result.stdout)
     assert listed["mode"] == "silent" and "ViewPosition in PA, AP" in listed["rules"]
     result = runner.invoke(app, ["deployments", "set-mode", "ptx", "live", *data, "--by", "dr.lee"])
     assert result.exit_code == 0 and "now live" in result.output

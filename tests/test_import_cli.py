@@ -37,7 +37,7 @@ def test_import_folder_with_good_bad_and_duplicate_files(tmp_path: Path) -> None
     assert "empty (zero bytes)" in out and "Not a DICOM file" in out
 
     listed = runner.invoke(cli.app, ["rejections", "--json", "--data-dir", str(data_dir)])
-    rows = json.loads(listed.output)
+    rows = json.loads(listed.stdout)
     assert {r["source"] for r in rows} == {"import"} and len(rows) == 2
 
     missing = runner.invoke(cli.app, ["import", str(tmp_path / "nope"), "--data-dir", str(data_dir)])

@@ -137,7 +137,7 @@ def test_cli_add_list_show_verify_remove(tmp_path: Path, settings: Settings) -> 
     assert result.exit_code == 0, result.output
     assert "Installed tiny-ptx 1.0.0" in result.output
     result = runner.invoke(app, ["models", "list", *data, "--json"])
-    rows = [r for r in json.loads(result.output) if r["name"] == "tiny-ptx"]
+    rows = [r for r in json.loads(result.stdout) if r["name"] == "tiny-ptx"]
     assert rows[0]["registered_by"] == "alice" and rows[0]["synthetic"] is True
     result = runner.invoke(app, ["models", "show", "tiny-ptx", *data])
     assert result.exit_code == 0 and "high-sensitivity" in result.output and "not for clinical use" in result.output

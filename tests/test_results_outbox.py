@@ -290,12 +290,12 @@ def test_outbox_cli_lists_sends_and_retries(settings: Settings, tmp_path: Path) 
 
     out = runner.invoke(app, ["outbox", "list", "--json", *common])
     assert out.exit_code == 0, out.output
-    rows = json.loads(out.output)
+    rows = json.loads(out.stdout)
     assert [(r["kind"], r["status"]) for r in rows] == [("PR", "pending"), ("SR", "pending")]
 
     out = runner.invoke(app, ["outbox", "destinations", "--json", *common])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == [{"name": f"folder:{folder}", "kind": "folder"}]
+    assert json.loads(out.stdout) == [{"name": f"folder:{folder}", "kind": "folder"}]
 
     out = runner.invoke(app, ["outbox", "send", *common])
     assert out.exit_code == 0, out.output

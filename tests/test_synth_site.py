@@ -253,7 +253,7 @@ def test_cli_generates_a_site_and_lists_profiles(tmp_path: Path) -> None:
 
     listing = runner.invoke(app, ["synth", "profiles", "--json", "--data-dir", str(tmp_path / "data")])
     assert listing.exit_code == 0, listing.output
-    assert {r["profile"] for r in json.loads(listing.output)} == set(PROFILES)
+    assert {r["profile"] for r in json.loads(listing.stdout)} == set(PROFILES)
 
     both = runner.invoke(
         app, ["synth", "--out", str(tmp_path / "x"), "--profile", "ge-dx", "--scenario", "demo-site"]

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, err_console, fail, settings_from
 from radgate.config import Settings
-from radgate.db import open_database
+from radgate.db import database_for
 from radgate.db.engine import Database
 from radgate.engine import Engine, export_csv, summarise
 from radgate.engine.service import prepare
@@ -30,10 +30,10 @@ app.add_typer(engine_app, name="engine")
 
 def _open(data_dir: Path | None, config: Path | None) -> tuple[Settings, Database]:
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     try:
         for change in prepare(db, settings, config):
-            console.print(f"[dim]{change}[/dim]")
+            err_console.print(f"[dim]{change}[/dim]")  # stdout stays clean for --json
     except (DeploymentError, RegistryError) as exc:
         raise fail(str(exc), 2) from exc
     return settings, db
@@ -160,7 +160,7 @@ def predictions_export(
     if mode not in (None, "off", "silent", "live"):
         raise fail(f"--mode {mode!r}; expected off, silent or live.", 2)
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     with db.session() as s:
         if out is None:
             export_csv(s, sys.stdout, mode)
@@ -174,7 +174,7 @@ def predictions_export(
 def predictions_summary(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Processed, flagged, not applicable (with reasons), queued and failed counts."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     with db.session() as s:
         summary = summarise(s)
     for line in summary.lines():

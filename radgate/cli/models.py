@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.db import open_database
+from radgate.db import database_for
 from radgate.models import (
     PackageError,
     RegistryError,
@@ -39,7 +39,7 @@ def add(
 ) -> None:
     """Check a package (manifest and SHA-256 of the weights) and install it."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     try:
         with db.session() as s:
             model = add_model(s, path, settings.data_dir, registered_by=by)
@@ -58,7 +58,7 @@ def list_(
 ) -> None:
     """List installed model versions (the bundled demo model is registered when present)."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     with db.session() as s:
         ensure_default_models(s, settings.data_dir)
         models = list_models(s)
@@ -107,7 +107,7 @@ def show(
 ) -> None:
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     try:
         with db.session() as s:
             model = get_model(s, name, version)
@@ -154,7 +154,7 @@ def verify(
 ) -> None:
     """Re-hash installed weights and compare them with the registered SHA-256 (exit 1 on any mismatch)."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     try:
         with db.session() as s:
             targets = [(name, version)] if name else [(m.name, m.version) for m in list_models(s)]
@@ -179,7 +179,7 @@ def remove(
 ) -> None:
     """Unregister a model version and delete its installed copy (stored predictions are kept)."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     try:
         with db.session() as s:
             model = remove_model(s, name, version, settings.data_dir)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.db import open_database
+from radgate.db import database_for
 from radgate.results import (
     deliver_pending,
     destinations_from_settings,
@@ -43,7 +43,7 @@ def list_(
     if status is not None and status not in OUTBOX_STATUSES:
         raise fail(f"--status {status!r} is not one of {', '.join(OUTBOX_STATUSES)}.", code=2)
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     rows = list_outbox(db, status=status, destination=destination, limit=limit)
     if as_json:
         print(
@@ -102,7 +102,7 @@ def retry_(
 ) -> None:
     """Give failed rows a fresh set of attempts (after the destination is fixed); sent rows are untouched."""
     settings = settings_from(data_dir, config)
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     count = retry(db, datetime.now(), ids=ids or (), destination=destination)
     console.print(f"{count} failed row(s) queued again.")
 
@@ -118,7 +118,7 @@ def send(
         destinations = destinations_from_settings(settings)
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
-    db = open_database(settings.database_url)
+    db = database_for(settings)
     report = deliver_pending(
         db,
         destinations,

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
 from radgate.config import Settings
-from radgate.db import Database, open_database
+from radgate.db import Database, database_for
 from radgate.stats import StatisticsInputError
 from radgate.validation.cases import UID_COLUMNS, CaseSet, CaseTableError, read_cases_csv
 from radgate.validation.criteria import AcceptanceCriteria, CriteriaError
@@ -85,7 +85,7 @@ def _errors() -> Iterator[None]:
 
 
 def _database(settings: Settings) -> Database:
-    return open_database(settings.database_url, echo=settings.database.echo)
+    return database_for(settings)
 
 
 @contextmanager

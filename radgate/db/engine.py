@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from radgate.config import Settings
 
 log = logging.getLogger(__name__)
+# Alembic reports every connection and no-op upgrade at INFO; radgate logs the migrations it runs itself.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -68,6 +70,7 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every Alembic branch (no-op when up to date)."""
         cfg = alembic_config(self.url)
+        log.debug("Migrating %s database to the newest revisions", self.backend)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
