@@ -21,6 +21,7 @@ from radgate.assembly import Assembler, SeriesCompleteHook
 from radgate.config import Settings
 from radgate.db import Database, database_for
 from radgate.engine import Engine
+from radgate.inference.cache import TensorPrewarmer
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
 from radgate.results.send import destinations_from_settings
 from radgate.results.sink import OutboxWorker, PublishingSink
@@ -50,7 +51,9 @@ class Gateway:
         self.engine = Engine(settings, self.db, sinks=[sink], deployments=deployments)
         self.hooks: list[SeriesCompleteHook] = [self.engine.hook]
         self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
-        self.pixels = PixelChecker(self.store, self.db)
+        # Model inputs are rendered as images arrive (idle priority), so completion leaves only inference.
+        prewarm = TensorPrewarmer(self.db, settings.data_dir)
+        self.pixels = PixelChecker(self.store, self.db, on_decoded=[prewarm])
         self.outbox = OutboxWorker(settings, self.db)
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)

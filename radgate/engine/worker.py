@@ -45,6 +45,7 @@ from radgate.engine.queue import (
 from radgate.engine.sink import ResultSink
 from radgate.engine.tables import Job, Prediction
 from radgate.imaging import to_display
+from radgate.inference.cache import TensorCache
 from radgate.inference.model import LoadedModel, RuntimeFactory, onnx_runtime_factory
 from radgate.inference.preprocess import to_tensor
 from radgate.inference.runtime import ModelLoadError, RuntimeOptions
@@ -175,6 +176,7 @@ class Engine:
         self.runtime_factory = runtime_factory
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._models: dict[tuple[str, str, str], LoadedModel] = {}
+        self.tensors = TensorCache(settings.data_dir)
         self._models_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -368,7 +370,7 @@ class Engine:
     def _prepare(self, job: ClaimedJob, mode: str, site: str, model: LoadedModel) -> _Prepared:
         with self.db.session() as s:
             instances = [
-                (i.SOPInstanceUID, i.path, {k: getattr(i, k, None) for k in FEATURE_KEYWORDS})
+                (i.SOPInstanceUID, i.path, {k: getattr(i, k, None) for k in FEATURE_KEYWORDS}, i.sha256)
                 for i in series_instances(s, job.SeriesInstanceUID)
                 if getattr(i, "pixel_status", "ok") != "undecodable"
             ]
@@ -378,8 +380,14 @@ class Engine:
         decode_ms = preprocess_ms = 0.0
         tensors = []
         store = Path(self.settings.store_dir)
-        for sop_uid, rel_path, _ in instances:
+        prep = model.manifest.preprocessing
+        for sop_uid, rel_path, _, sha256 in instances:
             start = time.perf_counter()
+            cached = self.tensors.get(prep, sop_uid, sha256)
+            if cached is not None:  # rendered while the series was still arriving (TensorPrewarmer)
+                tensors.append(cached)
+                preprocess_ms += _ms(start)
+                continue
             ds = pydicom.dcmread(store / rel_path)
             ds.pixel_array  # noqa: B018 - decode now so that the decode time is measured apart
             decode_ms += _ms(start)
@@ -388,7 +396,7 @@ class Engine:
                 display = to_display(ds)
             except ValueError as exc:
                 raise InputError(f"instance {sop_uid}: {exc}") from exc
-            tensors.append(to_tensor(display, model.manifest.preprocessing))
+            tensors.append(to_tensor(display, prep))
             preprocess_ms += _ms(start)
         return _Prepared(
             job=job,

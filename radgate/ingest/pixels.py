@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 import pydicom
+from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from radgate.background import PeriodicService
@@ -19,9 +21,12 @@ from radgate.db import Database, Instance, Rejection
 from radgate.ingest.parse import Status
 from radgate.ingest.store import InstanceStore, utcnow
 
-__all__ = ["PixelChecker"]
+__all__ = ["DecodedHook", "PixelChecker"]
 
 log = logging.getLogger(__name__)
+
+#: Receives each instance whose pixel data decoded, with the decoded dataset (``ds.pixel_array`` cached).
+DecodedHook = Callable[[Instance, Dataset], None]
 
 
 class PixelChecker(PeriodicService):
@@ -34,8 +39,10 @@ class PixelChecker(PeriodicService):
         batch: int = 32,
         interval_s: float = 0.5,
         busy_interval_s: float = 0.25,
+        on_decoded: Sequence[DecodedHook] = (),
     ) -> None:
         self.store = store
+        self.on_decoded = list(on_decoded)
         self.db = db
         self.batch = batch
         self.interval_s = interval_s
@@ -47,7 +54,11 @@ class PixelChecker(PeriodicService):
         super().__init__()
 
     def check(self, instance: Instance) -> str | None:
-        """Decode the instance's pixel data; return None when fine, else the reason it does not decode."""
+        """Decode the instance's pixel data; return None when fine, else the reason it does not decode.
+
+        A decoded image is handed to each ``on_decoded`` hook (e.g. the engine's tensor prewarmer); a hook
+        that fails is logged and never marks the instance undecodable.
+        """
         try:
             ds = pydicom.dcmread(self.store.path_of(instance))
             if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -58,6 +69,11 @@ class PixelChecker(PeriodicService):
         except Exception as exc:
             ts = instance.TransferSyntaxUID
             return f"Pixel Data could not be decoded (transfer syntax {ts}): {str(exc).splitlines()[0][:200]}"
+        for hook in self.on_decoded:
+            try:
+                hook(instance, ds)
+            except Exception:
+                log.exception("A decoded-image hook failed for SOPInstanceUID %s", instance.SOPInstanceUID)
         return None
 
     def run_once(self, limit: int | None = None) -> int:
