@@ -74,3 +74,28 @@ def test_cases_and_report_from_database(tmp_path: Path, settings: Settings, db: 
 def test_age_band() -> None:
     assert [age_band(a) for a in (None, 9, 18, 29.9, 30, 45, 79, 80, "x")] == [
         "unknown", "<18", "18-29", "18-29", "30-39", "40-49", "70-79", "80+", "unknown"]
+
+
+def test_validate_an_exported_predictions_csv_keeps_not_applicable_reasons(
+    tmp_path: Path, settings: Settings, db: Database
+) -> None:
+    """`predictions export` -> `validate`: series the model never scored count as not applicable, with why."""
+    truth = _site(tmp_path, settings, db)
+    runner = CliRunner()
+    cli.register_commands()
+    data = ["--data-dir", str(settings.data_dir)]
+    labels = tmp_path / "labels.csv"  # no 'source' column, as a synthetic site's labels.csv
+    labels.write_text("SeriesInstanceUID,label\n" + "".join(f"{u},{v}\n" for u, v in truth.items()))
+    assert runner.invoke(cli.app, ["truth", "import", str(labels), *data]).exit_code != 0  # source needed
+    result = runner.invoke(cli.app, ["truth", "import", str(labels), "--source", "synthetic", *data])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "pred.csv"
+    assert runner.invoke(cli.app, ["predictions", "export", "--format", "csv", "--out", str(exported), *data]
+                         ).exit_code == 0
+    result = runner.invoke(cli.app, ["validate", str(exported), "--score-col", "score", "--uid-col",
+                                     "SeriesInstanceUID", "--json", *data])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["n"] == 24 and out["case_flow"]["excluded"] == {
+        "not applicable: ViewPosition LL is not in PA, AP": 1
+    }

@@ -389,6 +389,10 @@ def truth_import(
         Path,
         typer.Argument(help="CSV: StudyInstanceUID and/or SeriesInstanceUID, label (0/1), source, date."),
     ],
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Reference standard for rows without a 'source' (e.g. synthetic)."),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -397,7 +401,7 @@ def truth_import(
     db = _database(settings)
     try:
         with _errors():
-            summary = import_ground_truth(db, csv_file)
+            summary = import_ground_truth(db, csv_file, default_source=source)
     finally:
         db.dispose()
     console.print(

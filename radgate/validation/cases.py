@@ -148,6 +148,14 @@ def _parse_label(raw: str | None, row: int, column: str) -> int | None:
     )
 
 
+def _routing_exclusion(row: Mapping[str, str | None]) -> str | None:
+    """A row of ``radgate predictions export`` that the model never scored says why: keep that reason."""
+    decision = (row.get("decision") or "").strip()
+    if decision and decision != "matched":
+        return f"{decision.replace('_', ' ')}: {(row.get('reason') or '').strip()}".rstrip(": ")
+    return None
+
+
 def read_cases_csv(
     path: Path,
     score_col: str,
@@ -202,6 +210,7 @@ def read_cases_csv(
                     other_score=_parse_score(row.get(compare_col), row_no, compare_col)
                     if compare_col
                     else None,
+                    exclusion=_routing_exclusion(row),
                 )
             )
     return CaseSet.from_records(records, columns, source=str(path))

@@ -75,8 +75,12 @@ def _parse_date(text: str) -> date:
     raise ValueError(text)
 
 
-def read_truth_csv(path: Path) -> list[TruthRow]:
-    """Parse and check every row; raise :class:`TruthImportError` listing all problems."""
+def read_truth_csv(path: Path, default_source: str | None = None) -> list[TruthRow]:
+    """Parse and check every row; raise :class:`TruthImportError` listing all problems.
+
+    ``default_source`` stands in for a missing ``source`` column or an empty cell (e.g. ``synthetic`` for a
+    synthetic site's ``labels.csv``).
+    """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -87,7 +91,9 @@ def read_truth_csv(path: Path) -> list[TruthRow]:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         uid_cols = [c for c in ("StudyInstanceUID", "SeriesInstanceUID") if c in header]
-        missing = [c for c in ("label", "source") if c not in header]
+        missing = [
+            c for c in ("label", "source") if c not in header and not (c == "source" and default_source)
+        ]
         if not uid_cols:
             missing.insert(0, "StudyInstanceUID or SeriesInstanceUID")
         if missing:
@@ -106,7 +112,7 @@ def read_truth_csv(path: Path) -> list[TruthRow]:
             label_text = (row.get("label") or "").strip()
             if label_text not in {"0", "1"}:
                 errors.append(f"row {row_no}: label {label_text!r}, expected 0 or 1")
-            source = (row.get("source") or "").strip().lower()
+            source = (row.get("source") or default_source or "").strip().lower()
             if not source or len(source) > 32:
                 errors.append(
                     f"row {row_no}: source {source!r} must be 1-32 characters (e.g. biopsy, radiologist)"
@@ -129,9 +135,11 @@ def read_truth_csv(path: Path) -> list[TruthRow]:
     return rows
 
 
-def import_ground_truth(db: Database, path: Path, now: datetime | None = None) -> ImportSummary:
+def import_ground_truth(
+    db: Database, path: Path, now: datetime | None = None, default_source: str | None = None
+) -> ImportSummary:
     """Import ``path`` into ``ground_truth`` (insert, or update the row with the same UIDs and source)."""
-    rows = read_truth_csv(path)
+    rows = read_truth_csv(path, default_source)
     stamp = now or datetime.now()
     inserted = updated = unchanged = 0
     with db.session() as session:
