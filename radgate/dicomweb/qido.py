@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from radgate.db import Instance, Series, Study
+from radgate.db.queries import newest_instances
 
 __all__ = ["QidoError", "search_instances", "search_series", "search_studies"]
 
@@ -214,19 +215,9 @@ def search_instances(
     s: Session, study_uid: str, series_uid: str, params: Mapping[str, str], base_url: str = ""
 ) -> list[dict[str, Any]]:
     conditions, limit, offset, _ = _parse(params, INSTANCE_COLUMNS, "instance")
-    newest = (
-        select(Instance.SOPInstanceUID, func.max(Instance.revision).label("rev"))
-        .where(Instance.StudyInstanceUID == study_uid, Instance.SeriesInstanceUID == series_uid)
-        .group_by(Instance.SOPInstanceUID)
-        .subquery()
-    )
     query = (
-        select(Instance)
-        .join(
-            newest,
-            and_(Instance.SOPInstanceUID == newest.c.SOPInstanceUID, Instance.revision == newest.c.rev),
-        )
-        .where(*conditions)
+        newest_instances(series_uid)
+        .where(Instance.StudyInstanceUID == study_uid, *conditions)
         .order_by(Instance.InstanceNumber, Instance.SOPInstanceUID)
         .offset(offset)
     )

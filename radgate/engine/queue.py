@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance, Series
 from radgate.engine.tables import Job, RoutingDecisionRow
 from radgate.models.registry import utcnow
@@ -58,19 +59,8 @@ def _wake(session: Session) -> None:
 
 def series_instances(session: Session, SeriesInstanceUID: str) -> list[Instance]:
     """The newest revision of every instance of a series, in InstanceNumber order."""
-    newest = (
-        select(Instance.SOPInstanceUID, func.max(Instance.revision).label("revision"))
-        .where(Instance.SeriesInstanceUID == SeriesInstanceUID)
-        .group_by(Instance.SOPInstanceUID)
-        .subquery()
-    )
-    query = (
-        select(Instance)
-        .join(
-            newest,
-            and_(Instance.SOPInstanceUID == newest.c.SOPInstanceUID, Instance.revision == newest.c.revision),
-        )
-        .order_by(Instance.InstanceNumber.is_(None), Instance.InstanceNumber, Instance.id)
+    query = newest_instances(SeriesInstanceUID).order_by(
+        Instance.InstanceNumber.is_(None), Instance.InstanceNumber, Instance.id
     )
     return list(session.scalars(query))
 
