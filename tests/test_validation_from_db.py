@@ -69,6 +69,7 @@ def test_cases_and_report_from_database(tmp_path: Path, settings: Settings, db: 
     numbers = json.loads(next(out.glob("*.json")).read_text())
     # independent implementation: scikit-learn on the same cases
     assert abs(numbers["validation"]["auc"] - roc_auc_score(cases.labels, cases.scores)) < 1e-12
+    assert numbers["validation"]["threshold"] == 0.3  # the model's first operating point, not 0.5
 
 
 def test_age_band() -> None:

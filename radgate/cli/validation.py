@@ -131,10 +131,11 @@ def _load_cases(
     return read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
 
 
-def _with_model_hash(
+def _with_registry(
     context: ReportContext, db: Database, model_name: str, model_version: str | None
-) -> ReportContext:
-    """Fill the model's version and weights hash from the registry when the report comes from the database."""
+) -> tuple[ReportContext, float | None]:
+    """Fill version, weights hash and intended use from the registry; also return the model's first
+    operating point (the threshold a report from the database uses unless --threshold says otherwise)."""
     from dataclasses import replace
 
     from radgate.models import get_model
@@ -143,14 +144,15 @@ def _with_model_hash(
         with db.session() as s:
             model = get_model(s, model_name, model_version)
     except LookupError:
-        return context
-    return replace(
+        return context, None
+    updated = replace(
         context,
         model_version=model.version,
         model_sha256=model.sha256,
         synthetic=context.synthetic or model.synthetic,
         intended_use=context.intended_use or model.manifest.intended_use.summary or None,
     )
+    return updated, float(model.manifest.operating_points[0].threshold)
 
 
 def _fmt(x: Any, spec: str = ".3f") -> str:
@@ -500,8 +502,9 @@ def report_validation(
         if csv_file is None:
             assert db is not None and model_name is not None
             cases = cases_from_database(db, model_name, model_version, columns)
-            if model_hash is None:
-                context = _with_model_hash(context, db, model_name, model_version)
+            context, operating_threshold = _with_registry(context, db, model_name, model_version)
+            if threshold is None:  # the model's own operating point, not an arbitrary 0.5
+                threshold = operating_threshold
         else:
             assert score_col is not None
             cases = _load_cases(db, csv_file, score_col, label_col, uid_col, columns)
