@@ -99,8 +99,10 @@ class CaseSet:
         for col in columns:
             missing = sum(1 for rec in kept if col not in rec.attributes)
             if missing:
+                available = sorted({k for rec in kept for k in rec.attributes})
                 raise CaseTableError(
                     f"subgroup column {col!r} is missing on {missing} of {len(kept)} case(s)"
+                    + (f"; the cases have: {', '.join(available)}" if available else "")
                 )
         has_other = any(rec.other_score is not None for rec in kept)
         return cls(
