@@ -29,6 +29,8 @@ def test_stow_and_qido_with_dicomweb_client(client: DICOMwebClient, gateway: Gat
 
     studies = client.search_for_studies()
     by_uid = {s["0020000D"]["Value"][0]: s for s in studies}
+    port = gateway.http_port  # dicomweb-client sends "Host" without the port: the URL must still have it
+    assert by_uid[study]["00081190"]["Value"] == [f"http://127.0.0.1:{port}/dicomweb/studies/{study}"]
     assert set(by_uid) == {study, ct.StudyInstanceUID}
     assert by_uid[study]["00201208"]["Value"] == [6]  # NumberOfStudyRelatedInstances
     assert by_uid[study]["00201206"]["Value"] == [2]  # NumberOfStudyRelatedSeries

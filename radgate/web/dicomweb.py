@@ -24,7 +24,14 @@ DICOM_JSON = "application/dicom+json"
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/dicomweb"
+    """The service root for RetrieveURLs. Some clients (dicomweb-client) send a Host header without the
+    port; then the port the request actually reached is added back."""
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    if host and server and ":" not in host.rsplit("]", 1)[-1] and server[1] not in (80, 443):
+        host = f"{host}:{server[1]}"
+    root = f"{request.url.scheme}://{host}" if host else str(request.base_url).rstrip("/")
+    return root + request.scope.get("root_path", "") + "/dicomweb"
 
 
 def _stow(request: Request, store: StoreDep, body: bytes, study_uid: str | None) -> JSONResponse:
