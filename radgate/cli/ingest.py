@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -115,29 +115,34 @@ def import_(
         console.print(f"... and {len(summary.rejected) - 50} more (see `radgate rejections`).")
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) if r[c] is not None else "" for c in columns))
+    console.print(table)
+
+
 @app.command()
 def rejections(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List recent rejections and quarantined instances with their reasons."""
-    settings = settings_from(data_dir, config)
-    db = database_for(settings)
+    db = database_for(settings_from(data_dir, config))
     with db.session() as s:
         rows = recent_rejections(s, limit)
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(title="Recent rejections")
-    for col in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            *(str(r[c] or "") for c in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason"))
-        )
-    console.print(table)
+    columns = ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")
+    _print_rows(rows, columns, "Recent rejections", as_json)
 
 
 @app.command()
@@ -145,20 +150,11 @@ def series(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     limit: Annotated[int, typer.Option(help="How many, most recent first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List received series with their assembly status (receiving, complete, incomplete)."""
-    settings = settings_from(data_dir, config)
-    db = database_for(settings)
+    db = database_for(settings_from(data_dir, config))
     with db.session() as s:
         rows = series_status(s, limit)
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(title="Series")
-    cols = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
-    for col in cols:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c] if r[c] is not None else "") for c in cols))
-    console.print(table)
+    columns = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
+    _print_rows(rows, columns, "Series", as_json)
