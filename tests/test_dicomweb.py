@@ -106,3 +106,20 @@ def test_healthz_and_rejections_page(gateway: Gateway) -> None:
     assert rows and "Not a DICOM file" in rows[0]["reason"]
     page = httpx.get(f"{base}/rejections").text
     assert "Not a DICOM file" in page and "not a medical device" in page
+
+
+def test_wado_rs_retrieves_what_stow_stored(client: DICOMwebClient, gateway: Gateway) -> None:
+    """The RetrieveURLs radgate hands out resolve: dicomweb-client retrieves instance, series and study."""
+    study = "1.2.826.0.1.3680043.10.543.2"
+    datasets = [make_dx(study, f"{study}.1", f"{study}.1.{i}", seed=i) for i in range(2)]
+    datasets.append(make_dx(study, f"{study}.2", f"{study}.2.0", seed=7))
+    for i, ds in enumerate(datasets):
+        ds.InstanceNumber = i + 1
+    client.store_instances(datasets)
+    one = client.retrieve_instance(study, f"{study}.1", f"{study}.1.1")
+    assert one.SOPInstanceUID == f"{study}.1.1" and one.PixelData == datasets[1].PixelData
+    series = client.retrieve_series(study, f"{study}.1")
+    assert [ds.SOPInstanceUID for ds in series] == [f"{study}.1.0", f"{study}.1.1"]
+    assert len(client.retrieve_study(study)) == 3
+    missing = httpx.get(f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies/1.2.3/series/4/instances/5")
+    assert missing.status_code == 404 and missing.json()["ok"] is False

@@ -1,4 +1,4 @@
-"""DICOMweb services (PS3.18): STOW-RS store and QIDO-RS search over radgate's index."""
+"""DICOMweb services (PS3.18): STOW-RS store, QIDO-RS search and WADO-RS retrieve over radgate's index."""
 
 from radgate.dicomweb.multipart import MultipartError, parse_multipart_related
 from radgate.dicomweb.qido import QidoError, search_instances, search_series, search_studies

@@ -1,11 +1,11 @@
-"""DICOMweb routes (PS3.18): STOW-RS and QIDO-RS under ``/dicomweb``."""
+"""DICOMweb routes (PS3.18): STOW-RS, QIDO-RS and WADO-RS retrieve under ``/dicomweb``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from radgate.dicomweb import (
     MultipartError,
@@ -16,6 +16,7 @@ from radgate.dicomweb import (
     search_studies,
     store_parts,
 )
+from radgate.dicomweb.wado import instance_paths, multipart_body
 from radgate.web.deps import SessionDep, StoreDep
 from radgate.web.errors import ApiError
 
@@ -95,3 +96,35 @@ def qido_instances(study_uid: str, series_uid: str, request: Request, session: S
         return _qido(search_instances(session, study_uid, series_uid, params, _base_url(request)))
     except QidoError as exc:
         raise ApiError(400, str(exc)) from exc
+
+
+def _retrieve(
+    session: SessionDep,
+    store: StoreDep,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> StreamingResponse:
+    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    if not paths:
+        what = sop_uid or series_uid or study_uid
+        raise ApiError(404, f"No stored instance matches {what}.")
+    content_type, body = multipart_body(paths)
+    return StreamingResponse(body, media_type=content_type)
+
+
+@router.get("/studies/{study_uid}")
+def wado_study(study_uid: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    return _retrieve(session, store, study_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}")
+def wado_series(study_uid: str, series_uid: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    return _retrieve(session, store, study_uid, series_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
+def wado_instance(
+    study_uid: str, series_uid: str, sop_uid: str, session: SessionDep, store: StoreDep
+) -> StreamingResponse:
+    return _retrieve(session, store, study_uid, series_uid, sop_uid)
