@@ -80,5 +80,5 @@ def print_report(r: DemoReport) -> None:
         console.print(reasons)
     console.print(f"Results (DICOM SR + GSPS) were delivered to [bold]{r.results_dir}[/bold]")
     console.print(f"The synthetic site (DICOM + labels.csv) is in [bold]{r.site_dir}[/bold]")
-    console.print(f"Inspect with: radgate predictions export --format csv --data-dir {r.data_dir}")
+    console.print(f"Inspect with: .venv/bin/radgate predictions export --format csv --data-dir {r.data_dir}")
     console.print(f"[yellow]{NOT_CLINICAL}[/yellow]")
