@@ -60,3 +60,13 @@ def test_errors_name_key_and_expectation(tmp_path: Path, toml: str, message: str
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(config=tmp_path / "nope.toml", environ={})
+
+
+def test_the_example_config_loads_and_its_deployments_parse() -> None:
+    from radgate.routing import parse_deployments
+
+    example = DOC.parent / "radgate.example.toml"
+    settings = load_settings(config=example, environ={})
+    assert settings.site == "north-hospital" and settings.server.allow_ae[0] == "PACS@10.0.0.5"
+    [spec] = parse_deployments(settings.deployments, settings.site)
+    assert (spec.name, spec.mode, spec.site) == ("ptx-triage", "silent", "north-hospital")
