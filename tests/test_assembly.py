@@ -100,3 +100,26 @@ def test_instance_after_completion_reopens_and_completes_again(settings: Setting
     with db.session() as s:
         study = s.get(Study, STUDY)
         assert study.status == "complete" and study.reopened_count == 1
+
+
+def test_expected_count_from_the_api_and_the_cli(gateway, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """PUT /api/series/{uid}/expected and `radgate expect` reach the running assembler."""
+    import httpx
+    from typer.testing import CliRunner
+
+    import radgate.cli as cli
+
+    series = f"{STUDY}.9"
+    send(gateway.store, series, 2)
+    base = f"http://127.0.0.1:{gateway.http_port}"
+    r = httpx.put(f"{base}/api/series/{series}/expected", json={"count": 3})
+    assert r.status_code == 200 and r.json()["expected_instances"] == 3
+    assert httpx.put(f"{base}/api/series/1.2.3/expected", json={"count": 3}).status_code == 404
+    assert httpx.put(f"{base}/api/series/{series}/expected", json={"count": 0}).status_code == 400
+    cli.register_commands()
+    data = ["--data-dir", str(gateway.settings.data_dir)]
+    result = CliRunner().invoke(cli.app, ["expect", series, "4", *data])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(cli.app, ["expect", "1.2.3", "4", *data]).exit_code == 2
+    with gateway.db.session() as s:
+        assert s.get(Series, series).expected_instances == 4

@@ -32,9 +32,24 @@ from radgate.config import Settings
 from radgate.db import Database, Series, Study
 from radgate.ingest.store import utcnow
 
-__all__ = ["Assembler", "AssemblyReport", "SeriesCompleteHook"]
+__all__ = ["Assembler", "AssemblyReport", "SeriesCompleteHook", "set_expected"]
 
 log = logging.getLogger(__name__)
+
+
+def set_expected(db: Database, SeriesInstanceUID: str, count: int) -> None:
+    """Record how many instances a series will have (from a worklist, an order, or an operator).
+
+    The running assembler sees it on its next pass: the series completes as soon as the count is reached,
+    or is handled by ``assembly.incomplete_policy`` when the quiet period ends first.
+    """
+    if count < 1:
+        raise ValueError(f"Expected instance count must be at least 1, got {count}.")
+    with db.session() as s:
+        series = s.get(Series, SeriesInstanceUID)
+        if series is None:
+            raise LookupError(f"No series {SeriesInstanceUID} has been received.")
+        series.expected_instances = count
 
 
 class SeriesCompleteHook(Protocol):
@@ -76,14 +91,7 @@ class Assembler(PeriodicService):
         super().__init__()
 
     def set_expected(self, SeriesInstanceUID: str, count: int) -> None:
-        """Record how many instances a series will have (from a worklist, an order, or an operator)."""
-        if count < 1:
-            raise ValueError(f"Expected instance count must be at least 1, got {count}.")
-        with self.db.session() as s:
-            series = s.get(Series, SeriesInstanceUID)
-            if series is None:
-                raise KeyError(f"No series {SeriesInstanceUID} has been received.")
-            series.expected_instances = count
+        set_expected(self.db, SeriesInstanceUID, count)
 
     def run_once(self, now: datetime | None = None) -> AssemblyReport:
         """One pass over receiving series and studies; returns what changed."""

@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from radgate.assembly import set_expected
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
 from radgate.db import database_for
 from radgate.ingest import InstanceStore, import_paths
@@ -158,3 +159,19 @@ def series(
         rows = series_status(s, limit)
     columns = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
     _print_rows(rows, columns, "Series", as_json)
+
+
+@app.command()
+def expect(
+    series_uid: Annotated[str, typer.Argument(help="SeriesInstanceUID.")],
+    count: Annotated[int, typer.Argument(help="How many instances the series will have (>= 1).")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a series' expected instance count: it completes as soon as that many have arrived."""
+    db = database_for(settings_from(data_dir, config))
+    try:
+        set_expected(db, series_uid, count)
+    except (LookupError, ValueError) as exc:
+        raise fail(str(exc), 2) from exc
+    console.print(f"Series {series_uid}: expecting {count} instance(s).")

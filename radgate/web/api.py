@@ -7,10 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from radgate import __version__
+from radgate.assembly import set_expected
 from radgate.ingest.status import ingest_counts, recent_rejections, series_status
 from radgate.web.deps import DatabaseDep, SessionDep, SettingsDep
+from radgate.web.errors import ApiError
 
 router = APIRouter()
 
@@ -36,6 +39,20 @@ def api_rejections(session: SessionDep, limit: int = Query(100, ge=1, le=10000))
 @router.get("/api/series")
 def api_series(session: SessionDep, limit: int = Query(200, ge=1, le=10000)) -> list[dict[str, Any]]:
     return series_status(session, limit)
+
+
+class ExpectedCount(BaseModel):
+    count: int = Field(ge=1, description="How many instances the series will have.")
+
+
+@router.put("/api/series/{series_uid}/expected")
+def api_series_expected(series_uid: str, body: ExpectedCount, db: DatabaseDep) -> dict[str, Any]:
+    """Tell the assembler how many instances a series will have (it completes as soon as they are in)."""
+    try:
+        set_expected(db, series_uid, body.count)
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from exc
+    return {"ok": True, "SeriesInstanceUID": series_uid, "expected_instances": body.count}
 
 
 @router.get("/rejections", response_class=HTMLResponse)
