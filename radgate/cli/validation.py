@@ -84,17 +84,13 @@ def _errors() -> Iterator[None]:
         raise fail(str(exc)) from exc
 
 
-def _database(settings: Settings) -> Database:
-    return database_for(settings)
-
-
 @contextmanager
 def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | None]:
     """The database when a command needs it (trial lookups, labels from the ground-truth table), else None."""
     if not needed:
         yield None
         return
-    db = _database(settings)
+    db = database_for(settings)
     try:
         yield db
     finally:
@@ -302,12 +298,9 @@ def trial_start(
 ) -> None:
     """Start a silent trial: record the criteria's text, SHA-256 and the start date in the database."""
     settings = settings_from(data_dir, config)
-    db = _database(settings)
-    try:
-        with _errors():
-            info = start_trial(db, criteria, model, name, model_version, site or settings.site)
-    finally:
-        db.dispose()
+    with _errors(), _maybe_database(settings, True) as db:
+        assert db is not None
+        info = start_trial(db, criteria, model, name, model_version, site or settings.site)
     if as_json:
         _print_json(info.as_dict())
     else:
@@ -400,12 +393,9 @@ def truth_import(
 ) -> None:
     """Import reference labels (radiologist, biopsy, follow-up ...) into the ground-truth table."""
     settings = settings_from(data_dir, config)
-    db = _database(settings)
-    try:
-        with _errors():
-            summary = import_ground_truth(db, csv_file, default_source=source)
-    finally:
-        db.dispose()
+    with _errors(), _maybe_database(settings, True) as db:
+        assert db is not None
+        summary = import_ground_truth(db, csv_file, default_source=source)
     console.print(
         f"Imported {summary.rows} reference label(s) from {csv_file.name}: {summary.inserted} new, "
         f"{summary.updated} updated, {summary.unchanged} unchanged"

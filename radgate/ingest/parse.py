@@ -30,7 +30,7 @@ __all__ = [
     "ParsedInstance",
     "parse_part10",
     "header_features",
-    "patient_age_years",
+    "header_text",
 ]
 
 #: Every storage SOP class pynetdicom knows (PS3.4 Annex B.5), by UID.
@@ -252,13 +252,14 @@ def _check_complete(ds: Dataset, ts: str) -> None:
         )
 
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str | None:
+def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
+    """An attribute as text for the index (multi-values joined by ``\\``), cut to ``limit``; None if empty."""
     value = ds.get(keyword)
     if value is None or value == "":
         return None
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         value = "\\".join(str(v) for v in value)
-    return str(value)[:limit] or None
+    return str(value).strip()[:limit] or None
 
 
 def _number(ds: Dataset, keyword: str) -> float | None:
@@ -273,11 +274,6 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
-def patient_age_years(ds: Dataset) -> float | None:
-    """Age in years from PatientAge (AS: ``nnnD/W/M/Y``, PS3.5 6.2), else from birth date and study date."""
-    return age_in_years(ds)
-
-
 def header_features(ds: Dataset) -> dict[str, Any]:
     """The acquisition features kept per instance for subgroups and drift monitoring."""
     spacing = _number(ds, "PixelSpacing")
@@ -289,15 +285,15 @@ def header_features(ds: Dataset) -> dict[str, Any]:
     rows, cols = ds.get("Rows"), ds.get("Columns")
     frames = _number(ds, "NumberOfFrames")
     return {
-        "Manufacturer": _text(ds, "Manufacturer", 64),
-        "ManufacturerModelName": _text(ds, "ManufacturerModelName", 64),
-        "SoftwareVersions": _text(ds, "SoftwareVersions", 128),
-        "StationName": _text(ds, "StationName", 16),
-        "InstitutionName": _text(ds, "InstitutionName", 64),
-        "Modality": _text(ds, "Modality", 16),
-        "BodyPartExamined": _text(ds, "BodyPartExamined", 16),
-        "ViewPosition": _text(ds, "ViewPosition", 16),
-        "PhotometricInterpretation": _text(ds, "PhotometricInterpretation", 16),
+        "Manufacturer": header_text(ds, "Manufacturer", 64),
+        "ManufacturerModelName": header_text(ds, "ManufacturerModelName", 64),
+        "SoftwareVersions": header_text(ds, "SoftwareVersions", 128),
+        "StationName": header_text(ds, "StationName", 16),
+        "InstitutionName": header_text(ds, "InstitutionName", 64),
+        "Modality": header_text(ds, "Modality", 16),
+        "BodyPartExamined": header_text(ds, "BodyPartExamined", 16),
+        "ViewPosition": header_text(ds, "ViewPosition", 16),
+        "PhotometricInterpretation": header_text(ds, "PhotometricInterpretation", 16),
         "BitsStored": int(bits) if bits not in (None, "") else None,
         "Rows": int(rows) if rows not in (None, "") else None,
         "Columns": int(cols) if cols not in (None, "") else None,
@@ -305,8 +301,8 @@ def header_features(ds: Dataset) -> dict[str, Any]:
         "PixelSpacing": spacing,
         "KVP": _number(ds, "KVP"),
         "Exposure": _number(ds, "Exposure"),
-        "ConvolutionKernel": _text(ds, "ConvolutionKernel", 64),
+        "ConvolutionKernel": header_text(ds, "ConvolutionKernel", 64),
         "SliceThickness": _number(ds, "SliceThickness"),
-        "PatientAge": patient_age_years(ds),
-        "PatientSex": _text(ds, "PatientSex", 4),
+        "PatientAge": age_in_years(ds),  # years: AS value, else birth and study date
+        "PatientSex": header_text(ds, "PatientSex", 4),
     }

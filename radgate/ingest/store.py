@@ -33,6 +33,7 @@ from radgate.ingest.parse import (
     IngestRejection,
     ParsedInstance,
     Status,
+    header_text,
     parse_part10,
 )
 
@@ -347,16 +348,16 @@ class InstanceStore:
         if study is None:
             study = Study(
                 StudyInstanceUID=parsed.StudyInstanceUID,
-                AccessionNumber=_str(ds, "AccessionNumber", 16),
-                StudyDate=_str(ds, "StudyDate", 8),
-                StudyTime=_str(ds, "StudyTime", 16),
-                StudyID=_str(ds, "StudyID", 16),
-                StudyDescription=_str(ds, "StudyDescription", 64),
-                PatientName=_str(ds, "PatientName", 324),
-                PatientID=_str(ds, "PatientID", 64),
-                PatientBirthDate=_str(ds, "PatientBirthDate", 8),
-                PatientSex=_str(ds, "PatientSex", 16),
-                ReferringPhysicianName=_str(ds, "ReferringPhysicianName", 324),
+                AccessionNumber=header_text(ds, "AccessionNumber", 16),
+                StudyDate=header_text(ds, "StudyDate", 8),
+                StudyTime=header_text(ds, "StudyTime", 16),
+                StudyID=header_text(ds, "StudyID", 16),
+                StudyDescription=header_text(ds, "StudyDescription", 64),
+                PatientName=header_text(ds, "PatientName", 324),
+                PatientID=header_text(ds, "PatientID", 64),
+                PatientBirthDate=header_text(ds, "PatientBirthDate", 8),
+                PatientSex=header_text(ds, "PatientSex", 16),
+                ReferringPhysicianName=header_text(ds, "ReferringPhysicianName", 324),
                 status="receiving",
                 num_instances=0,
                 first_received=now,
@@ -381,7 +382,7 @@ class InstanceStore:
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 Modality=parsed.features["Modality"],
                 SeriesNumber=_int_or_none(ds.get("SeriesNumber")),
-                SeriesDescription=_str(ds, "SeriesDescription", 64),
+                SeriesDescription=header_text(ds, "SeriesDescription", 64),
                 num_instances=0,
                 status="receiving",
                 first_received=now,
@@ -399,14 +400,6 @@ class InstanceStore:
         series.num_instances = (series.num_instances or 0) + added
         series.last_received = now
         s.flush()
-
-
-def _str(ds: object, keyword: str, limit: int) -> str | None:
-    value = ds.get(keyword)  # type: ignore[attr-defined]
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text[:limit] or None
 
 
 def _int_or_none(value: object) -> int | None:
