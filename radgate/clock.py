@@ -37,9 +37,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if not isinstance(value, datetime):
-            raise TypeError(f"UTCDateTime takes a datetime, got {type(value).__name__} {value!r}")
+            raise TypeError(f"UTCDateTime takes a datetime, got {type(value).__name__}")
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column; use radgate.clock.utcnow()")
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to a UTC column; use radgate.clock.utcnow()"
+            )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -41,31 +41,31 @@ class RadgateError(Exception):
         return self.kind.value
 
 
-class Invalid(RadgateError):
+class Invalid(RadgateError):  # noqa: N818 - kinds, named as the HTTP API names them
     """A value is not what was expected (the message names the value and what is allowed)."""
 
     kind = ErrorKind.INVALID
 
 
-class NotFound(RadgateError, LookupError):
+class NotFound(RadgateError, LookupError):  # noqa: N818 - kinds, named as the HTTP API names them
     """The named thing does not exist (the message names it and how to list what does)."""
 
     kind = ErrorKind.NOT_FOUND
 
 
-class Conflict(RadgateError):
+class Conflict(RadgateError):  # noqa: N818 - kinds, named as the HTTP API names them
     """The request contradicts the current state (already exists, not ready, changed meanwhile)."""
 
     kind = ErrorKind.CONFLICT
 
 
-class Unauthorized(RadgateError):
+class Unauthorized(RadgateError):  # noqa: N818 - kinds, named as the HTTP API names them
     """No valid credentials were given."""
 
     kind = ErrorKind.UNAUTHORIZED
 
 
-class Forbidden(RadgateError):
+class Forbidden(RadgateError):  # noqa: N818 - kinds, named as the HTTP API names them
     """The credentials are valid but lack the permission the action needs."""
 
     kind = ErrorKind.FORBIDDEN
