@@ -38,11 +38,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"UTCDateTime takes a datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()} given to a UTC column; use radgate.clock.utcnow()"
-            )
-        value = value.astimezone(UTC)
+        value = as_utc(value)  # naive: UTC already (values read from older rows, or from DICOM dates)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

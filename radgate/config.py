@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radgate.errors import Invalid
+
 __all__ = [
     "AssemblySettings",
     "ConfigError",
     "DatabaseSettings",
     "InferenceSettings",
     "IngestSettings",
+    "PolicySettings",
     "ResultsSettings",
     "ServerSettings",
     "Settings",
@@ -36,7 +39,7 @@ __all__ = [
 ENV_PREFIX = "RADGATE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(Invalid, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
@@ -99,6 +102,16 @@ class ResultsSettings:
 
 
 @dataclass
+class PolicySettings:
+    # The go-live gate (radgate readiness) and local validation of subgroups
+    min_positives: int = 100  # a local validation needs this many positives (and negatives) ...
+    min_negatives: int = 100  # ... to pass sample_size and to validate a subgroup at the site
+    stability_months: int = 6  # protocol_stability: no new scanner, software or kernel in this many months
+    max_fp_per_tp: float = 10.0  # prevalence: expected false positives per true positive at the threshold
+    max_outside_share: float = 0.2  # subgroup_coverage: share of cases outside the validated subgroups
+
+
+@dataclass
 class Settings:
     data_dir: Path = Path("radgate-data")
     site: str = "default"
@@ -109,6 +122,7 @@ class Settings:
     assembly: AssemblySettings = field(default_factory=AssemblySettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     # [[deployments]] tables, parsed and validated by radgate.routing (keys in docs/model-package.md).
     deployments: list[dict[str, Any]] = field(default_factory=list)
 

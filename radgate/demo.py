@@ -1,13 +1,19 @@
 """The demo: a synthetic site sent through a real gateway, end to end, on one machine with no services.
 
-``radgate demo`` (``make demo``) does what a site does on its first day, with everything synthetic:
+``radgate demo`` (``make demo``) does what a site does in its first months, with everything synthetic, and
+goes live only through the policy stage's gate:
 
 1. generates a synthetic site (phantom chest radiographs from several vendors, ``labels.csv`` ground truth);
-2. starts a gateway on SQLite with the bundled demo model deployed live;
-3. sends every image to it by DICOM C-STORE, like a modality;
-4. waits for assembly, routing, inference and delivery of the SR + GSPS to the destination;
-5. reports what happened: received, not applicable (with reasons), flagged, delivered, and - because the
-   site is synthetic and its truth is known - the model's AUC on this site with its DeLong CI.
+2. starts a gateway on SQLite with the bundled demo model deployed **silent**, and sends the first three
+   months by DICOM C-STORE, like the modalities would: everything is scored, nothing is shown or sent;
+3. imports the site's ground truth and runs the **local validation** (the go-live report from the
+   database), which records the subgroups the site validated with enough cases (the model card validates
+   only SIEMENS; this site has none);
+4. runs the **go-live gate** (``radgate readiness``) and, since a three-month synthetic site cannot pass
+   every check, goes **live with an override** whose reason is recorded with who and when;
+5. sends the fourth month: results for the validated subgroups are released (SR + GSPS delivered), the
+   others are withheld with their reason;
+6. reports all of it, with the model's AUC on this site and its DeLong CI.
 
 The demo model is trained on synthetic phantoms of one vendor and has no clinical validity.
 """
@@ -29,15 +35,35 @@ from radgate.db import Series, database_for
 from radgate.engine import Job, Prediction, RoutingDecisionRow
 from radgate.gateway import Gateway
 from radgate.models.registry import BUNDLED_MODELS
+from radgate.policy.readiness import Readiness
+from radgate.policy.tables import PublishIntent
 from radgate.results.send import CStoreDestination
 from radgate.results.tables import OutboxItem
+from radgate.services.deployments import deployment_readiness, set_deployment_mode
+from radgate.services.validation import (
+    deployment_threshold,
+    explanation_check_from_db,
+    record_go_live_subgroups,
+    validated_attributes,
+)
 from radgate.stats import delong
 from radgate.synth import builtin_scenario, generate_site
+from radgate.validation.from_db import cases_from_database
+from radgate.validation.report import ReportContext, build_report
+from radgate.validation.truth import import_ground_truth
 
 __all__ = ["DEMO_MARKER", "DemoReport", "run_demo"]
 
 DEMO_MARKER = ".radgate-demo"
 NOT_CLINICAL = "Synthetic demo model trained on phantoms - not for clinical use."
+DEPLOYMENT = "demo-ptx"
+#: The demo's local-validation minimum per subgroup level (radgate's default is 100 positives and 100
+#: negatives; a demo site of a few hundred images cannot reach it, and the summary says so).
+DEMO_MIN_CASES = 10
+OVERRIDE = (
+    "demo on a synthetic site: three months of history cannot pass every check; "
+    "results outside the validated subgroups stay withheld"
+)
 
 
 @dataclass
@@ -56,6 +82,14 @@ class DemoReport:
     flagged: int = 0
     failed_jobs: int = 0
     delivered: int = 0
+    silent_predictions: int = 0
+    validated: list[str] = field(default_factory=list)
+    readiness: Readiness | None = None
+    live_images: int = 0
+    released: int = 0
+    withheld: int = 0
+    withheld_reasons: Counter[str] = field(default_factory=Counter)
+    report_dir: Path | None = None
     auc: float | None = None
     auc_ci: tuple[float, float] | None = None
     auc_n: tuple[int, int] | None = None
@@ -75,8 +109,9 @@ def demo_settings(data_dir: Path) -> Settings:
     )
     settings.site = "synthetic-general-hospital"
     settings.deployments = [
-        {"name": "demo-ptx-live", "model": "demo-pneumothorax", "version": "1.0.0", "mode": "live"}
+        {"name": DEPLOYMENT, "model": "demo-pneumothorax", "version": "1.0.0", "mode": "silent"}
     ]
+    settings.policy.min_positives = settings.policy.min_negatives = DEMO_MIN_CASES
     return settings
 
 
@@ -111,27 +146,89 @@ def run_demo(
     step("Generating the synthetic site")
     base = builtin_scenario("demo-site")
     per_month = max(1, -(-studies // 3))
-    scenario = replace(base, months=3, studies_per_month=(per_month,) * 3, prevalence=(0.3,) * 3)
+    live_month = max(10, per_month // 2)
+    scenario = replace(
+        base, months=4, studies_per_month=(per_month, per_month, per_month, live_month), prevalence=(0.3,) * 4
+    )
     summary = generate_site(site_dir, scenario, seed, progress=lambda d, t: progress("synth", d, t))
     report.images, report.studies = summary.images, summary.studies
+    months = sorted(p.name for p in (site_dir / "dicom").iterdir() if p.is_dir())
+    silent_files = [f for m in months[:3] for f in sorted((site_dir / "dicom" / m).rglob("*.dcm"))]
+    live_files = [f for m in months[3:] for f in sorted((site_dir / "dicom" / m).rglob("*.dcm"))]
 
-    step("Starting the gateway (SQLite, demo model deployed live)")
+    step(f"Starting the gateway (SQLite, demo model deployed silent as {DEPLOYMENT})")
     with Gateway(settings) as gateway:
-        step(f"Sending {report.images} images by C-STORE to {settings.server.ae_title}:{gateway.dicom.port}")
-        files = sorted((site_dir / "dicom").rglob("*.dcm"))
         sender = CStoreDestination(settings.server.ae_title, "127.0.0.1", gateway.dicom.port, "DEMO-MODALITY")
-        for i in range(0, len(files), 25):
-            outcomes = sender.send(files[i : i + 25])
-            report.stored += sum(1 for o in outcomes if o.ok)
-            report.rejected += sum(1 for o in outcomes if not o.ok)
-            progress("send", min(i + 25, len(files)), len(files))
+        step(f"Silent phase: months {months[0]} to {months[2]} ({len(silent_files)} images) by C-STORE")
+        _send(sender, silent_files, report, progress, "send")
+        _wait_until_done(gateway, timeout_s)
+        with gateway.db.session() as s:
+            report.silent_predictions = s.scalar(select(func.count(Prediction.id))) or 0
 
-        step("Waiting for assembly, routing, inference and delivery")
+        step("Local validation: the site's ground truth against the silent results")
+        truth_csv = _series_labels(site_dir, data_dir / "ground-truth.csv")
+        import_ground_truth(gateway.db, truth_csv, default_source="synthetic")
+        columns = validated_attributes(gateway.db, DEPLOYMENT)
+        cases = cases_from_database(gateway.db, columns=columns, deployment=DEPLOYMENT)
+        report.report_dir = data_dir / "go-live-report"
+        build_report(
+            cases,
+            report.report_dir,
+            ReportContext(model_name="demo-pneumothorax", model_version="1.0.0", site=settings.site,
+                          synthetic=True, deployment=DEPLOYMENT, reference_standard="synthetic truth"),
+            subgroups=columns,
+            threshold=deployment_threshold(gateway.db, DEPLOYMENT)[0],
+            threshold_source=deployment_threshold(gateway.db, DEPLOYMENT)[1],
+            explanations=explanation_check_from_db(gateway.db, settings, DEPLOYMENT, site_dir / "labels.csv"),
+        )
+        recorded = record_go_live_subgroups(
+            gateway.db, DEPLOYMENT, cases, recorded_by="radgate-demo", source=str(report.report_dir),
+            min_positives=settings.policy.min_positives, min_negatives=settings.policy.min_negatives,
+        )
+        report.validated = [f"{r.attribute} = {r.value} ({r.positives}+ / {r.negatives}-)" for r in recorded]
+
+        step("The go-live gate (radgate readiness), then live with a recorded override")
+        report.readiness = deployment_readiness(gateway.db, settings, DEPLOYMENT)
+        set_deployment_mode(gateway.db, settings, DEPLOYMENT, "live", by="radgate-demo", override=OVERRIDE)
+
+        step(f"Live phase: sending month {months[3]} ({len(live_files)} images)")
+        report.live_images = len(live_files)
+        _send(sender, live_files, report, progress, "send-live")
         _wait_until_done(gateway, timeout_s)
         _collect(gateway, report)
     _score_against_truth(settings, site_dir, report)
     report.seconds = time.monotonic() - start
     return report
+
+
+def _send(
+    sender: CStoreDestination,
+    files: list[Path],
+    report: DemoReport,
+    progress: Callable[[str, int, int], None],
+    task: str,
+) -> None:
+    for i in range(0, len(files), 25):
+        outcomes = sender.send(files[i : i + 25])
+        report.stored += sum(1 for o in outcomes if o.ok)
+        report.rejected += sum(1 for o in outcomes if not o.ok)
+        progress(task, min(i + 25, len(files)), len(files))
+
+
+def _series_labels(site_dir: Path, out: Path) -> Path:
+    """One reference label per series from the site's per-image ``labels.csv`` (positive when any image
+    shows a pneumothorax), as ``radgate truth import`` reads them."""
+    labels: dict[tuple[str, str], int] = {}
+    with (site_dir / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["StudyInstanceUID"], row["SeriesInstanceUID"])
+            labels[key] = max(labels.get(key, 0), int(row["label"]))
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["StudyInstanceUID", "SeriesInstanceUID", "label"])
+        for (study, series), label in labels.items():
+            writer.writerow([study, series, label])
+    return out
 
 
 def _wait_until_done(gateway: Gateway, timeout_s: float) -> None:
@@ -144,7 +241,10 @@ def _wait_until_done(gateway: Gateway, timeout_s: float) -> None:
             )
             active = s.scalar(select(func.count(Job.id)).where(Job.status.in_(("queued", "running"))))
             outbox = s.scalar(select(func.count(OutboxItem.id)).where(OutboxItem.status == "pending"))
-        if not receiving and not active and not outbox:
+            intents = s.scalar(
+                select(func.count(PublishIntent.id)).where(PublishIntent.status.in_(("queued", "running")))
+            )
+        if not receiving and not active and not outbox and not intents:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 2.0:
                 return
@@ -165,6 +265,12 @@ def _collect(gateway: Gateway, report: DemoReport) -> None:
         predictions = s.scalars(select(Prediction)).all()
         report.predictions = len(predictions)
         report.flagged = sum(1 for p in predictions if p.flag)
+        for p in predictions:
+            if p.policy == "released":
+                report.released += 1
+            elif p.policy == "withheld":
+                report.withheld += 1
+                report.withheld_reasons[p.policy_reason] += 1
         report.failed_jobs = s.scalar(select(func.count(Job.id)).where(Job.status == "failed")) or 0
         report.delivered = s.scalar(select(func.count(OutboxItem.id)).where(OutboxItem.status == "sent")) or 0
 

@@ -1,11 +1,11 @@
 """The gateway: every long-running part of radgate in one process, started and stopped together.
 
 ``radgate serve`` builds a :class:`Gateway`: database, instance store, DIMSE SCP, HTTP app (uvicorn in a
-thread), then the background services: study assembler, pixel checker, inference engine and outbox worker.
+thread), then the background services: study assembler, pixel checker, inference engine and results worker.
 The stages meet only through the database: the assembler's hook enqueues jobs in the transaction that
-completes a series, the engine's :class:`~radgate.results.sink.PublishingSink` queues SR + GSPS in the
-transaction that stores a live prediction, and the outbox worker sends them. The network edge knows none of
-this.
+completes a series; the engine stores each prediction with its policy decision and, for a released one, a
+publish intent; the results worker (:class:`~radgate.results.sink.ResultsWorker`) builds SR + GSPS after that
+commit and sends them. The network edge knows none of this.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from radgate.db import Database, database_for
 from radgate.engine import Engine
 from radgate.inference.cache import TensorPrewarmer
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
-from radgate.results.send import destinations_from_settings
-from radgate.results.sink import OutboxWorker, PublishingSink
+from radgate.results.sink import ResultsWorker
 from radgate.routing import parse_deployments
 from radgate.web import create_app
 
@@ -47,14 +46,13 @@ class Gateway:
         self.db = db or database_for(settings)
         self.store = InstanceStore(settings, self.db)
         deployments = parse_deployments(settings.deployments, settings.site) if settings.deployments else None
-        sink = PublishingSink(settings, destinations_from_settings(settings))
-        self.engine = Engine(settings, self.db, sinks=[sink], deployments=deployments)
+        self.engine = Engine(settings, self.db, deployments=deployments)
         self.hooks: list[SeriesCompleteHook] = [self.engine.hook]
         self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
         # Model inputs are rendered as images arrive (idle priority), so completion leaves only inference.
         prewarm = TensorPrewarmer(self.db, settings.data_dir)
         self.pixels = PixelChecker(self.store, self.db, on_decoded=[prewarm])
-        self.outbox = OutboxWorker(settings, self.db)
+        self.outbox = ResultsWorker(settings, self.db)
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
         self.services: list[BackgroundService] = [self.assembler, self.pixels, self.engine, self.outbox]

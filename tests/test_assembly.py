@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from radgate.assembly import Assembler
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Series, Study
 from radgate.ingest import InstanceStore
-from radgate.ingest.store import utcnow
 from tests.dicomgen import make_dx, to_bytes
 
 STUDY = "1.2.826.0.1.3680043.10.543.77"

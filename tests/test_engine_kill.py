@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.engine import Engine, EngineOptions, Job, Prediction, enqueue_for_series
 from radgate.models import add_model
-from radgate.models.registry import utcnow
 from radgate.routing import DeploymentSpec, sync_deployments
 from tests.test_engine_support import build_package, index_series, make_dx
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import radgate.cli.engine  # noqa: F401  (registers the commands)
 from radgate.assembly import Assembler
 from radgate.cli.app import app
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Series
 from radgate.engine import (
@@ -34,7 +35,7 @@ from radgate.engine import (
 )
 from radgate.inference import ExplanationMap, OnnxRuntime, RuntimeOptions
 from radgate.models import add_model
-from radgate.models.registry import utcnow
+from radgate.policy import Decision
 from radgate.routing import DeploymentSpec, set_mode, sync_deployments
 from tests.test_engine_support import build_package, index_series, make_dx, tiny_onnx
 
@@ -45,9 +46,10 @@ class RecordingSink:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
-    def on_live_result(self, session: Session, prediction: Prediction) -> None:
+    def on_result(self, session: Session, prediction: Prediction, decision: Decision) -> None:
         assert session.get(Prediction, prediction.id) is prediction  # stored (flushed) in this transaction
-        self.seen.append((prediction.SeriesInstanceUID, prediction.mode))
+        if decision.released:
+            self.seen.append((prediction.SeriesInstanceUID, prediction.mode))
 
 
 def _deploy(tmp_path: Path, settings: Settings, db: Database, *specs: DeploymentSpec) -> None:
@@ -262,14 +264,15 @@ def test_cli_deployments_and_predictions(tmp_path: Path, settings: Settings, db:
     assert result.exit_code == 0, result.output
     [listed] = json.loads(result.stdout)
     assert listed["mode"] == "silent" and "ViewPosition in PA, AP" in listed["rules"]
-    result = runner.invoke(app, ["deployments", "set-mode", "ptx", "live", *data, "--by", "dr.lee"])
+    result = runner.invoke(app, ["deployments", "set-mode", "ptx", "live", *data, "--by", "dr.lee",
+                                 "--override", "test site"])
     assert result.exit_code == 0 and "now live" in result.output
     result = runner.invoke(app, ["deployments", "show", "ptx", *data])
     assert "dr.lee" in result.output and "silent" in result.output and "live" in result.output
     result = runner.invoke(app, ["deployments", "set-mode", "ptx", "loud", *data])
-    assert result.exit_code == 1 and "'loud' is not one of off, silent, live" in result.output
+    assert result.exit_code == 1 and "mode is 'loud'; expected one of off, silent, shadow, live" in result.output
     result = runner.invoke(app, ["engine", "run", *data])
-    assert result.exit_code == 0 and "processed: 1 (0 silent, 1 live)" in result.output
+    assert result.exit_code == 0 and "processed: 1 (0 silent, 0 shadow, 1 live)" in result.output
     out = tmp_path / "predictions.csv"
     result = runner.invoke(app, ["predictions", "export", "--format", "csv", "--out", str(out), *data])
     assert result.exit_code == 0 and "Wrote 2 rows" in result.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ from radgate.testing.results import chest_dx, example_result
 
 pytestmark = pytest.mark.peers
 
-T0 = datetime(2026, 3, 1, 12, 0, 0)
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def publish_live(
         example_result([source]),
         [source],
         ResultIdentity(key),
-        mode="live",
+        release="released",
         destinations=destinations,
         results_dir=results_store(settings.data_dir),
         now=T0,
@@ -211,20 +211,20 @@ def test_transient_failures_back_off_exponentially_then_give_up(db: Database, se
     assert row().status == "pending" and row().attempts == 0
 
 
-def test_silent_and_off_results_are_never_written_nor_sent(
+def test_unreleased_results_are_never_written_nor_sent(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     folder = FolderDestination(tmp_path / "pacs-folder")
     source = chest_dx(rows=64, columns=64)
     result = example_result([source], explanation=True)
     store = results_store(settings.data_dir)
-    for mode in ("silent", "off"):
+    for release in ("silent", "shadow", "withheld", "off"):
         stored = publish(
             db,
             result,
             [source],
-            ResultIdentity(f"quiet-{mode}"),
-            mode=mode,
+            ResultIdentity(f"quiet-{release}"),
+            release=release,
             destinations=[folder.name],
             results_dir=store,
             now=T0,
@@ -235,8 +235,8 @@ def test_silent_and_off_results_are_never_written_nor_sent(
     assert not store.exists() or not any(store.rglob("*.dcm"))
     assert deliver_pending(db, [folder], T0, results_dir=store).attempted == 0
     assert not (tmp_path / "pacs-folder").exists()
-    with pytest.raises(ValueError, match="mode 'loud' is not one of off, silent, live"):
-        publish(db, result, [source], ResultIdentity("x"), mode="loud", destinations=[], results_dir=store)
+    with pytest.raises(ValueError, match="release 'loud' is not one of released, withheld, silent, shadow, off"):
+        publish(db, result, [source], ResultIdentity("x"), release="loud", destinations=[], results_dir=store)
 
 
 def test_enqueue_is_idempotent_and_the_folder_destination_receives_every_object(
@@ -245,7 +245,7 @@ def test_enqueue_is_idempotent_and_the_folder_destination_receives_every_object(
     folder = FolderDestination(tmp_path / "pacs-folder")
     source = chest_dx(rows=64, columns=64)
     store = results_store(settings.data_dir)
-    args = dict(mode="live", destinations=[folder.name], results_dir=store, now=T0, heatmap=True)
+    args = dict(release="released", destinations=[folder.name], results_dir=store, now=T0, heatmap=True)
     stored = publish(db, example_result([source], explanation=True), [source], ResultIdentity("f"), **args)  # type: ignore[arg-type]
     again = publish(db, example_result([source], explanation=True), [source], ResultIdentity("f"), **args)  # type: ignore[arg-type]
     assert [o.SOPInstanceUID for o in again] == [o.SOPInstanceUID for o in stored]
@@ -320,7 +320,7 @@ def test_the_outbox_claims_and_records_on_sqlite_and_postgresql(any_db_url: str,
         store = tmp_path / "results"
         source = chest_dx(rows=64, columns=64)
         result = example_result([source])
-        args = dict(mode="live", destinations=[folder.name], results_dir=store, now=T0)
+        args = dict(release="released", destinations=[folder.name], results_dir=store, now=T0)
         stored = publish(db, result, [source], ResultIdentity(f"backend-{db.backend}"), **args)  # type: ignore[arg-type]
         assert deliver_pending(db, [folder], T0, results_dir=store).sent == len(stored) == 2
         assert deliver_pending(db, [folder], T0, results_dir=store).attempted == 0

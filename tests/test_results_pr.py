@@ -19,6 +19,7 @@ from radgate.results import AIFinding, AIResult, ResultIdentity, build_gsps, bui
 from radgate.results.labels import ROUGH_GUIDE, SYNTHETIC_WARNING
 from radgate.testing import dciodvfy, which
 from radgate.testing.results import chest_dx, example_result
+from tests.helpers.synth import image_for, profile_names
 
 pytestmark = pytest.mark.peers
 
@@ -198,3 +199,25 @@ def test_heatmap_needs_a_map_for_its_source() -> None:
     )
     with pytest.raises(ValueError, match="neither PatientOrientation nor ImageOrientationPatient"):
         build_heatmap_sc(no_orientation, unoriented, ResultIdentity("x"))
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_gsps_from_every_vendor_profile_passes_dciodvfy(tmp_path: Path, profile: str) -> None:
+    """Defect: from a source with a VOI LUT Sequence (12-bit entries), the GSPS's Softcopy VOI LUT said 16 bits
+    per entry while its data stop at 0xFFF, and dciodvfy reported "LookupTableData bad"."""
+    source = image_for(profile)
+    result = result_for(source, None)  # the source's own VOI, as the model saw it
+    gsps = build_gsps(result, source, ResultIdentity(f"pr-{profile}"))
+    path = tmp_path / "gsps.dcm"
+    gsps.save_as(path, enforce_file_format=True)
+    errors, _warnings = dciodvfy(path)
+    assert errors == [], (profile, result.voi_source, errors)
+    if "VOILUTSequence" in source:  # same entries and first value, 16 bits per entry
+        lut = gsps.SoftcopyVOILUTSequence[0].VOILUTSequence[0]
+        assert list(lut.LUTDescriptor)[:2] == list(source.VOILUTSequence[0].LUTDescriptor)[:2]
+        assert int(lut.LUTDescriptor[2]) == 16
+        image_path = tmp_path / "image.dcm"
+        source.save_as(image_path, enforce_file_format=True)
+        dcmtk = render(tmp_path, image_path, path)  # the rescaled LUT shows the same picture
+        ours = to_display(source).pixels.astype(np.float64)
+        assert corr(dcmtk, ours) >= 0.99 and np.abs(dcmtk - ours).mean() < 0.01

@@ -152,7 +152,7 @@ def test_deployments_from_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ([{"name": "a", "model": "m", "version": "1", "mode": "on"}], "mode is 'on'; expected one of off, silent, live"),
+        ([{"name": "a", "model": "m", "version": "1", "mode": "on"}], "mode is 'on'; expected one of off, silent, shadow, live"),
         ([{"name": "a", "model": "m"}], "has no 'version'"),
         ([{"name": "a", "model": "m", "version": "1", "modes": "off"}], "unknown key(s) modes"),
         ([{"name": "a", "model": "m", "version": "1"}] * 2, "appears twice"),
@@ -197,8 +197,11 @@ def test_unknown_model_and_double_deployment_are_refused(tmp_path: Path, setting
     _install(tmp_path, settings, db)
     with db.session() as s, pytest.raises(DeploymentError, match="No model named 'other'"):
         sync_deployments(s, [DeploymentSpec("x", "other", "1.0.0")])
-    with db.session() as s, pytest.raises(DeploymentError, match="one model version can have one active deployment"):
-        sync_deployments(s, [DeploymentSpec("a", "tiny-ptx", "1.0.0"), DeploymentSpec("b", "tiny-ptx", "1.0.0")])
+    with db.session() as s:  # one model version at two sites: two deployments, each with its own results
+        sync_deployments(s, [DeploymentSpec("a", "tiny-ptx", "1.0.0", site="north"),
+                             DeploymentSpec("b", "tiny-ptx", "1.0.0", site="south", mode="shadow")])
+        assert [(d.name, d.site, d.mode) for d in list_deployments(s)] == [("a", "north", "silent"),
+                                                                           ("b", "south", "shadow")]
     with db.session() as s, pytest.raises(DeploymentError, match="mode 'on' is not one of"):
         sync_deployments(s, [DeploymentSpec("a", "tiny-ptx", "1.0.0")])
         set_mode(s, "a", "on", changed_by="x")

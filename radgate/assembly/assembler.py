@@ -28,9 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radgate.background import PeriodicService
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Series, Study
-from radgate.ingest.store import utcnow
 
 __all__ = ["Assembler", "AssemblyReport", "SeriesCompleteHook", "set_expected"]
 

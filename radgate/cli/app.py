@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ import typer
 from rich.console import Console
 
 from radgate.config import ConfigError, Settings, load_settings
+from radgate.errors import RadgateError
 
 app = typer.Typer(
     name="radgate",
@@ -43,6 +46,15 @@ def settings_from(data_dir: Path | None, config: Path | None, **overrides: Any) 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return settings
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Show a :class:`radgate.errors.RadgateError` as one red line and exit with its kind's code."""
+    try:
+        yield
+    except RadgateError as exc:
+        raise fail(exc.message, exc.kind.exit_code) from exc
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -11,14 +11,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail
-from radgate.demo import NOT_CLINICAL, DemoReport, run_demo
+from radgate.demo import DEMO_MIN_CASES, DEPLOYMENT, NOT_CLINICAL, OVERRIDE, DemoReport, run_demo
 
 
 @app.command()
 def demo(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
-    studies: Annotated[int, typer.Option(help="Synthetic studies to generate and send.")] = 40,
+    studies: Annotated[
+        int,
+        typer.Option(help="Synthetic studies of the silent phase (three months); the live month adds half."),
+    ] = 90,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic site.")] = 2026,
 ) -> None:
     """Generate a synthetic site, send it to a gateway, run the demo model and deliver its results."""
@@ -32,7 +35,11 @@ def demo(
         tasks: dict[str, TaskID] = {}
 
         def progress(task: str, done: int, total: int) -> None:
-            label = {"synth": "Rendering phantoms", "send": "C-STORE to the gateway"}.get(task, task)
+            label = {
+                "synth": "Rendering phantoms",
+                "send": "C-STORE, silent phase",
+                "send-live": "C-STORE, live phase",
+            }.get(task, task)
             if task not in tasks:
                 tasks[task] = bar.add_task(label, total=total)
             bar.update(tasks[task], completed=done, total=total)
@@ -51,7 +58,9 @@ def demo(
 
 
 def print_report(r: DemoReport) -> None:
-    table = Table(title="radgate demo: one synthetic site, end to end", show_header=False)
+    table = Table(
+        title="radgate demo: one synthetic site, silent -> local validation -> live", show_header=False
+    )
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("Studies / images generated", f"{r.studies} / {r.images}")
@@ -60,8 +69,10 @@ def print_report(r: DemoReport) -> None:
     table.add_row("Series assembled", str(r.series))
     table.add_row("Series routed to the model", str(r.matched))
     table.add_row("Series not applicable", str(sum(r.not_applicable.values())))
-    table.add_row("Predictions stored", str(r.predictions))
-    table.add_row("Flagged at the operating point", str(r.flagged))
+    table.add_row("Silent phase: results stored, none shown or sent", str(r.silent_predictions))
+    table.add_row("Live phase: results released (inside validated subgroups)", str(r.released))
+    table.add_row("Live phase: results withheld (outside them)", str(r.withheld))
+    table.add_row("Flagged at the operating point (all phases)", str(r.flagged))
     table.add_row("Jobs failed", str(r.failed_jobs))
     table.add_row("Result objects delivered (SR + GSPS)", str(r.delivered))
     if r.auc is not None and r.auc_ci is not None and r.auc_n is not None:
@@ -71,6 +82,28 @@ def print_report(r: DemoReport) -> None:
         )
     table.add_row("Time", f"{r.seconds:.0f} s")
     console.print(table)
+    console.print(
+        "Validated at this site (demo minimum: "
+        f"{DEMO_MIN_CASES} positives and {DEMO_MIN_CASES} negatives per level; radgate's default is 100 and "
+        "100): " + ("; ".join(r.validated) or "nothing")
+    )
+    if r.readiness is not None:
+        gate = Table(title=f"Go-live gate for {DEPLOYMENT}: {'ready' if r.readiness.ready else 'NOT ready'}")
+        gate.add_column("check")
+        gate.add_column("verdict")
+        gate.add_column("detail", overflow="fold")
+        for c in r.readiness.checks:
+            gate.add_row(c.name, "ok" if c.ok else "fails", c.detail)
+        console.print(gate)
+        if not r.readiness.ready:
+            console.print(f"Went live with a recorded override: [italic]{OVERRIDE}[/italic]")
+    if r.withheld_reasons:
+        reasons = Table(title="Withheld: why (never sent, never shown as a score)")
+        reasons.add_column("reason")
+        reasons.add_column("results", justify="right")
+        for reason, n in r.withheld_reasons.most_common():
+            reasons.add_row(reason, str(n))
+        console.print(reasons)
     if r.not_applicable:
         reasons = Table(title="Not applicable: why")
         reasons.add_column("reason")
@@ -79,6 +112,8 @@ def print_report(r: DemoReport) -> None:
             reasons.add_row(reason, str(n))
         console.print(reasons)
     console.print(f"Results (DICOM SR + GSPS) were delivered to [bold]{r.results_dir}[/bold]")
+    if r.report_dir is not None:
+        console.print(f"The local validation report is in [bold]{r.report_dir}[/bold]")
     console.print(f"The synthetic site (DICOM + labels.csv) is in [bold]{r.site_dir}[/bold]")
     console.print(f"Inspect with: .venv/bin/radgate predictions export --format csv --data-dir {r.data_dir}")
     console.print(f"[yellow]{NOT_CLINICAL}[/yellow]")

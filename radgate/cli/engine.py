@@ -10,15 +10,25 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, err_console, fail, settings_from
+from radgate.cli.app import (
+    ConfigOpt,
+    DataDirOpt,
+    app,
+    cli_errors,
+    console,
+    err_console,
+    fail,
+    settings_from,
+)
 from radgate.config import Settings
 from radgate.db import database_for
 from radgate.db.engine import Database
-from radgate.engine import Engine, export_csv, summarise
 from radgate.engine.service import prepare
 from radgate.models import RegistryError
 from radgate.models.registry import whoami
-from radgate.routing import DeploymentError, deployment_history, get_deployment, list_deployments, set_mode
+from radgate.routing import DeploymentError
+from radgate.services.deployments import deployment_readiness, list_all, set_deployment_mode, show
+from radgate.services.predictions import export_predictions, run_engine, summary
 
 deployments_app = typer.Typer(help="Deployments: model version x site x rules x mode.", no_args_is_help=True)
 predictions_app = typer.Typer(help="Stored predictions and routing decisions.", no_args_is_help=True)
@@ -47,8 +57,7 @@ def deployments_list(
 ) -> None:
     """List deployments and their modes (after applying the config's [[deployments]])."""
     _, db = _open(data_dir, config)
-    with db.session() as s:
-        deployments = list_deployments(s)
+    deployments = list_all(db)
     if as_json:
         print(
             json.dumps(
@@ -59,6 +68,9 @@ def deployments_list(
                         "version": d.model_version,
                         "site": d.site,
                         "mode": d.mode,
+                        "operating_point": d.operating_point,
+                        "findings": sorted(d.declared_findings),
+                        "incidental": d.incidental.value,
                         "destinations": list(d.destinations),
                         "rules": [r.describe() for r in d.rules],
                     }
@@ -92,12 +104,8 @@ def deployments_show(
 ) -> None:
     """Show a deployment: its model, rules in force, destinations and the history of changes."""
     _, db = _open(data_dir, config)
-    try:
-        with db.session() as s:
-            d = get_deployment(s, name)
-            history = deployment_history(s, name)
-    except DeploymentError as exc:
-        raise fail(str(exc)) from exc
+    with cli_errors():
+        d, history = show(db, name)
     console.print(
         f"[bold]{d.name}[/bold]: {d.model_name} {d.model_version} at site {d.site}, "
         f"mode [bold]{d.mode}[/bold]"
@@ -126,22 +134,60 @@ def deployments_show(
 @deployments_app.command("set-mode")
 def deployments_set_mode(
     name: Annotated[str, typer.Argument(help="Deployment name.")],
-    mode: Annotated[str, typer.Argument(help="off | silent | live")],
+    mode: Annotated[str, typer.Argument(help="off | silent | shadow | live", metavar="MODE")],
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Who makes the change (default: the OS user).")
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why (kept in the audit).")] = None,
+    override: Annotated[
+        str | None,
+        typer.Option(
+            "--override",
+            metavar="REASON",
+            help="Go live although the readiness checks fail; the reason is recorded with who and when.",
+        ),
+    ] = None,
 ) -> None:
-    """Change a deployment's mode now, without a restart; the change is recorded with who and when."""
-    _, db = _open(data_dir, config)
-    try:
-        with db.session() as s:
-            d = set_mode(s, name, mode, changed_by=by or whoami(), note=note)
-    except DeploymentError as exc:
-        raise fail(str(exc)) from exc
-    console.print(f"Deployment {d.name} is now [bold]{d.mode}[/bold].")
+    """Change a deployment's mode now, without a restart; the change is recorded with who and when.
+
+    Going live runs the go-live checks (`radgate readiness`) first and refuses while any fails, unless
+    --override "REASON" is given.
+    """
+    settings, db = _open(data_dir, config)
+    with cli_errors():
+        change = set_deployment_mode(
+            db, settings, name, mode, by=by or whoami(), note=note, override=override
+        )
+    if change.override is not None and change.readiness is not None:
+        failed = ", ".join(c.name for c in change.readiness.failed)
+        err_console.print(f"[yellow]Readiness overridden[/yellow] ({failed}): {change.override}")
+    console.print(f"Deployment {change.deployment.name} is now [bold]{change.deployment.mode}[/bold].")
+
+
+@app.command("readiness")
+def readiness_command(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The go-live gate: is this deployment ready to go live at its site? (exit 1 when not)."""
+    settings, db = _open(data_dir, config)
+    with cli_errors():
+        verdict = deployment_readiness(db, settings, name)
+    if as_json:
+        print(json.dumps(verdict.to_json(), indent=2, default=str))
+    else:
+        table = Table(title=f"Readiness of {name}: {'READY' if verdict.ready else 'NOT READY'}")
+        for column in ("Check", "Verdict", "Detail"):
+            table.add_column(column, overflow="fold")
+        for c in verdict.checks:
+            table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]fails[/red]", c.detail)
+        console.print(table)
+    if not verdict.ready:
+        raise typer.Exit(1)
 
 
 @predictions_app.command("export")
@@ -152,21 +198,22 @@ def predictions_export(
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: standard output).")
     ] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="Only silent or live results.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="Only results of this mode: off, silent, shadow or live.")
+    ] = None,
 ) -> None:
-    """Export one row per series x model: UIDs, model, mode, score, flag, decision, reason, latencies."""
+    """Export one row per series x deployment: UIDs, model, mode, score, flag, decision, reason, policy,
+    used instances, latencies."""
     if format_ != "csv":
         raise fail(f"--format {format_!r} is not supported; expected csv.", 2)
-    if mode not in (None, "off", "silent", "live"):
-        raise fail(f"--mode {mode!r}; expected off, silent or live.", 2)
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    with db.session() as s:
+    with cli_errors():
         if out is None:
-            export_csv(s, sys.stdout, mode)
+            export_predictions(db, sys.stdout, mode)
             return
         with out.open("w", encoding="utf-8", newline="") as fh:
-            count = export_csv(s, fh, mode)
+            count = export_predictions(db, fh, mode)
     console.print(f"Wrote {count} rows to {out}.")
 
 
@@ -175,9 +222,7 @@ def predictions_summary(data_dir: DataDirOpt = None, config: ConfigOpt = None) -
     """Processed, flagged, not applicable (with reasons), queued and failed counts."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    with db.session() as s:
-        summary = summarise(s)
-    for line in summary.lines():
+    for line in summary(db).lines():
         console.print(line, markup=False)
 
 
@@ -191,9 +236,7 @@ def engine_run(
 ) -> None:
     """Run queued jobs in the foreground until none is left (the server runs the same engine in threads)."""
     settings, db = _open(data_dir, config)
-    engine = Engine(settings, db)
-    handled = engine.run_until_idle(timeout_s)
+    handled, result = run_engine(settings, db, timeout_s)
     console.print(f"Handled {handled} job(s).")
-    with db.session() as s:
-        for line in summarise(s).lines():
-            console.print(line, markup=False)
+    for line in result.lines():
+        console.print(line, markup=False)

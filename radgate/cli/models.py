@@ -9,18 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
 from radgate.db import database_for
-from radgate.models import (
-    PackageError,
-    RegistryError,
-    add_model,
-    ensure_default_models,
-    get_model,
-    list_models,
-    remove_model,
-    verify_model,
-)
+from radgate.services import models as models_service
 
 models_app = typer.Typer(help="Model packages: install, list, show, verify, remove.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -40,11 +31,8 @@ def add(
     """Check a package (manifest and SHA-256 of the weights) and install it."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    try:
-        with db.session() as s:
-            model = add_model(s, path, settings.data_dir, registered_by=by)
-    except (PackageError, RegistryError) as exc:
-        raise fail(str(exc)) from exc
+    with cli_errors():
+        model = models_service.install(db, settings, path, by)
     console.print(
         f"Installed [bold]{model.name} {model.version}[/bold] ({model.task}), sha256 {model.sha256}."
     )
@@ -59,9 +47,7 @@ def list_(
     """List installed model versions (the bundled demo model is registered when present)."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    with db.session() as s:
-        ensure_default_models(s, settings.data_dir)
-        models = list_models(s)
+    models = models_service.list_installed(db, settings)
     if as_json:
         print(
             json.dumps(
@@ -108,11 +94,8 @@ def show(
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    try:
-        with db.session() as s:
-            model = get_model(s, name, version)
-    except RegistryError as exc:
-        raise fail(str(exc)) from exc
+    with cli_errors():
+        model = models_service.show(db, name, version)
     m = model.manifest
     console.print(f"[bold]{m.name} {m.version}[/bold] — {m.model.task}: {m.model.description}")
     if m.model.synthetic_training_data:
@@ -155,12 +138,8 @@ def verify(
     """Re-hash installed weights and compare them with the registered SHA-256 (exit 1 on any mismatch)."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    try:
-        with db.session() as s:
-            targets = [(name, version)] if name else [(m.name, m.version) for m in list_models(s)]
-            reports = [verify_model(s, n, v) for n, v in targets]
-    except RegistryError as exc:
-        raise fail(str(exc)) from exc
+    with cli_errors():
+        reports = models_service.verify(db, name, version)
     bad = 0
     for report in reports:
         colour = "green" if report.ok else "red"
@@ -180,9 +159,6 @@ def remove(
     """Unregister a model version and delete its installed copy (stored predictions are kept)."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    try:
-        with db.session() as s:
-            model = remove_model(s, name, version, settings.data_dir)
-    except RegistryError as exc:
-        raise fail(str(exc)) from exc
+    with cli_errors():
+        model = models_service.remove(db, settings, name, version)
     console.print(f"Removed {model.name} {model.version}.")

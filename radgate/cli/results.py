@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.clock import utcnow
 from radgate.db import database_for
 from radgate.results import (
     deliver_pending,
@@ -103,7 +103,7 @@ def retry_(
     """Give failed rows a fresh set of attempts (after the destination is fixed); sent rows are untouched."""
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    count = retry(db, datetime.now(), ids=ids or (), destination=destination)
+    count = retry(db, utcnow(), ids=ids or (), destination=destination)
     console.print(f"{count} failed row(s) queued again.")
 
 
@@ -122,7 +122,7 @@ def send(
     report = deliver_pending(
         db,
         destinations,
-        datetime.now(),
+        utcnow(),
         results_dir=results_store(settings.data_dir),
         backoff_s=settings.results.outbox_backoff_s,
     )

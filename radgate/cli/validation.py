@@ -10,6 +10,7 @@ import csv
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,11 +20,20 @@ from rich.table import Table
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
 from radgate.config import Settings
 from radgate.db import Database, database_for
+from radgate.errors import RadgateError
+from radgate.models.registry import whoami
+from radgate.services.validation import (
+    deployment_threshold,
+    explanation_check_from_db,
+    export_threshold,
+    record_go_live_subgroups,
+    validated_attributes,
+)
 from radgate.stats import StatisticsInputError
 from radgate.validation.cases import UID_COLUMNS, CaseSet, CaseTableError, read_cases_csv
 from radgate.validation.criteria import AcceptanceCriteria, CriteriaError
-from radgate.validation.from_db import cases_from_database
-from radgate.validation.metrics import validate_cases
+from radgate.validation.from_db import cases_from_database, resolve_deployment
+from radgate.validation.metrics import resolve_threshold, validate_cases
 from radgate.validation.plan import deployment_plan
 from radgate.validation.report import ReportContext, build_report
 from radgate.validation.trial import (
@@ -45,7 +55,15 @@ app.add_typer(trial_app, name="trial")
 app.add_typer(truth_app, name="truth")
 app.add_typer(report_app, name="report")
 
-_ERRORS = (StatisticsInputError, CaseTableError, CriteriaError, TrialError, TruthImportError, LookupError)
+_ERRORS = (
+    StatisticsInputError,
+    CaseTableError,
+    CriteriaError,
+    TrialError,
+    TruthImportError,
+    LookupError,
+    RadgateError,
+)
 
 CsvArg = Annotated[Path, typer.Argument(help="CSV file, one case per row, with a header row.")]
 ScoreOpt = Annotated[
@@ -66,7 +84,12 @@ UidOpt = Annotated[
 ]
 ThresholdOpt = Annotated[
     float | None,
-    typer.Option("--threshold", help="Operating point: score >= threshold is positive (default 0.5)."),
+    typer.Option(
+        "--threshold",
+        help="Operating threshold: score >= threshold is positive. Default: the deployment's operating point "
+        "when known (a report from the database, or an exported predictions CSV), else 0.5; the output says "
+        "which.",
+    ),
 ]
 PrevalenceOpt = Annotated[
     float | None, typer.Option("--prevalence", help="Site prevalence for PPV/NPV (default: the sample's).")
@@ -132,8 +155,6 @@ def _with_registry(
 ) -> tuple[ReportContext, float | None]:
     """Fill version, weights hash and intended use from the registry; also return the model's first
     operating point (the threshold a report from the database uses unless --threshold says otherwise)."""
-    from dataclasses import replace
-
     from radgate.models import get_model
 
     try:
@@ -237,7 +258,8 @@ def validate(
     subgroups = subgroup or []
     with _errors(), _maybe_database(settings, label_col is None) as db:
         cases = _load_cases(db, csv_file, score_col, label_col, uid_col, subgroups, compare)
-        result = validate_cases(cases, threshold, prevalence, subgroups, compare)
+        value, source = resolve_threshold(threshold, export_threshold(csv_file))
+        result = validate_cases(cases, value, prevalence, subgroups, compare, threshold_source=source)
     if as_json:
         _print_json(result)
     else:
@@ -433,6 +455,21 @@ def report_validation(
     ] = None,
     model_name: Annotated[str | None, typer.Option("--model-name", help="Model name.")] = None,
     model_version: Annotated[str | None, typer.Option("--model-version", help="Model version.")] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            help="The deployment whose results to report (needed when a model has several).",
+        ),
+    ] = None,
+    region_truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--region-truth",
+            help="Labels CSV with SeriesInstanceUID, side and location (radgate synth's labels.csv): "
+            "adds the explanation check to a report from the database.",
+        ),
+    ] = None,
     model_hash: Annotated[str | None, typer.Option("--model-hash", help="Model package SHA-256.")] = None,
     site: Annotated[str | None, typer.Option("--site", help="Site (default: the configured site).")] = None,
     intended_use: Annotated[
@@ -461,9 +498,11 @@ def report_validation(
     reference labels of ``radgate truth import`` (and the radiologists' final reads, which land there too).
     """
     settings = settings_from(data_dir, config)
-    if csv_file is None and model_name is None:
+    if csv_file is None and model_name is None and deployment is None:
         raise fail(
-            "Give --csv FILE --score-col COL, or --model-name NAME to report on radgate's predictions.", 2
+            "Give --csv FILE --score-col COL, or --deployment NAME (or --model-name NAME) to report on "
+            "radgate's predictions.",
+            2,
         )
     if csv_file is not None and score_col is None:
         raise fail("--csv needs --score-col (the column holding the model's score).", 2)
@@ -489,20 +528,57 @@ def report_validation(
         # With criteria, the analysis (threshold, prevalence, subgroups) is the one they fix.
         subgroups = list(crit.analysis.subgroups) if crit is not None else list(subgroup or [])
         columns = list(dict.fromkeys([*subgroups, *(metadata_col or [])]))
+        threshold_source = None
         if csv_file is None:
-            assert db is not None and model_name is not None
-            cases = cases_from_database(db, model_name, model_version, columns)
-            context, operating_threshold = _with_registry(context, db, model_name, model_version)
-            if threshold is None:  # the model's own operating point, not an arbitrary 0.5
-                threshold = operating_threshold
+            assert db is not None
+            src = resolve_deployment(db, model_name, model_version, deployment)
+            go_live_columns = validated_attributes(db, src.deployment)
+            columns = list(dict.fromkeys([*columns, *go_live_columns]))
+            cases = cases_from_database(
+                db, src.model_name, src.model_version, columns, deployment=src.deployment
+            )
+            context = replace(context, model_name=src.model_name, site=src.site, deployment=src.deployment)
+            context, _ = _with_registry(context, db, src.model_name, src.model_version)
+            # One rule: --threshold, else the deployment's operating point (and the report says which).
+            threshold, threshold_source = resolve_threshold(
+                threshold, deployment_threshold(db, src.deployment)
+            )
         else:
             assert score_col is not None
             cases = _load_cases(db, csv_file, score_col, label_col, uid_col, columns)
+            threshold, threshold_source = resolve_threshold(threshold, export_threshold(csv_file))
         evaluation = None
         if trial is not None:
             assert db is not None
             evaluation = evaluate_trial(db, trial, cases, criteria)
         elif crit is not None:
             evaluation = evaluate_cases(cases, crit)
-        files = build_report(cases, out, context, threshold, prevalence, subgroups, metadata_col, evaluation)
+        explanations = None
+        if region_truth is not None:
+            if csv_file is not None:
+                raise fail("--region-truth needs a report from the database (--deployment), not --csv.", 2)
+            assert db is not None
+            explanations = explanation_check_from_db(db, settings, src.deployment, region_truth)
+        files = build_report(
+            cases, out, context, threshold, prevalence, subgroups, metadata_col, evaluation,
+            threshold_source=threshold_source, explanations=explanations,
+        )
+        recorded = []
+        if csv_file is None:
+            assert db is not None
+            recorded = record_go_live_subgroups(
+                db,
+                src.deployment,
+                cases,
+                recorded_by=whoami(),
+                source=f"radgate report validation --out {out}",
+                min_positives=settings.policy.min_positives,
+                min_negatives=settings.policy.min_negatives,
+            )
     console.print(f"Report written: {files.html} and {files.pdf} (numbers in {files.json.name})")
+    for row in recorded:
+        console.print(
+            f"Validated at site {row.site}: {row.attribute} = {row.value} ({row.positives}+ / "
+            f"{row.negatives}-, AUC {row.auc:.3f}); deployment {row.deployment}'s live results for it are "
+            "released from now on."
+        )

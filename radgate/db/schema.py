@@ -11,7 +11,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -21,6 +20,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from radgate.clock import UTCDateTime
 
 __all__ = ["Base", "Instance", "Rejection", "Series", "Study"]
 
@@ -50,9 +51,9 @@ class Study(Base):
     ReferringPhysicianName: Mapped[str | None] = mapped_column(String(324))
     status: Mapped[str] = mapped_column(String(16), default="receiving")  # receiving | complete | reopened
     num_instances: Mapped[int] = mapped_column(Integer, default=0)
-    first_received: Mapped[datetime] = mapped_column(DateTime)
-    last_received: Mapped[datetime] = mapped_column(DateTime, index=True)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_received: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_received: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -70,9 +71,9 @@ class Series(Base):
     expected_instances: Mapped[int | None] = mapped_column(Integer)
     # receiving | complete | incomplete (processed partially or skipped, see ``note``)
     status: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
-    first_received: Mapped[datetime] = mapped_column(DateTime)
-    last_received: Mapped[datetime] = mapped_column(DateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_received: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_received: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
     note: Mapped[str | None] = mapped_column(Text)  # why incomplete / waiting / skipped
 
@@ -98,7 +99,7 @@ class Instance(Base):
     path: Mapped[str] = mapped_column(Text)  # relative to the instance store
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     source: Mapped[str] = mapped_column(String(16))  # dimse | stow | import
     calling_ae: Mapped[str | None] = mapped_column(String(64))
     pixel_status: Mapped[str] = mapped_column(String(16), default="unchecked")  # unchecked | ok | undecodable
@@ -133,7 +134,7 @@ class Rejection(Base):
     __tablename__ = "rejections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     source: Mapped[str] = mapped_column(String(16))  # dimse | stow | import | decode
     calling_ae: Mapped[str | None] = mapped_column(String(64))
     origin: Mapped[str | None] = mapped_column(Text)  # file path for imports, peer address for network

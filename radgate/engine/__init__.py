@@ -9,9 +9,9 @@ from radgate.engine.queue import (
     enqueue_for_series,
     extend_leases,
     finish_job,
+    instance_features,
     reap_expired,
     release_job,
-    series_features,
     series_instances,
 )
 from radgate.engine.sink import ResultSink
@@ -19,6 +19,7 @@ from radgate.engine.tables import Job, Prediction, RoutingDecisionRow
 from radgate.engine.worker import Engine, EngineOptions, InputError
 
 __all__ = [
+    "instance_features",
     "EXPORT_COLUMNS",
     "JOBS_QUEUED",
     "ClaimedJob",
@@ -39,7 +40,6 @@ __all__ = [
     "iter_prediction_rows",
     "reap_expired",
     "release_job",
-    "series_features",
     "series_instances",
     "summarise",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,11 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "end_to_end_ms",
     "decided_at",
     "created_at",
+    "used_instances",
+    "policy",
+    "policy_reason",
+    "threshold",
+    "threshold_source",
 )
 
 
@@ -62,8 +68,7 @@ def iter_prediction_rows(session: Session, mode: str | None = None) -> Iterator[
             Prediction,
             and_(
                 Prediction.SeriesInstanceUID == RoutingDecisionRow.SeriesInstanceUID,
-                Prediction.model_name == RoutingDecisionRow.model_name,
-                Prediction.model_version == RoutingDecisionRow.model_version,
+                Prediction.deployment == RoutingDecisionRow.deployment,
             ),
         )
         .order_by(RoutingDecisionRow.decided_at, RoutingDecisionRow.id)
@@ -102,6 +107,11 @@ def iter_prediction_rows(session: Session, mode: str | None = None) -> Iterator[
             "end_to_end_ms": _num(pred.end_to_end_ms if pred else None),
             "decided_at": decision.decided_at.isoformat(timespec="seconds"),
             "created_at": pred.created_at.isoformat(timespec="seconds") if pred else "",
+            "used_instances": ";".join(json.loads(pred.used_instances or "[]")) if pred else "",
+            "policy": pred.policy if pred else ("off" if decision.decision == "off" else ""),
+            "policy_reason": pred.policy_reason if pred else "",
+            "threshold": "" if pred is None or pred.threshold is None else f"{pred.threshold:g}",
+            "threshold_source": (pred.threshold_source or "") if pred else "",
         }
 
 
@@ -132,7 +142,11 @@ class EngineSummary:
     processed: int = 0
     flagged: int = 0
     silent: int = 0
+    shadow: int = 0
     live: int = 0
+    released: int = 0
+    withheld: int = 0
+    withheld_reasons: Counter[str] = field(default_factory=Counter)
     queued: int = 0
     running: int = 0
     failed: int = 0
@@ -142,12 +156,18 @@ class EngineSummary:
     def lines(self) -> list[str]:
         out = [
             f"series routed: {self.series}",
-            f"processed: {self.processed} ({self.silent} silent, {self.live} live); flagged: {self.flagged}",
+            f"processed: {self.processed} ({self.silent} silent, {self.shadow} shadow, {self.live} live); "
+            f"flagged: {self.flagged}",
+            f"live results released: {self.released}; withheld (outside the validated subgroups): "
+            f"{self.withheld}",
             f"queued: {self.queued}, running: {self.running}, failed: {self.failed}, "
             f"deployment off: {self.off}",
             f"not applicable: {sum(self.not_applicable.values())}",
         ]
         out += [f"  {n} x {reason}" for reason, n in self.not_applicable.most_common()]
+        if self.withheld:
+            out.append("withheld because:")
+            out += [f"  {n} x {reason}" for reason, n in self.withheld_reasons.most_common()]
         return out
 
 
@@ -157,18 +177,23 @@ def summarise(session: Session) -> EngineSummary:
     summary.series = len(set(session.scalars(select(RoutingDecisionRow.SeriesInstanceUID))))
     for decision, reason in session.execute(select(RoutingDecisionRow.decision, RoutingDecisionRow.reason)):
         if decision == "not_applicable":
-            for part in reason.split("; "):
-                summary.not_applicable[part] += 1
+            summary.not_applicable[reason] += 1
         elif decision == "off":
             summary.off += 1
     for status in session.scalars(select(Job.status)):
         if status in ("queued", "running", "failed"):
             setattr(summary, status, getattr(summary, status) + 1)
-    for mode, flag in session.execute(select(Prediction.mode, Prediction.flag)):
+    rows = session.execute(
+        select(Prediction.mode, Prediction.flag, Prediction.policy, Prediction.policy_reason)
+    )
+    for mode, flag, policy, policy_reason in rows:
         summary.processed += 1
         summary.flagged += int(bool(flag))
-        if mode == "live":
-            summary.live += 1
-        else:
-            summary.silent += 1
+        if mode in ("live", "shadow", "silent"):
+            setattr(summary, mode, getattr(summary, mode) + 1)
+        if policy == "released":
+            summary.released += 1
+        elif policy == "withheld":
+            summary.withheld += 1
+            summary.withheld_reasons[policy_reason] += 1
     return summary

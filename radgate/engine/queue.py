@@ -1,36 +1,36 @@
 """The durable job queue: routing a completed series into jobs, claiming under leases, finishing, retrying.
 
-Every state change is one conditional ``UPDATE ... WHERE`` whose row count says whether it happened, which
-is atomic on SQLite and PostgreSQL alike (no ``SELECT ... FOR UPDATE`` needed):
+The lease operations are the shared primitive :class:`radgate.db.lease.LeasedQueue` (the results worker's
+publish intents use the same). Together with the unique constraint on ``predictions`` (series, deployment)
+this gives at most one stored result, and lease expiry gives at least one: exactly one per series and
+deployment.
 
-- claim: ``status='queued' AND available_at <= now`` (or a ``running`` job whose lease expired: its worker
-  died) becomes ``running`` with this worker as ``lease_owner`` until ``lease_expires_at``;
-- finish, retry or fail: only ``WHERE lease_owner = me AND status = 'running'``, so a worker that lost its
-  lease (too slow, or presumed dead) cannot overwrite the work of the one that took over.
-
-Together with the unique constraint on ``predictions`` (series, model, version) this gives at most one stored
-result, and lease expiry gives at least one: exactly one per series and model version.
+Routing is per instance: a series where some vendors put the PA and the lateral image together reaches a
+PA/AP model with its PA image only; the job lists the instances that fit (``jobs.instances``) and the routing
+decision records every other one with its reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from radgate.clock import utcnow
+from radgate.db.lease import LeasedQueue, LeaseStatus
 from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance, Series
 from radgate.engine.tables import Job, RoutingDecisionRow
-from radgate.models.registry import utcnow
 from radgate.routing.deployment import list_deployments
 from radgate.routing.features import FEATURE_KEYWORDS
-from radgate.routing.router import decide
+from radgate.routing.router import decide_series
 
 __all__ = [
     "JOBS_QUEUED",
@@ -42,7 +42,7 @@ __all__ = [
     "finish_job",
     "reap_expired",
     "release_job",
-    "series_features",
+    "instance_features",
     "series_instances",
 ]
 
@@ -65,8 +65,12 @@ def series_instances(session: Session, SeriesInstanceUID: str) -> list[Instance]
     return list(session.scalars(query))
 
 
-def series_features(series: Series, instance: Instance | None) -> dict[str, Any]:
-    """The header features routing looks at: the first instance's index values plus the series' own."""
+#: The lease operations on ``jobs``.
+JOBS = LeasedQueue(Job)
+
+
+def instance_features(series: Series, instance: Instance | None) -> dict[str, Any]:
+    """The header features routing looks at: one instance's index values plus the series' own."""
     features: dict[str, Any] = {}
     if instance is not None:
         for keyword in FEATURE_KEYWORDS:
@@ -88,18 +92,18 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
     if series is None:
         raise ValueError(f"Series {SeriesInstanceUID} is not in the index; it must be ingested first.")
     instances = series_instances(session, SeriesInstanceUID)
-    features = series_features(series, instances[0] if instances else None)
+    per_instance = [(i.SOPInstanceUID, instance_features(series, i)) for i in instances]
+    if not per_instance:
+        per_instance = [("", instance_features(series, None))]
     now = utcnow()
     job_ids: list[int] = []
     for deployment in list_deployments(session):
-        decision = decide(features, deployment)
+        decision = decide_series(per_instance, deployment)
         job_id: int | None = None
         if decision.matched:
             job = session.scalars(
                 select(Job).where(
-                    Job.SeriesInstanceUID == SeriesInstanceUID,
-                    Job.model_name == deployment.model_name,
-                    Job.model_version == deployment.model_version,
+                    Job.SeriesInstanceUID == SeriesInstanceUID, Job.deployment == deployment.name
                 )
             ).one_or_none()
             if job is None:
@@ -115,6 +119,7 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
                     available_at=now,
                     enqueued_at=now,
                     series_completed_at=series.completed_at or now,
+                    instances=json.dumps(list(decision.used_instances)),
                 )
                 session.add(job)
                 session.flush()
@@ -135,6 +140,12 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
         row.mode = decision.mode
         row.decision = decision.decision
         row.reason = decision.reason
+        row.instances = json.dumps(
+            [
+                {"SOPInstanceUID": i.SOPInstanceUID, "applicable": i.applicable, "reason": i.reason}
+                for i in decision.instances
+            ]
+        )
         row.job_id = job_id
         row.decided_at = now
         log.info(
@@ -175,30 +186,12 @@ class ClaimedJob:
     enqueued_at: datetime
     series_completed_at: datetime | None
     claimed_at: datetime
-
-
-def _claimable(now: datetime) -> Any:
-    return or_(
-        and_(Job.status == "queued", Job.available_at <= now),
-        and_(Job.status == "running", Job.lease_expires_at < now, Job.attempts < Job.max_attempts),
-    )
+    instances: tuple[str, ...] | None = None  # those that fit; None: all (older jobs)
 
 
 def reap_expired(session: Session, now: datetime | None = None) -> int:
     """Fail running jobs whose lease expired on their last allowed attempt (their worker died every time)."""
-    now = now or utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.status == "running", Job.lease_expires_at < now, Job.attempts >= Job.max_attempts)
-        .values(
-            status="failed",
-            finished_at=now,
-            lease_owner=None,
-            last_error="the worker running it stopped (lease expired) on its last allowed attempt",
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return JOBS.reap(session, now)
 
 
 def claim_jobs(
@@ -215,36 +208,15 @@ def claim_jobs(
     setting applies to jobs already in the queue.
     """
     now = now or utcnow()
-    candidates = list(
-        session.execute(
-            select(Job.id, Job.model_name, Job.model_version)
-            .where(_claimable(now))
-            .order_by(Job.id)
-            .limit(limit * 4)
-        )
-    )
+    candidates = JOBS.candidates(session, limit * 4, now, Job.model_name, Job.model_version)
     if not candidates:
         return []
     model = (candidates[0].model_name, candidates[0].model_version)
     ids = [c.id for c in candidates if (c.model_name, c.model_version) == model][:limit]
-    expires = now + timedelta(seconds=lease_s)
-    claimed: list[int] = []
-    for job_id in ids:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, _claimable(now))
-            .values(
-                **({} if max_attempts is None else {"max_attempts": max_attempts}),
-                status="running",
-                lease_owner=worker,
-                lease_expires_at=expires,
-                attempts=Job.attempts + 1,
-                started_at=func.coalesce(Job.started_at, now),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(job_id)
+    extra: dict[str, Any] = {"started_at": func.coalesce(Job.started_at, now)}
+    if max_attempts is not None:
+        extra["max_attempts"] = max_attempts
+    claimed = JOBS.claim(session, ids, worker, lease_s, now, **extra)
     if not claimed:
         return []
     rows = session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.id)).all()
@@ -261,6 +233,7 @@ def claim_jobs(
             enqueued_at=r.enqueued_at,
             series_completed_at=r.series_completed_at,
             claimed_at=now,
+            instances=None if r.instances is None else tuple(json.loads(r.instances)),
         )
         for r in rows
     ]
@@ -268,64 +241,20 @@ def claim_jobs(
 
 def extend_leases(session: Session, worker: str, job_ids: Sequence[int], lease_s: float) -> int:
     """Heartbeat: push the lease of jobs this worker still holds; returns how many it still holds."""
-    if not job_ids:
-        return 0
-    result = session.execute(
-        update(Job)
-        .where(Job.id.in_(list(job_ids)), Job.lease_owner == worker, Job.status == "running")
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return JOBS.extend(session, worker, job_ids, lease_s)
 
 
 def finish_job(
     session: Session, job_id: int, worker: str, status: str = "done", error: str | None = None
 ) -> bool:
     """Close a job this worker holds (done, failed or cancelled); ``False`` if the lease was lost."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == worker, Job.status == "running")
-        .values(
-            status=status, finished_at=utcnow(), lease_owner=None, lease_expires_at=None, last_error=error
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return JOBS.finish(session, job_id, worker, LeaseStatus(status), error)
 
 
 def release_job(
     session: Session, job: ClaimedJob, worker: str, error: str, backoff_s: float, permanent: bool = False
 ) -> str:
-    """After a failure: queue the job again after an exponential backoff, or fail it for good.
-
-    The delay before attempt ``n + 1`` is ``backoff_s * 2 ** (n - 1)``. Returns the new status, or
-    ``"lost"`` when the lease had already passed to another worker.
-    """
-    now = utcnow()
-    if permanent or job.attempts >= job.max_attempts:
-        status = "failed"
-        values: Mapping[str, Any] = {
-            "status": "failed",
-            "finished_at": now,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error": error,
-        }
-    else:
-        status = "queued"
-        delay = backoff_s * 2 ** (job.attempts - 1)
-        values = {
-            "status": "queued",
-            "available_at": now + timedelta(seconds=delay),
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error": error,
-        }
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.lease_owner == worker, Job.status == "running")
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    """After a failure: queue the job again after an exponential backoff, or fail it for good."""
+    return JOBS.release(
+        session, job.id, job.attempts, job.max_attempts, worker, error, backoff_s, permanent=permanent
     )
-    return status if result.rowcount == 1 else "lost"  # type: ignore[attr-defined]

@@ -1,16 +1,19 @@
-"""The engine's tables: the job queue, routing decisions, predictions (one per series x model version).
+"""The engine's tables: the job queue, routing decisions, predictions (one per series x deployment).
 
-Exactly one stored prediction per (series, model version) is a database guarantee (``uq_prediction``), not a
+Exactly one stored prediction per (series, deployment) is a database guarantee (``uq_prediction``), not a
 hope: however many workers retried or died, a second insert fails and the job is closed without a duplicate.
+Several deployments of one model version (one per site, or a ``shadow`` challenger beside its champion)
+each get their own job and result. Every prediction carries the policy's decision (:mod:`radgate.policy`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from radgate.clock import UTCDateTime
 from radgate.db.schema import UID, Base
 
 __all__ = ["Job", "Prediction", "RoutingDecisionRow"]
@@ -21,7 +24,7 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("SeriesInstanceUID", "model_name", "model_version", name="uq_job_series_model"),
+        UniqueConstraint("SeriesInstanceUID", "deployment", name="uq_job_series_deployment"),
         Index("ix_jobs_claim", "status", "available_at"),
     )
 
@@ -34,14 +37,15 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed | cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
-    available_at: Mapped[datetime] = mapped_column(DateTime)  # not claimed before (retry backoff)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)  # not claimed before (retry backoff)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    enqueued_at: Mapped[datetime] = mapped_column(DateTime)
-    series_completed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    series_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    instances: Mapped[str | None] = mapped_column(Text)  # JSON SOPInstanceUIDs that fit the intended use
 
 
 class RoutingDecisionRow(Base):
@@ -62,7 +66,9 @@ class RoutingDecisionRow(Base):
     decision: Mapped[str] = mapped_column(String(16))  # matched | not_applicable | off
     reason: Mapped[str] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(Integer)
-    decided_at: Mapped[datetime] = mapped_column(DateTime)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # JSON [{"SOPInstanceUID", "applicable", "reason"}]: routing is per instance (mixed-view series)
+    instances: Mapped[str | None] = mapped_column(Text)
 
 
 class Prediction(Base):
@@ -70,7 +76,7 @@ class Prediction(Base):
 
     __tablename__ = "predictions"
     __table_args__ = (
-        UniqueConstraint("SeriesInstanceUID", "model_name", "model_version", name="uq_prediction"),
+        UniqueConstraint("SeriesInstanceUID", "deployment", name="uq_prediction"),
         Index("ix_predictions_created", "created_at"),
     )
 
@@ -84,9 +90,9 @@ class Prediction(Base):
     model_name: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(32))
     model_sha256: Mapped[str] = mapped_column(String(64))
-    mode: Mapped[str] = mapped_column(String(8))  # silent | live, at inference time
-    score: Mapped[float] = mapped_column(Float)  # the primary finding's score
-    flag: Mapped[bool] = mapped_column(Boolean)  # at the first operating point
+    mode: Mapped[str] = mapped_column(String(8))  # radgate.policy.Mode at inference time
+    score: Mapped[float] = mapped_column(Float)  # the primary finding's series score
+    flag: Mapped[bool] = mapped_column(Boolean)  # at the deployment's operating point (the policy's flag)
     scores: Mapped[str] = mapped_column(Text)  # JSON {finding: score}
     flags: Mapped[str] = mapped_column(Text)  # JSON {operating point: bool}
     explanation_method: Mapped[str | None] = mapped_column(String(16))  # cam | occlusion
@@ -99,4 +105,13 @@ class Prediction(Base):
     inference_ms: Mapped[float] = mapped_column(Float)
     postprocess_ms: Mapped[float] = mapped_column(Float)
     end_to_end_ms: Mapped[float | None] = mapped_column(Float)  # series complete -> result stored
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The policy's decision (radgate.policy.Decision), stored with the result
+    used_instances: Mapped[str] = mapped_column(Text, default="[]")  # JSON SOPInstanceUIDs the model saw
+    policy: Mapped[str] = mapped_column(String(16), default="silent")  # radgate.policy.Release
+    policy_reason: Mapped[str] = mapped_column(Text, default="")
+    operating_point: Mapped[str | None] = mapped_column(String(64))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    threshold_source: Mapped[str | None] = mapped_column(String(48))
+    urgency: Mapped[float] = mapped_column(Float, default=0.0)
+    findings: Mapped[str] = mapped_column(Text, default="[]")  # JSON per-finding decisions

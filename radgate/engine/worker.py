@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db.engine import Database
 from radgate.engine.queue import (
@@ -56,15 +57,26 @@ from radgate.models.registry import (
     ensure_default_models,
     get_model,
     open_model,
-    utcnow,
 )
-from radgate.routing.deployment import DeploymentSpec, sync_deployments
+from radgate.policy import InstanceScores, Mode, PolicyContext, decide
+from radgate.policy.service import decision_columns, policy_context
+from radgate.policy.tables import PublishIntent
+from radgate.routing.deployment import (
+    Deployment,
+    DeploymentError,
+    DeploymentSpec,
+    get_deployment,
+    sync_deployments,
+)
 from radgate.routing.features import FEATURE_KEYWORDS
-from radgate.routing.tables import DeploymentRow
 
-__all__ = ["Engine", "EngineOptions", "InputError"]
+__all__ = ["PUBLISH_QUEUED", "Engine", "EngineOptions", "InputError"]
 
 log = logging.getLogger(__name__)
+
+
+#: Set when a transaction that recorded publish intents commits: the results worker builds them at once.
+PUBLISH_QUEUED = threading.Event()
 
 
 class InputError(ValueError):
@@ -121,7 +133,7 @@ class _Prepared:
     """One claimed job with its images decoded and preprocessed."""
 
     job: ClaimedJob
-    mode: str
+    policy: PolicyContext
     site: str
     SOPInstanceUIDs: list[str]
     features: list[dict[str, Any]]
@@ -299,20 +311,24 @@ class Engine:
 
     def _run_batch(self, worker: str, jobs: list[ClaimedJob]) -> None:
         name, version = jobs[0].model_name, jobs[0].model_version
-        runnable: list[tuple[ClaimedJob, str, str]] = []
+        runnable: list[tuple[ClaimedJob, PolicyContext]] = []
         installed: InstalledModel | None = None
         load_error = ""
         with self.db.session() as s:
             for job in jobs:
-                row = s.scalars(
-                    select(DeploymentRow).where(DeploymentRow.name == job.deployment)
-                ).one_or_none()
-                if row is None or row.mode == "off":
-                    why = "deployment removed" if row is None else "deployment turned off before it ran"
+                deployment: Deployment | None
+                try:
+                    deployment = get_deployment(s, job.deployment)
+                except DeploymentError:
+                    deployment = None
+                if deployment is None or deployment.mode == Mode.OFF:
+                    why = (
+                        "deployment removed" if deployment is None else "deployment turned off before it ran"
+                    )
                     finish_job(s, job.id, worker, status="cancelled", error=why)
                     log.info("job %d cancelled: %s", job.id, why)
                 else:
-                    runnable.append((job, row.mode, row.site))
+                    runnable.append((job, policy_context(s, deployment)))
             try:
                 installed = get_model(s, name, version)
             except RegistryError as exc:
@@ -326,14 +342,14 @@ class Engine:
             except (PackageError, ModelLoadError) as exc:
                 load_error = str(exc)
         if model is None:
-            for job, _, _ in runnable:
+            for job, _ in runnable:
                 self._fail(worker, job, load_error, permanent=True)
             return
 
         prepared: list[_Prepared] = []
-        for job, mode, site in runnable:
+        for job, ctx in runnable:
             try:
-                prepared.append(self._prepare(job, mode, site, model))
+                prepared.append(self._prepare(job, ctx, model))
             except InputError as exc:
                 self._fail(worker, job, str(exc), permanent=True)
             except Exception as exc:
@@ -367,15 +383,19 @@ class Engine:
                 )
             offset += count
 
-    def _prepare(self, job: ClaimedJob, mode: str, site: str, model: LoadedModel) -> _Prepared:
+    def _prepare(self, job: ClaimedJob, ctx: PolicyContext, model: LoadedModel) -> _Prepared:
         with self.db.session() as s:
             instances = [
                 (i.SOPInstanceUID, i.path, {k: getattr(i, k, None) for k in FEATURE_KEYWORDS}, i.sha256)
                 for i in series_instances(s, job.SeriesInstanceUID)
                 if getattr(i, "pixel_status", "ok") != "undecodable"
+                and (job.instances is None or i.SOPInstanceUID in job.instances)
             ]
         if not instances:
-            raise InputError(f"series {job.SeriesInstanceUID} has no decodable image in the store")
+            raise InputError(
+                f"series {job.SeriesInstanceUID} has no decodable image in the store that fits the "
+                "intended use"
+            )
         instances = instances[: self.options.max_images_per_series]
         decode_ms = preprocess_ms = 0.0
         tensors = []
@@ -400,8 +420,8 @@ class Engine:
             preprocess_ms += _ms(start)
         return _Prepared(
             job=job,
-            mode=mode,
-            site=site,
+            policy=ctx,
+            site=ctx.site,
             SOPInstanceUIDs=[i[0] for i in instances],
             features=[i[2] for i in instances],
             tensors=np.stack(tensors),
@@ -420,10 +440,12 @@ class Engine:
         job, manifest = p.job, model.manifest
         start = time.perf_counter()
         per_image = [model.scores(outputs, i) for i in range(len(p.tensors))]
-        primary = manifest.primary.name
-        best = max(range(len(per_image)), key=lambda i: per_image[i][primary])
-        scores = per_image[best]
-        flags = model.flags(scores)
+        decision = decide(
+            p.policy,
+            [InstanceScores(uid, scores, feats) for uid, scores, feats in
+             zip(p.SOPInstanceUIDs, per_image, p.features, strict=True)],
+        )
+        best = p.SOPInstanceUIDs.index(decision.SOPInstanceUID)
         explanation_path: str | None = None
         explanation_method: str | None = None
         if self.options.explanations:
@@ -433,7 +455,7 @@ class Engine:
                     Path("explanations")
                     / job.StudyInstanceUID
                     / job.SeriesInstanceUID
-                    / (f"{job.model_name}-{job.model_version}.npz")
+                    / (f"{job.deployment}-{job.model_name}-{job.model_version}.npz")
                 )
                 exp.save(Path(self.settings.data_dir) / rel)
                 explanation_path, explanation_method = rel.as_posix(), exp.method
@@ -444,17 +466,12 @@ class Engine:
             job_id=job.id,
             StudyInstanceUID=job.StudyInstanceUID,
             SeriesInstanceUID=job.SeriesInstanceUID,
-            SOPInstanceUID=p.SOPInstanceUIDs[best],
             deployment=job.deployment,
             site=p.site,
             model_name=job.model_name,
             model_version=job.model_version,
             model_sha256=manifest.weights.sha256,
-            mode=p.mode,
-            score=scores[primary],
-            flag=flags[manifest.operating_points[0].name],
-            scores=json.dumps(scores),
-            flags=json.dumps(flags),
+            scores=json.dumps(per_image[best]),
             explanation_method=explanation_method,
             explanation_path=explanation_path,
             features=json.dumps(features, default=str),
@@ -466,6 +483,7 @@ class Engine:
             postprocess_ms=postprocess_ms,
             end_to_end_ms=_delta_ms(now, job.series_completed_at),
             created_at=now,
+            **decision_columns(decision),
         )
         try:
             with self.db.session() as s:
@@ -474,39 +492,54 @@ class Engine:
                 exists = s.scalars(
                     select(Prediction.id).where(
                         Prediction.SeriesInstanceUID == job.SeriesInstanceUID,
-                        Prediction.model_name == job.model_name,
-                        Prediction.model_version == job.model_version,
+                        Prediction.deployment == job.deployment,
                     )
                 ).first()
                 if exists is not None:
                     log.info(
-                        "job %d: a result for series %s is already stored; not storing another",
+                        "job %d: a result for series %s / %s is already stored; not storing another",
                         job.id,
                         job.SeriesInstanceUID,
+                        job.deployment,
                     )
                     return
                 s.add(prediction)
                 s.flush()
-                if p.mode == "live":
-                    for sink in self.sinks:
-                        sink.on_live_result(s, prediction)
+                if decision.released:
+                    # Built and sent after this commit, by the results worker (never inside this transaction).
+                    s.add(
+                        PublishIntent(
+                            prediction_id=prediction.id,
+                            deployment=job.deployment,
+                            status="queued",
+                            attempts=0,
+                            max_attempts=self.settings.results.outbox_max_attempts,
+                            available_at=now,
+                            created_at=now,
+                        )
+                    )
+                    event.listen(s, "after_commit", lambda _s: PUBLISH_QUEUED.set(), once=True)
+                for sink in self.sinks:
+                    sink.on_result(s, prediction, decision)
         except _LeaseLostError:
             log.warning("job %d: lease lost to another worker; discarding this attempt's result", job.id)
             return
         except IntegrityError:
-            # Another worker stored the same (series, model version) between our check and our insert.
+            # Another worker stored the same (series, deployment) between our check and our insert.
             with self.db.session() as s:
                 finish_job(s, job.id, worker, status="done", error=None)
             log.info("job %d: result stored concurrently by another worker; kept that one", job.id)
             return
         log.info(
-            "series %s %s %s: score %.3f flag %s (%s)",
+            "series %s %s (%s %s): score %.3f flag %s, %s (%s)",
             job.SeriesInstanceUID,
+            job.deployment,
             job.model_name,
             job.model_version,
-            scores[primary],
-            flags[manifest.operating_points[0].name],
-            p.mode,
+            decision.score,
+            decision.flag,
+            decision.release.value,
+            decision.reason,
         )
 
 

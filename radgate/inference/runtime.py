@@ -16,12 +16,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import onnxruntime as ort
 
+from radgate.errors import Invalid
+
 __all__ = ["ModelRuntime", "OnnxRuntime", "ModelLoadError", "RuntimeOptions", "available_providers"]
 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(Invalid, ValueError):
     """The weights cannot be loaded, or the model does not have the inputs/outputs its manifest declares."""
 
 

@@ -17,9 +17,10 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from radgate.background import PeriodicService
+from radgate.clock import utcnow
 from radgate.db import Database, Instance, Rejection
 from radgate.ingest.parse import Status
-from radgate.ingest.store import InstanceStore, utcnow
+from radgate.ingest.store import InstanceStore
 
 __all__ = ["DecodedHook", "PixelChecker"]
 

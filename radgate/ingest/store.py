@@ -20,12 +20,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
 from radgate.ingest.parse import (
@@ -40,11 +41,6 @@ from radgate.ingest.parse import (
 __all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    """Naive UTC timestamps throughout the database (SQLite has no time zones)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from radgate.errors import Invalid
+
 __all__ = [
     "SCHEMA_VERSION",
     "Code",
@@ -50,7 +52,7 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(Invalid, ValueError):
     """A manifest key is missing, has the wrong type or a value outside what is allowed."""
 
 

@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from radgate.errors import Invalid
 from radgate.models.manifest import Manifest, ManifestError, Weights
 
 __all__ = [
@@ -30,7 +31,7 @@ MANIFEST_NAME = "manifest.toml"
 MODEL_CARD_NAME = "MODEL_CARD.md"
 
 
-class PackageError(ValueError):
+class PackageError(Invalid, ValueError):
     """A package cannot be read: missing file, unreadable zip, invalid manifest."""
 
 

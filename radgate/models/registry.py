@@ -13,13 +13,15 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from radgate.clock import utcnow
+from radgate.errors import Invalid
 from radgate.models.manifest import VERSION_RE, Manifest
 from radgate.models.package import ModelPackage, PackageError, PackageIntegrityError
 from radgate.models.tables import ModelVersion
@@ -46,13 +48,8 @@ BUNDLED_MODELS: tuple[Path, ...] = (
 )
 
 
-class RegistryError(ValueError):
+class RegistryError(Invalid, ValueError):
     """A registry operation cannot be done (unknown model, conflicting version, model in use)."""
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the convention of every timestamp in the database."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def whoami() -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from radgate.clock import UTCDateTime
 from radgate.db.schema import Base
 
 __all__ = ["ModelVersion"]
@@ -28,5 +29,5 @@ class ModelVersion(Base):
     path: Mapped[str] = mapped_column(Text)  # the installed package (folder or .zip), absolute
     source: Mapped[str] = mapped_column(Text)  # where it was added from
     manifest: Mapped[str] = mapped_column(Text)  # manifest.toml as installed
-    registered_at: Mapped[datetime] = mapped_column(DateTime)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     registered_by: Mapped[str] = mapped_column(String(64))

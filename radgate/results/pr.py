@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import datetime
 
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 
 import radgate
+from radgate.clock import utcnow
 from radgate.results.content import AIFinding, AIResult
 from radgate.results.identity import ResultIdentity
 from radgate.results.labels import SYNTHETIC_WARNING, series_description
@@ -47,7 +47,25 @@ def _lut_values(item: Dataset) -> np.ndarray:
     data = item.LUTData
     if isinstance(data, bytes):
         return np.frombuffer(data, dtype="<u2").astype(np.uint16)
-    return np.asarray(data if isinstance(data, (list, tuple)) else [data], dtype=np.uint16)
+    if isinstance(data, (int, float)):  # a one-entry LUT
+        return np.asarray([data], dtype=np.uint16)
+    return np.asarray(list(data), dtype=np.uint16)  # list, tuple or pydicom MultiValue
+
+
+def _softcopy_lut_data(values: np.ndarray, bits: int) -> np.ndarray:
+    """The source's VOI LUT entries as a Softcopy VOI LUT's: 8 or 16 bits per entry (PS3.3 C.11.8).
+
+    An image's VOI LUT may use any depth from 8 to 16 bits (often 12: entries up to 0xFFF), but in a
+    presentation state the descriptor's third value is 8 or 16, and 16-bit entries that stop at 0xFFF are
+    what dciodvfy reports as "LookupTableData bad". The entries are rescaled to the 16-bit range; the
+    Presentation LUT maps the VOI output's whole range to the display, so the picture is unchanged.
+    """
+    if bits == 8:
+        return values.astype(np.uint8)
+    if bits == 16:
+        return values.astype(np.uint16)
+    top = float(2**bits - 1)
+    return np.round(np.clip(values, 0, top) * (65535.0 / top)).astype(np.uint16)
 
 
 def _voi(result: AIResult, source: Dataset) -> hd.pr.SoftcopyVOILUTTransformation:
@@ -65,7 +83,7 @@ def _voi(result: AIResult, source: Dataset) -> hd.pr.SoftcopyVOILUTTransformatio
             )
         lut = hd.VOILUT(
             first_mapped_value=int(item.LUTDescriptor[1]),
-            lut_data=_lut_values(item),
+            lut_data=_softcopy_lut_data(_lut_values(item), int(item.LUTDescriptor[2])),
             lut_explanation=str(item.get("LUTExplanation", "")) or None,
         )
         return hd.pr.SoftcopyVOILUTTransformation(voi_luts=[lut])
@@ -172,7 +190,7 @@ def build_gsps(
     )
     photometric = str(view.PhotometricInterpretation)
     shape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    now = datetime.now()
+    now = utcnow()
     gsps = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[view],
         series_instance_uid=identity.pr_series_uid,

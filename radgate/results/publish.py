@@ -1,8 +1,9 @@
-"""Publishing an AI result: build its objects, store them, queue them for every destination — live only.
+"""Publishing an AI result: build its objects, store them, queue them for every destination — released only.
 
-The policy decides a deployment's mode (``off`` | ``silent`` | ``live``). Only ``live`` results leave
-radgate: a ``silent`` result is run and logged for the silent trial, never shown nor sent, so
-:func:`publish` writes nothing and queues nothing for it (``tests/test_results_outbox.py`` proves it).
+The policy stage (:mod:`radgate.policy`) decides what a result becomes (:class:`radgate.policy.Release`);
+this module decides nothing itself. Only a ``released`` result leaves radgate: a ``silent``, ``shadow``,
+``withheld`` or ``off`` one is stored and never shown nor sent, so :func:`publish` writes nothing and queues
+nothing for it (``tests/test_results_outbox.py`` proves it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
+from radgate.clock import utcnow
 from radgate.db import Database
+from radgate.policy.enum import Mode, Release
 from radgate.results.content import AIResult
 from radgate.results.identity import ResultIdentity
 from radgate.results.outbox import DEFAULT_MAX_ATTEMPTS, StoredObject, enqueue, enqueue_in, write_instance
@@ -28,7 +31,8 @@ __all__ = ["MODES", "build_objects", "publish"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("off", "silent", "live")
+#: The deployment modes (kept for callers that list them; the policy's Mode enum is the declaration).
+MODES = tuple(m.value for m in Mode)
 
 
 def build_objects(
@@ -63,7 +67,7 @@ def publish(
     sources: Sequence[Dataset],
     identity: ResultIdentity,
     *,
-    mode: str,
+    release: Release | str,
     destinations: Sequence[str],
     results_dir: Path,
     now: datetime | None = None,
@@ -71,17 +75,21 @@ def publish(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     institution_name: str | None = None,
 ) -> list[StoredObject]:
-    """Build, store and queue the objects of a ``live`` result; do nothing for ``silent`` or ``off``.
+    """Build, store and queue the objects of a ``released`` result; do nothing for any other release.
 
     ``db`` is a :class:`Database` (its own transaction) or an open ``Session`` (the caller's transaction,
     as a :class:`radgate.engine.ResultSink` has). ``destinations`` are destination names
     (``Destination.name``); :func:`radgate.results.deliver_pending` sends them. Returns the stored
     objects (empty when nothing is published).
     """
-    if mode not in MODES:
-        raise ValueError(f"Deployment mode {mode!r} is not one of {', '.join(MODES)}.")
-    if mode != "live":
-        log.info("results of %s (key %s) not published: mode %s", result.model_name, identity.key, mode)
+    try:
+        release = Release(release)
+    except ValueError:
+        raise ValueError(
+            f"release {release!r} is not one of {', '.join(r.value for r in Release)}."
+        ) from None
+    if release is not Release.RELEASED:
+        log.info("results of %s (key %s) not published: %s", result.model_name, identity.key, release.value)
         return []
     objects = build_objects(result, sources, identity, heatmap=heatmap, institution_name=institution_name)
     stored = [write_instance(ds, results_dir, kind) for kind, ds in objects]
@@ -90,7 +98,7 @@ def publish(
         db,  # type: ignore[arg-type]
         stored,
         destinations,
-        now or datetime.now(),
+        now or utcnow(),
         result_key=identity.key,
         revision=identity.revision,
         max_attempts=max_attempts,

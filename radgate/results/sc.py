@@ -15,12 +15,11 @@ map value so that low values leave the image visible.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 
+from radgate.clock import utcnow
 from radgate.imaging import resize_area, to_display
 from radgate.results.content import AIResult
 from radgate.results.identity import ResultIdentity
@@ -127,7 +126,7 @@ def build_heatmap_sc(
     pixels = render_heatmap(display, np.asarray(result.explanations[uid]), lines)
 
     view = header_view(source)
-    now = datetime.now()
+    now = utcnow()
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=view,
         pixel_array=pixels,

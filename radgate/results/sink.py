@@ -1,19 +1,19 @@
-"""The engine's built-in :class:`radgate.engine.ResultSink`: live prediction -> SR + GSPS in the outbox.
+"""Released result -> SR + GSPS in the outbox, after the engine's commit.
 
-Called inside the transaction that stores the prediction, it reads the scored source image, rebuilds the VOI
-window the model saw (:func:`radgate.imaging.to_display`), turns the explanation map into a region outline
-when the finding is present, builds the objects with :func:`radgate.results.publish` and queues one outbox
-row per destination - all committed with the prediction or not at all. Sending happens later, in the
-outbox worker (:class:`OutboxWorker`), so no network I/O ever runs inside the engine's transaction.
+The engine stores each prediction with its policy decision and, for a released one, a publish intent
+(:class:`radgate.policy.tables.PublishIntent`). The results worker (:class:`ResultsWorker`) claims intents
+with the shared lease primitive and, for each, in its own transaction: reads the scored source image, rebuilds
+the VOI window the model saw (:func:`radgate.imaging.to_display`), turns the explanation map into a region
+outline for a present finding, builds the objects with :func:`radgate.results.publish` (only the findings the
+decision lets through) and queues one outbox row per destination. Then it sends due outbox rows. No file is
+built and nothing is sent inside the engine's transaction, so SQLite's write lock is never held for it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,18 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from radgate.background import PeriodicService
+from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance
+from radgate.db.lease import LeasedQueue
 from radgate.engine.tables import Prediction
+from radgate.engine.worker import PUBLISH_QUEUED
 from radgate.imaging import to_display
 from radgate.inference.explain import ExplanationMap
 from radgate.models import get_model
 from radgate.models.manifest import Manifest
+from radgate.policy import IncidentalRule, Release
+from radgate.policy.tables import PublishIntent
 from radgate.results.content import AIFinding, AIResult, Concept
 from radgate.results.identity import ResultIdentity
 from radgate.results.outbox import deliver_pending, results_store
@@ -36,18 +41,33 @@ from radgate.results.publish import publish
 from radgate.results.send import Destination, destinations_from_settings, parse_destination
 from radgate.routing.tables import DeploymentRow
 
-__all__ = ["OUTBOX_QUEUED", "OutboxWorker", "PublishingSink", "region_from_map", "result_identity"]
+__all__ = [
+    "OUTBOX_QUEUED",
+    "INTENTS",
+    "OutboxWorker",
+    "Publisher",
+    "ResultsWorker",
+    "publish_pending",
+    "region_from_map",
+    "result_identity",
+]
 
 log = logging.getLogger(__name__)
 
-#: Set when new outbox rows have been committed in this process; the worker sends them at once.
-OUTBOX_QUEUED = threading.Event()
+#: Set when new publish intents or outbox rows have been committed in this process: the results worker
+#: runs at once (one event for both, so one wait wakes it).
+OUTBOX_QUEUED = PUBLISH_QUEUED
+
+
+#: The lease operations on publish intents (the same primitive as the engine's jobs).
+INTENTS = LeasedQueue(PublishIntent)
 
 
 def result_identity(prediction: Prediction) -> ResultIdentity:
-    """One identity per (series, model version): re-publishing reuses its UIDs (no duplicates)."""
+    """One identity per (series, deployment, model version): re-publishing reuses its UIDs (no duplicates)."""
     return ResultIdentity(
-        f"{prediction.SeriesInstanceUID}/{prediction.model_name}/{prediction.model_version}"
+        f"{prediction.SeriesInstanceUID}/{prediction.deployment}/{prediction.model_name}/"
+        f"{prediction.model_version}"
     )
 
 
@@ -72,8 +92,8 @@ def region_from_map(
     return ((left, top), (right, top), (right, bottom), (left, bottom))
 
 
-class PublishingSink:
-    """Publishes every live prediction as DICOM SR (TID 1500) + GSPS, optionally a heatmap SC."""
+class Publisher:
+    """Builds a released prediction's DICOM SR (TID 1500) + GSPS, optionally a heatmap SC, into the outbox."""
 
     def __init__(
         self, settings: Settings, destinations: Sequence[Destination], heatmap: bool = False
@@ -83,7 +103,12 @@ class PublishingSink:
         self.heatmap = heatmap
         self.results_dir = results_store(settings.data_dir)
 
-    def on_live_result(self, session: Session, prediction: Prediction) -> None:
+    def publish_prediction(self, session: Session, prediction: Prediction) -> None:
+        if prediction.policy != Release.RELEASED.value:
+            raise ValueError(
+                f"prediction {prediction.id} is {prediction.policy} ({prediction.policy_reason}); "
+                "only released results are published"
+            )
         model = get_model(session, prediction.model_name, prediction.model_version)
         manifest = model.manifest
         instance = session.scalars(
@@ -103,6 +128,9 @@ class PublishingSink:
             if path.is_file():
                 explanation = ExplanationMap.load(path).values
         findings = self._findings(manifest, prediction, int(ds.Rows), int(ds.Columns), explanation)
+        if not findings:
+            log.info("prediction %d: no finding is reported (incidental rule); nothing sent", prediction.id)
+            return
         result = AIResult(
             model_name=prediction.model_name,
             model_version=prediction.model_version,
@@ -128,7 +156,7 @@ class PublishingSink:
             result,
             [ds],
             result_identity(prediction),
-            mode="live",
+            release=Release(prediction.policy),
             destinations=names or self.default_destinations,
             results_dir=self.results_dir,
             heatmap=self.heatmap and explanation is not None,
@@ -139,17 +167,14 @@ class PublishingSink:
     def _findings(
         manifest: Manifest, prediction: Prediction, rows: int, columns: int, explanation: np.ndarray | None
     ) -> list[AIFinding]:
-        scores: dict[str, float] = json.loads(prediction.scores)
+        """The findings the policy decision lets through to the PACS (``disposition`` report)."""
+        decided = {f["name"]: f for f in json.loads(prediction.findings or "[]")}
         findings = []
         for finding in manifest.findings:
-            if finding.name not in scores:
+            d = decided.get(finding.name)
+            if d is None or d["disposition"] != IncidentalRule.REPORT.value:
                 continue
-            op = next(
-                (o for o in manifest.operating_points if o.finding in (None, finding.name)),
-                manifest.operating_points[0],
-            )
-            probability = float(scores[finding.name])
-            present = probability >= op.threshold
+            present = bool(d["present"])
             region = (
                 region_from_map(explanation, rows, columns) if present and explanation is not None else None
             )
@@ -162,15 +187,51 @@ class PublishingSink:
                         if finding.site is not None
                         else None
                     ),
-                    probability=min(max(probability, 0.0), 1.0),
-                    threshold=float(op.threshold),
-                    operating_point=op.name,
+                    probability=min(max(float(d["score"]), 0.0), 1.0),
+                    threshold=float(d["threshold"]),
+                    operating_point=str(d["operating_point"]),
                     present=present,
                     SOPInstanceUID=prediction.SOPInstanceUID,
                     region=region,
                 )
             )
         return findings
+
+
+def publish_pending(
+    db: Database, publisher: Publisher, worker: str = "results", limit: int = 16, lease_s: float = 60.0
+) -> int:
+    """Build the objects of up to ``limit`` queued publish intents; returns how many were published."""
+    with db.session() as s:
+        INTENTS.reap(s)
+        ids = INTENTS.claim(s, [r.id for r in INTENTS.candidates(s, limit)], worker, lease_s)
+        intents = [(i.id, i.prediction_id, i.attempts, i.max_attempts) for i in
+                   s.scalars(select(PublishIntent).where(PublishIntent.id.in_(ids)))]
+    done = 0
+    for intent_id, prediction_id, attempts, max_attempts in intents:
+        try:
+            with db.session() as s:
+                prediction = s.get(Prediction, prediction_id)
+                if prediction is None:
+                    raise LookupError(f"prediction {prediction_id} is gone")
+                publisher.publish_prediction(s, prediction)
+                if not INTENTS.finish(s, intent_id, worker):
+                    raise _IntentLostError
+            done += 1
+        except _IntentLostError:
+            log.warning("publish intent %d: lease lost to another worker", intent_id)
+        except Exception as exc:  # one bad result must not stop the others
+            with db.session() as s:
+                status = INTENTS.release(
+                    s, intent_id, attempts, max_attempts, worker, f"{type(exc).__name__}: {exc}",
+                    publisher.settings.results.outbox_backoff_s,
+                )
+            log.warning("publish intent %d (prediction %d): %s -> %s", intent_id, prediction_id, exc, status)
+    return done
+
+
+class _IntentLostError(Exception):
+    """Another results worker took this intent over."""
 
 
 def all_destinations(settings: Settings, db: Database) -> list[Destination]:
@@ -193,23 +254,38 @@ def all_destinations(settings: Settings, db: Database) -> list[Destination]:
     return list(destinations.values())
 
 
-class OutboxWorker(PeriodicService):
-    """Background service: sends due outbox rows; woken at once by new results, else every ``outbox_poll_s``
-    for retries (the outbox itself does the backoff)."""
+class ResultsWorker(PeriodicService):
+    """Background service: builds released results (publish intents), then sends due outbox rows.
 
-    thread_name = "radgate-outbox"
+    Woken at once by new intents and outbox rows, else every ``outbox_poll_s`` for retries (the outbox does
+    the backoff)."""
 
-    def __init__(self, settings: Settings, db: Database, interval_s: float | None = None) -> None:
+    thread_name = "radgate-results"
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        interval_s: float | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.db = db
         self.interval_s = settings.results.outbox_poll_s if interval_s is None else interval_s
+        self.publisher = publisher or Publisher(settings, destinations_from_settings(settings))
+
+    def publish_once(self) -> int:
+        """Build the objects of queued publish intents; returns how many were published."""
+        return publish_pending(self.db, self.publisher)
 
     def run_once(self) -> int:
+        """Publish queued intents, then send what is due; returns how many objects were sent."""
+        self.publish_once()
         report = deliver_pending(
             self.db,
             all_destinations(self.settings, self.db),
-            datetime.now(),
+            utcnow(),
             results_dir=results_store(self.settings.data_dir),
             backoff_s=self.settings.results.outbox_backoff_s,
         )
@@ -226,3 +302,7 @@ class OutboxWorker(PeriodicService):
         self._stop.set()
         OUTBOX_QUEUED.set()  # end the wait now
         super().stop(timeout_s)
+
+
+#: The name it had when it only sent the outbox.
+OutboxWorker = ResultsWorker

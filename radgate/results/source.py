@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 
+from radgate.errors import Invalid
 from radgate.results.content import AIResult
 
 __all__ = [
@@ -34,7 +35,7 @@ _PROJECTION = {"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"}
 _CROSS_SECTIONAL = {"CT", "MR", "PT"}
 
 
-class SourceMismatchError(ValueError):
+class SourceMismatchError(Invalid, ValueError):
     """The source images do not fit the AI result (missing, other study, not grayscale, region outside)."""
 
 

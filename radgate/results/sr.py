@@ -34,7 +34,6 @@ groups side by side).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import highdicom as hd
 import numpy as np
@@ -43,6 +42,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 import radgate
+from radgate.clock import utcnow
 from radgate.results.content import AIFinding, AIResult
 from radgate.results.identity import ResultIdentity, derived_uid
 from radgate.results.labels import SYNTHETIC_WARNING, series_description
@@ -217,7 +217,7 @@ def build_sr(
     evidence = [header_view(ds) for ds in images]
     study_uid = str(evidence[0].StudyInstanceUID)
     predecessor = identity.predecessor(study_uid)
-    now = datetime.now()
+    now = utcnow()
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,

@@ -1,4 +1,4 @@
-"""Deployments: a model version at a site, with routing rules, a mode (off | silent | live) and destinations.
+"""Deployments: a model version at a site, with routing rules, a mode, the policy's settings and destinations.
 
 Deployments are written in the config file as ``[[deployments]]`` tables (keys in ``docs/model-package.md``
 and below) and kept in the database, where ``set_mode`` changes a mode while radgate runs; every change is
@@ -9,8 +9,11 @@ recorded in ``deployment_changes`` with who and when::
     model = "demo-pneumothorax"          # an installed model (radgate models list)
     version = "1.0.0"
     site = "default"                     # default: the top-level ``site`` setting
-    mode = "silent"                      # off | silent | live
+    mode = "silent"                      # off | silent | shadow | live (radgate.policy.Mode)
     destinations = ["PACS@10.0.0.5:104"] # where live results go (the results writer reads these)
+    operating_point = "default"          # one of the model's; default: its first for the primary finding
+    findings = ["pneumothorax"]          # the findings this deployment declares; default: all the model's
+    incidental = "review_only"           # report | suppress | review_only: outputs outside ``findings``
     drop_rules = ["BodyPartExamined"]    # intended-use checks not applied at this site
     rules = [                            # replace the intended-use rule on the same attribute, or add one
       { attribute = "ViewPosition", one_of = ["PA", "AP"] },
@@ -19,7 +22,8 @@ recorded in ``deployment_changes`` with who and when::
 
 Config and database meet in :func:`sync_deployments`: an entry whose text changed in the config is applied
 (and audited as changed by ``config``); an unchanged entry leaves a mode set at run time alone, so a restart
-does not undo ``radgate deployments set-mode``.
+does not undo ``radgate deployments set-mode``. Several deployments may run one model version (one per
+site; a ``shadow`` challenger beside its ``live`` champion): each gets its own result per series.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from radgate.clock import utcnow
+from radgate.errors import Invalid, NotFound
 from radgate.models.manifest import IntendedUse, Manifest
-from radgate.models.registry import RegistryError, get_model, utcnow
+from radgate.models.registry import RegistryError, get_model
+from radgate.policy.enum import IncidentalRule, Mode
 from radgate.routing.rules import AgeRange, OneOf, Rule, RuleError, rule_from_dict
 from radgate.routing.tables import DeploymentChange, DeploymentRow
 
@@ -46,8 +53,10 @@ __all__ = [
     "MODES",
     "Deployment",
     "DeploymentError",
+    "DeploymentNotFound",
     "DeploymentSpec",
     "deployment_history",
+    "record_change",
     "effective_rules",
     "get_deployment",
     "has_deployments",
@@ -59,13 +68,31 @@ __all__ = [
     "sync_deployments",
 ]
 
-MODES = ("off", "silent", "live")
+MODES = tuple(m.value for m in Mode)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SPEC_KEYS = ("name", "model", "version", "site", "mode", "destinations", "rules", "drop_rules")
+SPEC_KEYS = (
+    "name",
+    "model",
+    "version",
+    "site",
+    "mode",
+    "destinations",
+    "rules",
+    "drop_rules",
+    "operating_point",
+    "findings",
+    "incidental",
+)
 
 
-class DeploymentError(ValueError):
-    """A deployment entry is invalid, refers to a model that is not installed, or does not exist."""
+class DeploymentError(Invalid, ValueError):
+    """A deployment entry is invalid or refers to a model that is not installed."""
+
+
+class DeploymentNotFound(DeploymentError, NotFound):  # noqa: N818 - a kind of NotFound
+    """No deployment has that name."""
+
+    kind = NotFound.kind
 
 
 def intended_use_rules(use: IntendedUse) -> list[Rule]:
@@ -106,6 +133,9 @@ class DeploymentSpec:
     destinations: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
     drop_rules: tuple[str, ...] = ()
+    operating_point: str | None = None
+    findings: tuple[str, ...] | None = None
+    incidental: str = IncidentalRule.REVIEW_ONLY.value
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -120,7 +150,12 @@ class DeploymentSpec:
                 )
         if self.mode not in MODES:
             raise DeploymentError(
-                f"deployment {self.name!r}: mode is {self.mode!r}; expected one of off, silent, live."
+                f"deployment {self.name!r}: mode is {self.mode!r}; expected one of {', '.join(MODES)}."
+            )
+        if self.incidental not in {r.value for r in IncidentalRule}:
+            raise DeploymentError(
+                f"deployment {self.name!r}: incidental is {self.incidental!r}; expected one of "
+                f"{', '.join(r.value for r in IncidentalRule)}."
             )
 
     @classmethod
@@ -140,7 +175,9 @@ class DeploymentSpec:
                     f"{where} has no {key!r}; every deployment needs name, model and version."
                 )
         lists: dict[str, tuple[Any, ...]] = {}
-        for key in ("destinations", "rules", "drop_rules"):
+        for key in ("destinations", "rules", "drop_rules", "findings"):
+            if key == "findings" and key not in raw:
+                continue
             value = raw.get(key, [])
             if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
                 raise DeploymentError(f"{where}.{key} is {value!r}; expected a list.")
@@ -158,10 +195,20 @@ class DeploymentSpec:
             destinations=tuple(str(d) for d in lists["destinations"]),
             rules=rules,
             drop_rules=tuple(str(d) for d in lists["drop_rules"]),
+            operating_point=None if raw.get("operating_point") is None else str(raw["operating_point"]),
+            findings=tuple(str(f) for f in lists["findings"]) if "findings" in lists else None,
+            incidental=str(raw.get("incidental", IncidentalRule.REVIEW_ONLY.value)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        if self.operating_point is not None:
+            extra["operating_point"] = self.operating_point
+        if self.findings is not None:
+            extra["findings"] = list(self.findings)
+        if self.incidental != IncidentalRule.REVIEW_ONLY.value:
+            extra["incidental"] = self.incidental
+        return extra | {
             "name": self.name,
             "model": self.model,
             "version": self.version,
@@ -228,6 +275,19 @@ class Deployment:
     created_at: datetime
     updated_at: datetime
     rules: tuple[Rule, ...] = field(default=())
+    operating_point: str | None = None
+    findings: tuple[str, ...] | None = None  # declared; None: every finding of the model
+    incidental: IncidentalRule = IncidentalRule.REVIEW_ONLY
+
+    @property
+    def Mode(self) -> Mode:  # noqa: N802 - the typed view of ``mode``
+        return Mode(self.mode)
+
+    @property
+    def declared_findings(self) -> frozenset[str]:
+        if self.findings is None:
+            return frozenset(f.name for f in self.manifest.findings)
+        return frozenset(self.findings)
 
     @classmethod
     def from_row(cls, session: Session, row: DeploymentRow) -> Deployment:
@@ -249,10 +309,13 @@ class Deployment:
             created_at=row.created_at,
             updated_at=row.updated_at,
             rules=tuple(effective_rules(model.manifest, overrides, drop)),
+            operating_point=row.operating_point,
+            findings=None if row.findings is None else tuple(json.loads(row.findings)),
+            incidental=IncidentalRule(row.incidental or IncidentalRule.REVIEW_ONLY.value),
         )
 
 
-def _audit(
+def record_change(
     session: Session, name: str, field_: str, old: Any, new: Any, by: str, note: str | None = None
 ) -> None:
     session.add(
@@ -274,20 +337,9 @@ def sync_deployments(
     """Bring the database in line with the config's deployments; returns the changes made, in words.
 
     New entries are created; entries whose config text changed are updated field by field; entries no
-    longer in the config are turned off (their history stays). Two active deployments of the same model
-    version are refused: there is exactly one result per series and model version.
+    longer in the config are turned off (their history stays). Several deployments may run the same
+    model version: each has its own result per series.
     """
-    active: dict[tuple[str, str], str] = {}
-    for spec in specs:
-        if spec.mode == "off":
-            continue
-        model_key = (spec.model, spec.version)
-        if model_key in active:
-            raise DeploymentError(
-                f"deployments {active[model_key]!r} and {spec.name!r} both run {spec.model} {spec.version}; "
-                f"one model version can have one active deployment (turn one off)."
-            )
-        active[model_key] = spec.name
     changes: list[str] = []
     now = utcnow()
     rows = {r.name: r for r in session.scalars(select(DeploymentRow))}
@@ -297,6 +349,7 @@ def sync_deployments(
         except RegistryError as exc:
             raise DeploymentError(f"deployment {spec.name!r}: {exc}") from exc
         effective_rules(model.manifest, spec.rules, spec.drop_rules)
+        _check_policy_settings(spec, model.manifest)
         digest = spec.digest()
         values: dict[str, Any] = {
             "model_version_id": model.id,
@@ -307,13 +360,16 @@ def sync_deployments(
             "rules": json.dumps([r.to_dict() for r in spec.rules]),
             "drop_rules": json.dumps(list(spec.drop_rules)),
             "destinations": json.dumps(list(spec.destinations)),
+            "operating_point": spec.operating_point,
+            "findings": None if spec.findings is None else json.dumps(list(spec.findings)),
+            "incidental": spec.incidental,
         }
         row = rows.get(spec.name)
         if row is None:
             session.add(
                 DeploymentRow(name=spec.name, config_digest=digest, created_at=now, updated_at=now, **values)
             )
-            _audit(session, spec.name, "created", None, json.dumps(spec.to_dict()), changed_by)
+            record_change(session, spec.name, "created", None, json.dumps(spec.to_dict()), changed_by)
             changes.append(f"created {spec.name} ({spec.model} {spec.version}, {spec.mode})")
             continue
         if row.config_digest == digest:
@@ -322,7 +378,7 @@ def sync_deployments(
             old = getattr(row, key)
             if old != value:
                 if key != "model_version_id":
-                    _audit(session, spec.name, key, old, value, changed_by)
+                    record_change(session, spec.name, key, old, value, changed_by)
                     changes.append(f"{spec.name}: {key} {old} -> {value}")
                 setattr(row, key, value)
         row.config_digest = digest
@@ -330,7 +386,7 @@ def sync_deployments(
     names = {s.name for s in specs}
     for name, row in rows.items():
         if name not in names and row.mode != "off":
-            _audit(session, name, "mode", row.mode, "off", changed_by, note="no longer in the config")
+            record_change(session, name, "mode", row.mode, "off", changed_by, note="no longer in the config")
             changes.append(f"{name}: mode {row.mode} -> off (no longer in the config)")
             row.mode = "off"
             row.config_digest = None
@@ -339,11 +395,30 @@ def sync_deployments(
     return changes
 
 
+def _check_policy_settings(spec: DeploymentSpec, manifest: Manifest) -> None:
+    ops = [op.name for op in manifest.operating_points]
+    if spec.operating_point is not None and spec.operating_point not in ops:
+        raise DeploymentError(
+            f"deployment {spec.name!r}: operating_point is {spec.operating_point!r}; model "
+            f"{spec.model} {spec.version} has {', '.join(ops)}."
+        )
+    names = [f.name for f in manifest.findings]
+    for finding in spec.findings or ():
+        if finding not in names:
+            raise DeploymentError(
+                f"deployment {spec.name!r}: finding {finding!r} is not one of model {spec.model} "
+                f"{spec.version}'s ({', '.join(names)})."
+            )
+
+
 def _row(session: Session, name: str) -> DeploymentRow:
     row = session.scalars(select(DeploymentRow).where(DeploymentRow.name == name)).one_or_none()
     if row is None:
         known = sorted(session.scalars(select(DeploymentRow.name)))
-        raise DeploymentError(f"No deployment named {name!r}; known: {', '.join(known) or 'none'}.")
+        raise DeploymentNotFound(
+            f"No deployment named {name!r}; known: {', '.join(known) or 'none'}. "
+            "See `radgate deployments list`."
+        )
     return row
 
 
@@ -361,25 +436,10 @@ def get_deployment(session: Session, name: str) -> Deployment:
 def set_mode(session: Session, name: str, mode: str, changed_by: str, note: str | None = None) -> Deployment:
     """Change a deployment's mode now (workers read it per job), recording who and when."""
     if mode not in MODES:
-        raise DeploymentError(f"mode {mode!r} is not one of off, silent, live.")
+        raise DeploymentError(f"mode {mode!r} is not one of {', '.join(MODES)}.")
     row = _row(session, name)
-    if mode != "off":
-        clash = session.scalars(
-            select(DeploymentRow).where(
-                DeploymentRow.model_name == row.model_name,
-                DeploymentRow.model_version == row.model_version,
-                DeploymentRow.name != name,
-                DeploymentRow.mode != "off",
-            )
-        ).first()
-        if clash is not None:
-            raise DeploymentError(
-                f"deployment {clash.name!r} already runs {row.model_name} {row.model_version} "
-                f"({clash.mode}); "
-                f"turn it off first."
-            )
     if row.mode != mode:
-        _audit(session, name, "mode", row.mode, mode, changed_by, note)
+        record_change(session, name, "mode", row.mode, mode, changed_by, note)
         row.mode = mode
         row.updated_at = utcnow()
         session.flush()

@@ -9,9 +9,18 @@ from typing import Any
 from radgate.routing.deployment import Deployment
 from radgate.routing.rules import Rule
 
-__all__ = ["DECISIONS", "RoutingDecision", "decide", "evaluate_rules"]
+__all__ = ["DECISIONS", "InstanceRouting", "RoutingDecision", "decide", "decide_series", "evaluate_rules"]
 
 DECISIONS = ("matched", "not_applicable", "off")
+
+
+@dataclass(frozen=True)
+class InstanceRouting:
+    """Whether one instance of a series fits a deployment's intended use, and if not, why."""
+
+    SOPInstanceUID: str
+    applicable: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -24,10 +33,16 @@ class RoutingDecision:
     mode: str
     decision: str  # matched | not_applicable | off
     reason: str
+    instances: tuple[InstanceRouting, ...] = ()
 
     @property
     def matched(self) -> bool:
         return self.decision == "matched"
+
+    @property
+    def used_instances(self) -> tuple[str, ...]:
+        """The instances the model will see (those that fit)."""
+        return tuple(i.SOPInstanceUID for i in self.instances if i.applicable and i.SOPInstanceUID)
 
 
 def evaluate_rules(rules: Sequence[Rule], features: Mapping[str, Any]) -> tuple[bool, str]:
@@ -56,4 +71,46 @@ def decide(features: Mapping[str, Any], deployment: Deployment) -> RoutingDecisi
         mode=deployment.mode,
         decision=decision,
         reason=reason,
+    )
+
+
+def decide_series(
+    instances: Sequence[tuple[str, Mapping[str, Any]]], deployment: Deployment
+) -> RoutingDecision:
+    """Route a series instance by instance: it matches when at least one instance fits.
+
+    ``instances``: ``(SOPInstanceUID, header features)`` of every instance. Only the instances that fit
+    reach the model (a lateral image in a mixed PA + lateral series never reaches a PA/AP model); the others
+    are recorded as not applicable with their reason.
+    """
+    routed = []
+    for uid, features in instances:
+        ok, why = evaluate_rules(deployment.rules, features)
+        routed.append(InstanceRouting(uid, ok, why))
+    fitting = [i for i in routed if i.applicable]
+    unfit = [i for i in routed if not i.applicable]
+    if deployment.mode == "off":
+        first = (unfit or routed)[0]
+        decision = "off"
+        reason = "deployment is off" + ("" if not unfit else f" (and {first.reason})")
+    elif not fitting:
+        decision = "not_applicable"
+        reasons = list(dict.fromkeys(i.reason for i in unfit))  # distinct, in order
+        reason = "; ".join(reasons)
+    else:
+        decision = "matched"
+        reason = fitting[0].reason
+        if unfit:
+            reason = (
+                f"{len(fitting)} of {len(routed)} instances fit ({reason}); not applicable: "
+                + "; ".join(f"{i.SOPInstanceUID}: {i.reason}" for i in unfit)
+            )
+    return RoutingDecision(
+        deployment=deployment.name,
+        model_name=deployment.model_name,
+        model_version=deployment.model_version,
+        mode=deployment.mode,
+        decision=decision,
+        reason=reason,
+        instances=tuple(routed),
     )

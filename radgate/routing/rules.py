@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydicom.datadict import tag_for_keyword
 from pydicom.uid import UID
 
+from radgate.errors import Invalid
 from radgate.routing.features import age_in_years, format_age
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 MISSING_POLICIES = ("fail", "pass")
 
 
-class RuleError(ValueError):
+class RuleError(Invalid, ValueError):
     """A rule definition is invalid (unknown attribute, bad pattern, empty range)."""
 
 

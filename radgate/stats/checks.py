@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from radgate.errors import Invalid
+
 __all__ = [
     "StatisticsInputError",
     "as_labels",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class StatisticsInputError(ValueError):
+class StatisticsInputError(Invalid, ValueError):
     """The data cannot answer the question (one class only, NaN scores, constant scores, n too small)."""
 
 

@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from radgate.errors import Invalid
 from radgate.synth.population import PopulationMix
 from radgate.synth.profiles import PROFILES
 
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(Invalid, ValueError):
     """A scenario file is malformed: the message names the key, the value and what was expected."""
 
 

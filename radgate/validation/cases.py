@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from radgate.errors import Invalid
+
 __all__ = [
     "NO_LABEL",
     "NO_SCORE",
@@ -34,7 +36,7 @@ UID_COLUMNS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "uid")
 _MISSING = {"", "nan", "na", "n/a", "null", "none"}
 
 
-class CaseTableError(ValueError):
+class CaseTableError(Invalid, ValueError):
     """A case table cannot be read: a column is missing or a value is malformed (row and value named)."""
 
 

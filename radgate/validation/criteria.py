@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radgate.errors import Invalid
+
 __all__ = [
     "CRITERIA",
     "DO_NOT_DEPLOY",
@@ -64,7 +66,7 @@ EXTEND = "extend the trial"
 DO_NOT_DEPLOY = "do not deploy"
 
 
-class CriteriaError(ValueError):
+class CriteriaError(Invalid, ValueError):
     """The criteria file is not valid (unknown key, wrong type, value out of range)."""
 
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from radgate.db import Database
 from radgate.engine.tables import Job, Prediction, RoutingDecisionRow
+from radgate.errors import Invalid, NotFound
+from radgate.routing.tables import DeploymentRow
 from radgate.validation.cases import CaseRecord, CaseSet
 from radgate.validation.truth import reference_labels
 
-__all__ = ["age_band", "cases_from_database"]
+__all__ = ["DatabaseSource", "age_band", "cases_from_database", "resolve_deployment"]
 
 
 def age_band(age: Any) -> str:
@@ -47,35 +50,104 @@ def _attributes(features: dict[str, Any], mode: str) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class DatabaseSource:
+    """Which results a report from the database used: one deployment, its model version and site."""
+
+    deployment: str
+    model_name: str
+    model_version: str
+    site: str
+
+    def describe(self) -> str:
+        return f"deployment {self.deployment} ({self.model_name} {self.model_version}, site {self.site})"
+
+
+def resolve_deployment(
+    db: Database, model_name: str | None, model_version: str | None, deployment: str | None
+) -> DatabaseSource:
+    """The one deployment a report from the database is about.
+
+    Given ``deployment``, that one (its model must match ``model_name`` / ``model_version`` when given).
+    Otherwise the deployments that ran ``model_name`` (``model_version``): exactly one must have results or
+    decisions, else the error lists them and asks for ``--deployment``: a report never mixes versions or
+    sites.
+    """
+    with db.session() as s:
+        rows = s.scalars(select(DeploymentRow).order_by(DeploymentRow.name)).all()
+        if deployment is not None:
+            chosen = [r for r in rows if r.name == deployment]
+            if not chosen:
+                raise NotFound(
+                    f"No deployment named {deployment!r}; known: {', '.join(r.name for r in rows) or 'none'}."
+                )
+            row = chosen[0]
+            if (model_name and row.model_name != model_name) or (
+                model_version and row.model_version != model_version
+            ):
+                raise Invalid(
+                    f"deployment {deployment!r} runs {row.model_name} {row.model_version}, not "
+                    f"{model_name} {model_version or ''}".rstrip()
+                    + "; drop --model/--version or name the matching deployment."
+                )
+            return DatabaseSource(row.name, row.model_name, row.model_version, row.site)
+        used = set(s.scalars(select(RoutingDecisionRow.deployment).distinct())) | set(
+            s.scalars(select(Prediction.deployment).distinct())
+        )
+        candidates = [
+            r
+            for r in rows
+            if r.name in used
+            and (model_name is None or r.model_name == model_name)
+            and (model_version is None or r.model_version == model_version)
+        ]
+    what = f"model {model_name!r}" + (f" version {model_version}" if model_version else "")
+    if not candidates:
+        raise NotFound(
+            f"No routing decision or prediction for {what} in the database; check `radgate models list` "
+            "and `radgate predictions summary`."
+        )
+    if len(candidates) > 1:
+        listed = ", ".join(f"{r.name} ({r.model_version}, {r.site}, {r.mode})" for r in candidates)
+        raise Invalid(
+            f"{what} has results from several deployments: {listed}; choose one with --deployment NAME."
+        )
+    r = candidates[0]
+    return DatabaseSource(r.name, r.model_name, r.model_version, r.site)
+
+
 def cases_from_database(
     db: Database,
-    model_name: str,
+    model_name: str | None = None,
     model_version: str | None = None,
     columns: Sequence[str] = (),
     site: str | None = None,
+    deployment: str | None = None,
 ) -> CaseSet:
-    """Every series routed for ``model_name`` (and ``model_version``), as a :class:`CaseSet`."""
+    """Every series routed for one deployment of ``model_name``, as a :class:`CaseSet`.
+
+    Predictions, decisions and failed jobs are keyed by (series, deployment), so two deployments of one
+    model (two versions, or two sites) never mix; the case set's ``source`` names the one used.
+    """
+    src = resolve_deployment(db, model_name, model_version, deployment)
+    if site is not None and site != src.site:
+        raise Invalid(f"{src.describe()} is not at site {site!r}; name its deployment with --deployment.")
     with db.session() as s:
-        query = select(RoutingDecisionRow).where(RoutingDecisionRow.model_name == model_name)
-        if model_version is not None:
-            query = query.where(RoutingDecisionRow.model_version == model_version)
-        decisions = s.scalars(query.order_by(RoutingDecisionRow.id)).all()
-        pq = select(Prediction).where(Prediction.model_name == model_name)
-        if model_version is not None:
-            pq = pq.where(Prediction.model_version == model_version)
-        if site is not None:
-            pq = pq.where(Prediction.site == site)
-        predictions = {p.SeriesInstanceUID: p for p in s.scalars(pq).all()}
+        decisions = s.scalars(
+            select(RoutingDecisionRow)
+            .where(RoutingDecisionRow.deployment == src.deployment)
+            .order_by(RoutingDecisionRow.id)
+        ).all()
+        predictions = {
+            p.SeriesInstanceUID: p
+            for p in s.scalars(select(Prediction).where(Prediction.deployment == src.deployment)).all()
+        }
         jobs = {
             j.SeriesInstanceUID: j
-            for j in s.scalars(select(Job).where(Job.model_name == model_name, Job.status == "failed")).all()
+            for j in s.scalars(
+                select(Job).where(Job.deployment == src.deployment, Job.status == "failed")
+            ).all()
         }
-    if not decisions and not predictions:
-        raise LookupError(
-            f"No routing decision or prediction for model {model_name!r}"
-            + (f" version {model_version}" if model_version else "")
-            + " in the database; check `radgate models list` and `radgate predictions summary`."
-        )
     series: dict[str, tuple[str, str | None]] = {}  # series -> (study, exclusion)
     for d in decisions:
         exclusion = None if d.decision == "matched" else f"not applicable: {d.reason}"
@@ -101,6 +173,4 @@ def cases_from_database(
                 exclusion=exclusion,
             )
         )
-    return CaseSet.from_records(
-        records, columns, source=f"database: {model_name} {model_version or ''}".strip()
-    )
+    return CaseSet.from_records(records, columns, source=f"database: {src.describe()}")

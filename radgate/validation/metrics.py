@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from radgate.policy.enum import ThresholdSource
 from radgate.stats import (
     MIN_NEGATIVES,
     MIN_POSITIVES,
@@ -159,8 +160,12 @@ def validate_table(
     confidence: float = 0.95,
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
+    threshold_source: str | None = None,
 ) -> dict[str, Any]:
     """The validation summary of the module docstring from arrays (no DataFrame needed).
+
+    ``threshold_source`` says where a given ``threshold`` came from (default ``given``); see
+    :func:`resolve_threshold` for the one rule every command uses.
 
     ``subgroups`` maps a column name to one level per case; ``other_scores`` (NaN where missing) adds the
     paired ``comparison``. Raises :class:`radgate.stats.StatisticsInputError` when the data cannot answer
@@ -168,9 +173,7 @@ def validate_table(
     """
     y = as_labels(labels).astype(np.int64)
     s = as_scores(scores, n=y.size)
-    threshold_source = "given"
-    if threshold is None:
-        threshold, threshold_source = DEFAULT_THRESHOLD, "default"
+    threshold, threshold_source = resolve_threshold(threshold, None, threshold_source)
     auc_res = delong(y, s, confidence)
     op = operating_point(y, s, threshold, confidence)
     pv = predictive_values(op.tp, op.fn, op.tn, op.fp, prevalence, confidence)
@@ -225,6 +228,21 @@ def validate_table(
     return json_ready(result)
 
 
+def resolve_threshold(
+    given: float | None, known: tuple[float, str] | None = None, given_source: str | None = None
+) -> tuple[float, str]:
+    """The one threshold rule of ``validate`` and ``report validation``, and where the threshold came from.
+
+    ``--threshold`` when given; else the deployment's (or model's) operating point when one is known
+    (``known``: threshold and its :class:`radgate.policy.ThresholdSource`); else 0.5, labelled ``default``.
+    """
+    if given is not None:
+        return float(given), given_source or ThresholdSource.GIVEN.value
+    if known is not None:
+        return float(known[0]), str(known[1])
+    return DEFAULT_THRESHOLD, ThresholdSource.DEFAULT.value
+
+
 def validate_cases(
     cases: CaseSet,
     threshold: float | None = None,
@@ -234,6 +252,7 @@ def validate_cases(
     confidence: float = 0.95,
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
+    threshold_source: str | None = None,
 ) -> dict[str, Any]:
     """:func:`validate_table` on a :class:`CaseSet`, adding its ``case_flow``."""
     if compare is not None and cases.other_scores is None:
@@ -249,6 +268,7 @@ def validate_cases(
         confidence,
         min_positives,
         min_negatives,
+        threshold_source,
     )
     result["case_flow"] = cases.flow.as_dict()
     return result

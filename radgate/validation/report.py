@@ -25,7 +25,7 @@ import json
 import platform
 import sys
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 import radgate
+from radgate.clock import utcnow
 from radgate.stats import (
     PlattScaling,
     ReliabilityCurve,
@@ -56,6 +57,7 @@ from radgate.stats import (
     youden_threshold,
 )
 from radgate.validation.cases import CaseRecord, CaseSet
+from radgate.validation.explanation import ExplanationCheck
 from radgate.validation.metrics import json_ready, validate_cases
 from radgate.validation.plan import deployment_plan
 from radgate.validation.report_html import TEMPLATE
@@ -91,6 +93,7 @@ class ReportContext:
     volume_per_day: float | None = None
     synthetic: bool = False
     limitations: tuple[str, ...] = ()
+    deployment: str | None = None  # the deployment whose results these are (a report from the database)
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ def _pdf_text_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     lines.append(("h2", "Intended use and model"))
     for label, key in (
         ("Intended use", "intended_use"),
+        ("Deployment", "deployment"),
         ("Model", "model_name"),
         ("Version", "model_version"),
         ("SHA-256", "model_sha256"),
@@ -410,6 +414,22 @@ def _pdf_text_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{'n/a' if pooled is None else format(pooled, '.3f')}",
             )
         )
+    if report.get("explanation_check"):
+        e = report["explanation_check"]
+        lines.append(("h2", "Explanation check"))
+        share = (
+            ""
+            if e["share"] is None
+            else f" ({e['share']:.2f}, Wilson 95% CI {e['ci'][0]:.2f}-{e['ci'][1]:.2f})"
+        )
+        lines.append(
+            (
+                "text",
+                f"Of {e['n']} true positives with a map and a known region, "
+                f"{e['inside']} peak inside{share}.",
+            )
+        )
+        lines.append(("text", e["note"]))
     if report["criteria"]:
         crit = report["criteria"]
         lines.append(("h2", f"Acceptance criteria — recommendation: {crit['recommendation'].upper()}"))
@@ -500,6 +520,11 @@ def _write_pdf(path: Path, report: dict[str, Any], figures: Iterable[Figure]) ->
             pdf.savefig(f)
 
 
+def _true_positive_uids(cases: CaseSet, threshold: float) -> list[str]:
+    mask = (cases.labels == 1) & (cases.scores >= threshold)
+    return [uid for uid, keep in zip(cases.uids, mask, strict=True) if keep]
+
+
 def build_report(
     cases: CaseSet,
     out_dir: Path,
@@ -511,6 +536,8 @@ def build_report(
     evaluation: TrialEvaluation | None = None,
     seed: int = 0,
     now: datetime | None = None,
+    threshold_source: str | None = None,
+    explanations: Callable[[float, Sequence[str]], ExplanationCheck] | None = None,
 ) -> ReportFiles:
     """Analyse ``cases`` and write the report files into ``out_dir`` (created if needed).
 
@@ -525,7 +552,7 @@ def build_report(
         if context.intended_use is None and evaluation.criteria.intended_use:
             context = dataclasses.replace(context, intended_use=evaluation.criteria.intended_use)
     else:
-        result = validate_cases(cases, threshold, prevalence, subgroups)
+        result = validate_cases(cases, threshold, prevalence, subgroups, threshold_source=threshold_source)
     threshold_value = float(result["threshold"])
     y, s = cases.labels, cases.scores
     boot = bootstrap_auc(y, s, BOOTSTRAP_RESAMPLES, seed=seed)
@@ -552,7 +579,7 @@ def build_report(
     fn_path, fp_path = out_dir / "false-negatives.csv", out_dir / "false-positives.csv"
     report: dict[str, Any] = {
         "title": "Local validation report" + (f": {context.model_name}" if context.model_name else ""),
-        "generated_at": (now or datetime.now()).isoformat(timespec="seconds"),
+        "generated_at": (now or utcnow()).isoformat(timespec="seconds"),
         "synthetic": context.synthetic,
         "context": {k: val for k, val in dataclasses.asdict(context).items() if k != "limitations"},
         "trial": evaluation.trial.as_dict() if evaluation and evaluation.trial else None,
@@ -565,6 +592,11 @@ def build_report(
         "confounders": _confounders(cases, conf_cols, seed),
         "false_negatives": _write_uid_csv(fn_path, cases, (y == 1) & ~called),
         "false_positives": _write_uid_csv(fp_path, cases, (y == 0) & called),
+        "explanation_check": (
+            dataclasses.asdict(explanations(threshold_value, _true_positive_uids(cases, threshold_value)))
+            if explanations is not None
+            else None
+        ),
         "criteria": evaluation.verdict.as_dict() if evaluation else None,
         "flags": list(evaluation.flags) if evaluation else [],
         "burden": (

@@ -46,6 +46,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <h2 id="intended-use">Intended use, model and site</h2>
 <table>
 <tr><th>Intended use</th><td>{{ r.context.intended_use or "not stated" }}</td></tr>
+<tr><th>Deployment</th><td>{{ r.context.deployment or "not stated" }}</td></tr>
 <tr><th>Model</th><td>{{ r.context.model_name or "not stated" }}</td></tr>
 <tr><th>Model version</th><td>{{ r.context.model_version or "not stated" }}</td></tr>
 <tr><th>Model SHA-256</th><td><code>{{ r.context.model_sha256 or "not known" }}</code></td></tr>
@@ -146,6 +147,13 @@ Overall AUC {{ num(c.overall_auc) }}; pooled within-{{ c.column }} AUC {{ num(c.
 <td class="num">{{ pct(st.prevalence) }}</td><td class="num">{{ num(st.auc) }} ({{ ci(st.auc_ci) }}){% if st.note %} <span class="note">{{ st.note }}</span>{% endif %}</td></tr>{% endfor %}
 </table>
 {% else %}<p class="note">No metadata columns were given for the confounder check.</p>{% endfor %}
+
+{% if r.explanation_check %}{% set e = r.explanation_check %}
+<h2 id="explanations">Explanation check</h2>
+<p>Of {{ e.n }} true positives with a map and a known region, {{ e.inside }} peak inside the labelled region
+{% if e.share is not none %}({{ "%.2f"|format(e.share) }}, Wilson 95% CI {{ "%.2f"|format(e.ci[0]) }}–{{ "%.2f"|format(e.ci[1]) }}){% endif %}.</p>
+<p class="note">{{ e.note }}</p>
+{% endif %}
 
 <h2 id="errors">False negatives and false positives</h2>
 {% for title, key in (("False negatives", "false_negatives"), ("False positives", "false_positives")) %}

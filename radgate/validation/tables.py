@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, Index, Integer, String, Text
+from sqlalchemy import Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from radgate.clock import UTCDateTime
 from radgate.db.schema import Base
 
 __all__ = ["GroundTruth", "Trial"]
@@ -37,7 +38,7 @@ class GroundTruth(Base):
     label: Mapped[int] = mapped_column(Integer)  # 1 positive, 0 negative
     source: Mapped[str] = mapped_column(String(32))
     reference_date: Mapped[date | None] = mapped_column(Date)  # when the reference was established
-    imported_at: Mapped[datetime] = mapped_column(DateTime)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
     origin: Mapped[str | None] = mapped_column(Text)  # file name it was imported from
 
 
@@ -54,6 +55,6 @@ class Trial(Base):
     criteria_sha256: Mapped[str] = mapped_column(String(64))
     criteria_toml: Mapped[str] = mapped_column(Text)
     criteria_path: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(DateTime)
-    last_evaluated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_recommendation: Mapped[str | None] = mapped_column(String(32))

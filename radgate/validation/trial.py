@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from radgate.clock import utcnow
 from radgate.db import Database
+from radgate.errors import Invalid
 from radgate.validation.cases import CaseSet
 from radgate.validation.criteria import (
     AcceptanceCriteria,
@@ -40,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class TrialError(ValueError):
+class TrialError(Invalid, ValueError):
     """A trial cannot be started or found."""
 
 
@@ -94,7 +96,7 @@ def start_trial(
     ``name`` defaults to ``MODEL-YYYYMMDD``. A trial name is used once.
     """
     criteria = AcceptanceCriteria.load(criteria_path)
-    started = now or datetime.now()
+    started = now or utcnow()
     trial_name = name or f"{model_name}-{started:%Y%m%d}"
     with db.session() as session:
         if session.scalars(select(Trial).where(Trial.name == trial_name)).first() is not None:
@@ -202,7 +204,7 @@ def evaluate_trial(
     evaluation = evaluate_cases(cases, criteria, trial, criteria_changes(trial, criteria_file))
     with db.session() as session:
         row = session.scalars(select(Trial).where(Trial.name == name)).one()
-        row.last_evaluated_at = now or datetime.now()
+        row.last_evaluated_at = now or utcnow()
         row.last_recommendation = evaluation.verdict.recommendation
     log.info("trial %s evaluated: %s", name, evaluation.verdict.recommendation)
     return evaluation

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import or_, select
 
+from radgate.clock import utcnow
 from radgate.db import Database
+from radgate.errors import Invalid
 from radgate.validation.tables import GroundTruth
 
 __all__ = [
@@ -39,7 +41,7 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _MAX_ERRORS_SHOWN = 10
 
 
-class TruthImportError(ValueError):
+class TruthImportError(Invalid, ValueError):
     """The ground-truth file has problems; ``errors`` lists them by row."""
 
     def __init__(self, path: Path, errors: Sequence[str]) -> None:
@@ -140,7 +142,7 @@ def import_ground_truth(
 ) -> ImportSummary:
     """Import ``path`` into ``ground_truth`` (insert, or update the row with the same UIDs and source)."""
     rows = read_truth_csv(path, default_source)
-    stamp = now or datetime.now()
+    stamp = now or utcnow()
     inserted = updated = unchanged = 0
     with db.session() as session:
         for r in rows:

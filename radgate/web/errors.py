@@ -7,10 +7,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from radgate.errors import RadgateError
+
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
     415: "Unsupported Media Type",
@@ -34,6 +38,10 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RadgateError)
+    async def _radgate_error(_request: Request, exc: RadgateError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.message)

@@ -1,0 +1,139 @@
+"""Validation use cases that need the deployment: the one threshold rule, and go-live local validation."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from radgate.config import Settings
+from radgate.db import Database
+from radgate.engine.tables import Prediction
+from radgate.inference.explain import ExplanationMap
+from radgate.policy import ThresholdSource, choose_operating_point
+from radgate.policy.service import record_local_validation
+from radgate.policy.tables import LocalValidation
+from radgate.routing.deployment import get_deployment
+from radgate.stats import auc as auc_value
+from radgate.validation.cases import CaseSet
+from radgate.validation.explanation import ExplanationCheck, explanation_check, read_region_truth
+
+__all__ = [
+    "deployment_threshold",
+    "explanation_check_from_db",
+    "export_threshold",
+    "record_go_live_subgroups",
+    "validated_attributes",
+]
+
+
+def deployment_threshold(db: Database, deployment: str) -> tuple[float, str]:
+    """The deployment's operating threshold and its :class:`radgate.policy.ThresholdSource`."""
+    with db.session() as s:
+        d = get_deployment(s, deployment)
+        op, source = choose_operating_point(d.manifest, d.operating_point)
+    return float(op.threshold), source.value
+
+
+def export_threshold(path: Path) -> tuple[float, str] | None:
+    """The operating threshold an exported predictions CSV (``radgate predictions export``) was decided at.
+
+    Read from its first scored row's ``threshold`` column; ``None`` for any other CSV. An export holds one
+    deployment's rows when validated (``--deployment``), so its first threshold is its threshold.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if "threshold" not in (reader.fieldnames or []):
+                return None
+            for row in reader:
+                text = (row.get("threshold") or "").strip()
+                if text:
+                    source = (row.get("threshold_source") or "").strip() or ThresholdSource.DEPLOYMENT.value
+                    return float(text), source
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def validated_attributes(db: Database, deployment: str) -> list[str]:
+    """The attributes the deployment's model card validates subgroups by (Manufacturer, ViewPosition ...)."""
+    with db.session() as s:
+        return list(get_deployment(s, deployment).manifest.validated_subgroups)
+
+
+def record_go_live_subgroups(
+    db: Database,
+    deployment: str,
+    cases: CaseSet,
+    *,
+    recorded_by: str,
+    source: str,
+    min_positives: int,
+    min_negatives: int,
+) -> list[LocalValidation]:
+    """Record every level of the model card's subgroup attributes (beyond the card's own values) that this
+    validation covered with enough positives and negatives as validated at the deployment's site; returns
+    what was recorded."""
+    recorded = []
+    with db.session() as s:
+        d = get_deployment(s, deployment)
+        for attr in d.manifest.validated_subgroups:
+            levels = cases.attributes.get(attr)
+            if levels is None:
+                continue
+            values = np.asarray(levels)
+            in_card = {str(v).casefold() for v in d.manifest.validated_subgroups[attr]}
+            for level in sorted(set(levels) - {""}):
+                if level.casefold() in in_card:
+                    continue  # validated by the model card already
+                mask = values == level
+                y, scores = cases.labels[mask], cases.scores[mask]
+                pos, neg = int((y == 1).sum()), int((y == 0).sum())
+                value = float(auc_value(y, scores)) if pos and neg else None
+                row = record_local_validation(
+                    s,
+                    d,
+                    attr,
+                    level,
+                    pos,
+                    neg,
+                    auc=value,
+                    recorded_by=recorded_by,
+                    source=source,
+                    min_positives=min_positives,
+                    min_negatives=min_negatives,
+                )
+                if row is not None:
+                    recorded.append(row)
+        s.expunge_all()
+    return recorded
+
+
+def explanation_check_from_db(
+    db: Database, settings: Settings, deployment: str, region_truth: Path
+) -> Callable[[float, Sequence[str]], ExplanationCheck]:
+    """The report's explanation check for ``deployment``: the true positives' stored maps against the
+    regions of ``region_truth`` (a labels CSV with ``SeriesInstanceUID``, ``side`` and ``location``)."""
+    regions = read_region_truth(region_truth)
+
+    def check(_threshold: float, true_positives: Sequence[str]) -> ExplanationCheck:
+        wanted = set(true_positives)
+        maps = {}
+        with db.session() as s:
+            rows = s.execute(
+                select(Prediction.SeriesInstanceUID, Prediction.explanation_path).where(
+                    Prediction.deployment == deployment
+                )
+            ).all()
+        for uid, rel in rows:
+            if uid in wanted and rel:
+                path = Path(settings.data_dir) / rel
+                if path.is_file():
+                    maps[uid] = ExplanationMap.load(path).values.astype(np.float32)
+        return explanation_check(maps, regions)
+
+    return check
