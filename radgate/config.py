@@ -65,6 +65,9 @@ class IngestSettings:
     fsync: bool = True
     reject_sop_classes: list[str] = field(default_factory=list)
     decode_check: bool = True  # try to decode pixel data once stored; failures are quarantined
+    # Rows x Columns x Samples x Frames x Bits Allocated, checked before decoding
+    max_decoded_bytes: int = 1024**3
+    max_inflated_bytes: int = 512 * 1024**2  # a Deflated transfer syntax dataset, inflated
 
 
 @dataclass

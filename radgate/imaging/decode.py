@@ -1,0 +1,136 @@
+"""Decoding untrusted pixel data: bounded in memory, guarded against any failure of a decoder.
+
+Every stage that turns stored Pixel Data into an array (the pixel checker, the tensor prewarmer, the engine)
+goes through :func:`decode_pixels`, so a hostile or broken image fails the same way everywhere: a
+:class:`DecodeError` with a reason a human understands, for that one instance, never a dead thread.
+
+Two things make this necessary:
+
+* decoders are native code. pylibjpeg-rle is Rust; on corrupt RLE segments it panics, which pyo3 surfaces
+  as ``pyo3_runtime.PanicException``, a :class:`BaseException` that ``except Exception`` does not catch. The
+  guard catches everything except :class:`KeyboardInterrupt` and :class:`SystemExit` (and
+  :class:`GeneratorExit`), so a panic or a ``StopIteration`` leaking out of pydicom's fragment parser is a
+  failure of one image;
+* the header says how big the image is, and decoders trust it: an RLE image declaring 65535 x 65535 pixels
+  makes the decoder allocate gigabytes before noticing its input is short. The decoded size is computed
+  from Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated (PS3.3 C.7.6.3) *before*
+  decoding and refused above ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+__all__ = [
+    "DEFAULT_MAX_DECODED_BYTES",
+    "FATAL_EXCEPTIONS",
+    "DecodeError",
+    "decode_pixels",
+    "decoded_size",
+    "describe_exception",
+]
+
+#: What the guard lets through: the process is being interrupted or asked to stop.
+FATAL_EXCEPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+#: The default of ``ingest.max_decoded_bytes``: 1 GiB, a 512 x 512 x 16-bit series of 2,000 frames.
+DEFAULT_MAX_DECODED_BYTES = 1024**3
+
+
+class DecodeError(ValueError):
+    """Pixel data that cannot (or may not) be decoded; ``reason`` is one line, without patient data.
+
+    A :class:`ValueError`, as :func:`radgate.imaging.to_display` documents for images it cannot render.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe_exception(exc: BaseException, limit: int = 200) -> str:
+    """One line for any exception: its first non-empty line of text, else its type name.
+
+    ``str(exc)`` is empty for many exceptions (``StopIteration``, ``IndexError()``) and may span lines.
+    """
+    name = type(exc).__name__
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return (f"{name}: {text}" if text else name)[:limit]
+
+
+def _header_int(ds: Dataset, keyword: str, default: int | None) -> int:
+    """An integer attribute of the image pixel module, or a DecodeError naming it."""
+    try:
+        value: Any = ds.get(keyword, None)
+    except BaseException as exc:
+        if isinstance(exc, FATAL_EXCEPTIONS):
+            raise
+        raise DecodeError(f"{keyword} is unreadable ({describe_exception(exc, 80)}).") from exc
+    if value is None or value == "":
+        if default is None:
+            raise DecodeError(f"{keyword} is missing; the image size cannot be known.")
+        return default
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        raise DecodeError(f"{keyword} has {len(value)} values where one is expected.")
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{keyword} {str(value)[:40]!r} is not an integer.") from exc
+    if number < 0:
+        raise DecodeError(f"{keyword} {number} is negative.")
+    return number
+
+
+def decoded_size(ds: Dataset) -> int:
+    """Bytes the decoded pixel array takes, from the header alone (PS3.3 C.7.6.3.1).
+
+    pydicom returns one array element per sample, of ``ceil(BitsAllocated / 8)`` bytes (1-bit images are
+    unpacked to one byte per pixel). Raises :class:`DecodeError` when the header does not say.
+    """
+    rows = _header_int(ds, "Rows", None)
+    columns = _header_int(ds, "Columns", None)
+    samples = _header_int(ds, "SamplesPerPixel", 1)
+    frames = _header_int(ds, "NumberOfFrames", 1) or 1
+    bits = _header_int(ds, "BitsAllocated", None)
+    if rows == 0 or columns == 0:
+        raise DecodeError(f"Rows x Columns is {rows} x {columns}: the image is empty.")
+    if bits not in (1, 8, 16, 32, 64):
+        raise DecodeError(f"BitsAllocated {bits} is not 1, 8, 16, 32 or 64 (PS3.5 8.1.1).")
+    return rows * columns * max(samples, 1) * frames * max(bits // 8, 1)
+
+
+def decode_pixels(ds: Dataset, *, max_bytes: int) -> np.ndarray:
+    """Decode ``ds``'s pixel data (``ds.pixel_array``, cached on ``ds``) or raise :class:`DecodeError`.
+
+    The size declared by the header is checked against ``max_bytes`` before any decoder runs; any failure
+    of a decoder, native panics included, becomes a :class:`DecodeError` naming the transfer syntax.
+    """
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        raise DecodeError("The dataset has no pixel data.")
+    size = decoded_size(ds)
+    if size > max_bytes:
+        raise DecodeError(
+            f"The image would decode to {size:,} bytes (Rows x Columns x Samples x Frames x Bits "
+            f"Allocated); the limit (ingest.max_decoded_bytes) is {max_bytes:,}."
+        )
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "unknown")) if meta is not None else "unknown"
+    try:
+        arr = ds.pixel_array
+    except BaseException as exc:  # decoders are native code: a panic is a BaseException
+        if isinstance(exc, FATAL_EXCEPTIONS):
+            raise
+        raise DecodeError(
+            f"Pixel Data could not be decoded (transfer syntax {ts}): {describe_exception(exc)}"
+        ) from exc
+    if not isinstance(arr, np.ndarray) or arr.size == 0:
+        raise DecodeError("Pixel Data decoded to an empty array.")
+    if arr.nbytes > max_bytes:  # a decoder that ignored the header
+        raise DecodeError(f"Pixel Data decoded to {arr.nbytes:,} bytes, over the limit of {max_bytes:,}.")
+    return arr
