@@ -120,7 +120,9 @@ class InstanceStore:
         ``required_study_uid`` the study named in a STOW-RS URL.
         """
         try:
-            parsed = parse_part10(data, self.settings.ingest.max_instance_bytes)
+            parsed = parse_part10(
+                data, self.settings.ingest.max_instance_bytes, self.settings.ingest.max_inflated_bytes
+            )
             self._check_acceptable(parsed, expected_sop_instance_uid, required_study_uid)
         except IngestRejection as rej:
             return self.reject(data, rej, source=source, calling_ae=calling_ae, origin=origin)

@@ -81,3 +81,28 @@ def deflate_bomb(inflated_bytes: int) -> bytes:
     meta.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
     return meta.getvalue() + b"".join(out)
+
+
+def with_value_length(data: bytes, tag: tuple[int, int], extra: bytes) -> bytes:
+    """Part-10 Explicit VR LE ``data`` with ``extra`` bytes appended to one short-form element's value."""
+    i = _find_element(data, tag)
+    (length,) = struct.unpack_from("<H", data, i + 6)
+    value_end = i + 8 + length
+    return (
+        data[: i + 6]
+        + struct.pack("<H", length + len(extra))
+        + data[i + 8 : value_end]
+        + extra
+        + data[value_end:]
+    )
+
+
+def with_vr(data: bytes, tag: tuple[int, int], vr: bytes) -> bytes:
+    """Part-10 Explicit VR LE ``data`` with the two VR bytes of one element replaced."""
+    i = _find_element(data, tag)
+    return data[: i + 4] + vr + data[i + 6 :]
+
+
+def _find_element(data: bytes, tag: tuple[int, int]) -> int:
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    return data.index(struct.pack("<HH", *tag), meta_end)
