@@ -19,6 +19,7 @@ Two things make this necessary:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,19 @@ __all__ = [
 FATAL_EXCEPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+class _OneLine(logging.Filter):
+    """pydicom logs each failing decoder plugin with its traceback; the reason is in the message and in our
+    DecodeError, so the record keeps its message and loses the traceback (hostile input fills no log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+logging.getLogger("pydicom.pixels.decoders.base").addFilter(_OneLine())
 
 
 #: The default of ``ingest.max_decoded_bytes``: 1 GiB, a 512 x 512 x 16-bit series of 2,000 frames.
