@@ -76,3 +76,34 @@ def test_keyboard_interrupt_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(interrupted))
     with pytest.raises(KeyboardInterrupt):
         decode_pixels(ds, max_bytes=LIMIT)
+
+
+def test_jpeg_extended_12_bit_from_pydicom_decodes_or_says_how() -> None:
+    """JPEG-lossy.dcm (1.2.840.10008.1.2.4.51, 12-bit): libjpeg refuses its scan header, GDCM decodes it.
+
+    It is the image of JPGExtended.dcm (which libjpeg decodes) encoded by another writer: the two agree to
+    within 1 (lossy).
+    """
+    ds = pydicom.dcmread(get_testdata_file("JPEG-lossy.dcm"))
+    try:
+        import gdcm  # noqa: F401
+    except ImportError:
+        with pytest.raises(DecodeError) as caught:
+            decode_pixels(ds, max_bytes=LIMIT)
+        reason = caught.value.reason
+        assert "scan start must be zero" in reason and "pip install 'radgate[jpeg12]'" in reason
+        return
+    arr = decode_pixels(ds, max_bytes=LIMIT)
+    reference = pydicom.dcmread(get_testdata_file("JPGExtended.dcm")).pixel_array
+    assert arr.shape == reference.shape == (1024, 256) and ds.pixel_array is arr
+    assert int(abs(arr.astype(int) - reference.astype(int)).max()) <= 1
+
+
+def test_the_corrupt_jpeg_2000_test_file_gets_each_decoders_reason() -> None:
+    """JPEG2000-embedded-sequence-delimiter.dcm is undecodable by design: pydicom's test of a Sequence
+    Delimitation Item (FFFE,E0DD) inside a fragment. Those bytes sit in the codestream's SIZ marker, so Xsiz
+    reads 3,722,445,056 instead of 256 and no JPEG 2000 decoder accepts it; the reason says what each said."""
+    ds = pydicom.dcmread(get_testdata_file("JPEG2000-embedded-sequence-delimiter.dcm"))
+    with pytest.raises(DecodeError) as caught:
+        decode_pixels(ds, max_bytes=LIMIT)
+    assert "pylibjpeg: Error decoding the J2K data: failed to read the header" in caught.value.reason

@@ -69,13 +69,20 @@ class DecodeError(ValueError):
 
 
 def describe_exception(exc: BaseException, limit: int = 200) -> str:
-    """One line for any exception: its first non-empty line of text, else its type name.
+    """One line for any exception: its text with lines joined, else its type name.
 
-    ``str(exc)`` is empty for many exceptions (``StopIteration``, ``IndexError()``) and may span lines.
+    ``str(exc)`` is empty for many exceptions (``StopIteration``, ``IndexError()``) and may span lines:
+    pydicom lists each plugin's failure on a line of its own under "... all available plugins:", and those
+    lines are the reason, so they are kept, joined by "; ".
     """
     name = type(exc).__name__
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return (f"{name}: {text}" if text else name)[:limit]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return name[:limit]
+    text = (
+        lines[0] if len(lines) == 1 or not lines[0].endswith(":") else lines[0] + " " + "; ".join(lines[1:])
+    )
+    return f"{name}: {text}"[:limit]
 
 
 def _header_int(ds: Dataset, keyword: str, default: int | None) -> int:
@@ -140,11 +147,82 @@ def decode_pixels(ds: Dataset, *, max_bytes: int) -> np.ndarray:
     except BaseException as exc:  # decoders are native code: a panic is a BaseException
         if isinstance(exc, FATAL_EXCEPTIONS):
             raise
-        raise DecodeError(
-            f"Pixel Data could not be decoded (transfer syntax {ts}): {describe_exception(exc)}"
-        ) from exc
+        arr = _fallback(ds, ts, exc)
     if not isinstance(arr, np.ndarray) or arr.size == 0:
         raise DecodeError("Pixel Data decoded to an empty array.")
     if arr.nbytes > max_bytes:  # a decoder that ignored the header
         raise DecodeError(f"Pixel Data decoded to {arr.nbytes:,} bytes, over the limit of {max_bytes:,}.")
     return arr
+
+
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"  # JPEG Extended (Process 2 & 4): 8 or 12 bits, lossy
+
+
+def _fallback(ds: Dataset, ts: str, exc: BaseException) -> np.ndarray:
+    """JPEG Extended 12-bit that pydicom's plugins refuse: decode with GDCM itself when it is installed.
+
+    pylibjpeg-libjpeg decodes conforming 12-bit JPEG Extended, but some CR systems write scans that it
+    (strictly) refuses ("scan start must be zero and scan stop must be 63 for the sequential operating
+    modes"); Pillow has no 12-bit JPEG, and pydicom's GDCM plugin declines 12-bit precision although GDCM's
+    own reader (IJG 12-bit) decodes these files. So for this one transfer syntax radgate asks GDCM
+    directly (``python-gdcm``, the optional extra ``radgate[jpeg12]``).
+    """
+    reason = f"Pixel Data could not be decoded (transfer syntax {ts}): {describe_exception(exc, 300)}"
+    bits = ds.get("BitsStored")
+    if ts != JPEG_EXTENDED or bits is None or int(bits) <= 8:
+        raise DecodeError(reason) from exc
+    try:
+        import gdcm  # noqa: F401 - optional: python-gdcm
+    except ImportError:
+        raise DecodeError(
+            f"{reason}. 12-bit JPEG Extended that libjpeg refuses decodes with GDCM: "
+            "pip install 'radgate[jpeg12]' (python-gdcm)."
+        ) from exc
+    try:
+        return _decode_with_gdcm(ds)
+    except BaseException as gdcm_exc:
+        if isinstance(gdcm_exc, FATAL_EXCEPTIONS):
+            raise
+        raise DecodeError(f"{reason}; GDCM: {describe_exception(gdcm_exc, 100)}") from gdcm_exc
+
+
+def _decode_with_gdcm(ds: Dataset) -> np.ndarray:
+    import io
+    import os
+    import tempfile
+
+    import gdcm
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    fd, name = tempfile.mkstemp(suffix=".dcm")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        reader = gdcm.ImageReader()
+        reader.SetFileName(name)
+        if not reader.Read():
+            raise ValueError("GDCM could not read the file")
+        image = reader.GetImage()
+        raw = image.GetBuffer()
+    finally:
+        os.unlink(name)
+    if raw is None:
+        raise ValueError("GDCM could not decode the pixel data")
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    dtype = np.dtype("<i2" if int(ds.get("PixelRepresentation", 0) or 0) == 1 else "<u2")
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    arr = np.frombuffer(data, dtype=dtype)
+    shape: tuple[int, ...] = (frames, rows, columns, samples)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"GDCM returned {arr.size} values for {frames} x {rows} x {columns} x {samples}")
+    arr = arr.reshape(shape).squeeze(axis=3) if samples == 1 else arr.reshape(shape)
+    from pydicom.pixels.utils import get_image_pixel_ids
+
+    out = (arr[0] if frames == 1 else arr).copy()
+    # Cached as pydicom caches its own result, so that ``ds.pixel_array`` in the next stage reuses it.
+    ds._pixel_array = out
+    ds._pixel_id = get_image_pixel_ids(ds)
+    return out
