@@ -83,6 +83,7 @@ class DicomServer:
 
     def start(self) -> None:
         handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, self._on_connection),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
@@ -103,6 +104,18 @@ class DicomServer:
         if not self._allowed:
             return True
         return any(aet == calling_ae and (not hosts or address in hosts) for aet, hosts in self._allowed)
+
+    def _on_connection(self, event: Any) -> None:
+        """Give the accepted socket the network timeout, so that a peer that stops mid-PDU is dropped.
+
+        pynetdicom's idle timer cannot fire while its reader blocks in ``recv`` waiting for the rest of a
+        PDU, and sockets accepted by its server have no timeout: without this, a peer that announced a
+        P-DATA PDU and stopped sending held its association (and a slot of server.max_associations)
+        forever. With it, ``recv`` times out after server.network_timeout_s and the association closes.
+        """
+        sock = getattr(event.assoc.dul.socket, "socket", None)
+        if sock is not None:
+            sock.settimeout(self.settings.server.network_timeout_s)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
