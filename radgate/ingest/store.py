@@ -129,12 +129,11 @@ class InstanceStore:
         try:
             return self._store(parsed, source=source, calling_ae=calling_ae)
         except Exception as exc:  # disk full, database down: a failure status, never a crash
-            log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
-            failure = IngestRejection(
-                Status.OUT_OF_RESOURCES,
-                f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry.",
-                parsed.SOPInstanceUID,
-            )
+            failure = IngestRejection(Status.OUT_OF_RESOURCES, _storage_failure(exc), parsed.SOPInstanceUID)
+            if _is_disk_full(exc):
+                log.error("Storing SOPInstanceUID %s failed: %s", parsed.SOPInstanceUID, failure.reason)
+            else:
+                log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
             return self.reject(None, failure, source=source, calling_ae=calling_ae, origin=origin)
 
     def reject(
@@ -154,8 +153,9 @@ class InstanceStore:
             try:
                 self._write_durably(path, data)
                 quarantine_path = name
-            except OSError:
-                log.exception("Could not write a quarantine file")
+            except OSError as exc:
+                path.unlink(missing_ok=True)  # never leave half a quarantine file (disk full)
+                log.error("Could not write a quarantine file: %s", exc.strerror or type(exc).__name__)
         # File paths stay out of the log (folder names often carry patient names); the rejection row keeps
         # the origin for the operator.
         log.warning(
@@ -259,9 +259,9 @@ class InstanceStore:
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
         digest = parsed.sha256
         tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        self._write_durably(tmp_path, parsed.data)
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         try:
+            self._write_durably(tmp_path, parsed.data)  # a partial file (disk full) is removed below
             with self.lock, self.db.session() as s:
                 existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
                 if any(row.sha256 == digest for row in existing):
@@ -402,6 +402,23 @@ class InstanceStore:
         series.num_instances = (series.num_instances or 0) + added
         series.last_received = now
         s.flush()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "database or disk is full" in str(exc)
+
+
+def _storage_failure(exc: BaseException) -> str:
+    """The reason given to the sender when an instance could not be stored (no paths, no patient data)."""
+    if _is_disk_full(exc):
+        return (
+            "radgate's disk is full; the instance was not stored. The sender may retry once space is freed."
+        )
+    return f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry."
 
 
 def _int_or_none(value: object) -> int | None:
