@@ -20,9 +20,11 @@ Two things make this necessary:
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "decode_pixels",
     "decoded_size",
     "describe_exception",
+    "read_dataset",
 ]
 
 #: What the guard lets through: the process is being interrupted or asked to stop.
@@ -126,6 +129,16 @@ def decoded_size(ds: Dataset) -> int:
     return rows * columns * max(samples, 1) * frames * max(bits // 8, 1)
 
 
+def read_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """``pydicom.dcmread(path)`` for a stored file, any failure a :class:`DecodeError` (never a panic)."""
+    try:
+        return pydicom.dcmread(path)
+    except BaseException as exc:
+        if isinstance(exc, FATAL_EXCEPTIONS):
+            raise
+        raise DecodeError(f"The stored file could not be read as DICOM: {describe_exception(exc)}") from exc
+
+
 def decode_pixels(ds: Dataset, *, max_bytes: int) -> np.ndarray:
     """Decode ``ds``'s pixel data (``ds.pixel_array``, cached on ``ds``) or raise :class:`DecodeError`.
 
@@ -188,7 +201,6 @@ def _fallback(ds: Dataset, ts: str, exc: BaseException) -> np.ndarray:
 
 def _decode_with_gdcm(ds: Dataset) -> np.ndarray:
     import io
-    import os
     import tempfile
 
     import gdcm

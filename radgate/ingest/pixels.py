@@ -14,13 +14,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-import pydicom
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from radgate.background import PeriodicService
 from radgate.db import Database, Instance, Rejection
-from radgate.imaging.decode import FATAL_EXCEPTIONS, DecodeError, decode_pixels, describe_exception
+from radgate.imaging.decode import (
+    FATAL_EXCEPTIONS,
+    DecodeError,
+    decode_pixels,
+    describe_exception,
+    read_dataset,
+)
 from radgate.ingest.parse import Status
 from radgate.ingest.store import InstanceStore, utcnow
 
@@ -65,11 +70,9 @@ class PixelChecker(PeriodicService):
         and never marks the instance undecodable.
         """
         try:
-            ds = pydicom.dcmread(self.store.path_of(instance))
-        except BaseException as exc:
-            if isinstance(exc, FATAL_EXCEPTIONS):
-                raise
-            return f"The stored file could not be read as DICOM: {describe_exception(exc)}"
+            ds = read_dataset(self.store.path_of(instance))
+        except DecodeError as exc:
+            return exc.reason
         if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
             return None  # SR, presentation states ...: nothing to decode
         try:
