@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation  # type: ignore[attr-defined]
@@ -81,6 +82,16 @@ def test_ingest_on_a_full_disk(small_disk: Path) -> None:
             assert s.scalar(select(func.count()).select_from(Instance)) == 1
         reason = gw.store.store_bytes(_bytes(datasets[0]), source="import").reason or ""
         assert "disk is full" in reason
+        boundary = "full"
+        body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        body += _bytes(datasets[0]) + f"\r\n--{boundary}--\r\n".encode()
+        r = httpx.post(
+            f"http://127.0.0.1:{gw.http_port}/dicomweb/studies",
+            content=body,
+            headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+        )
+        assert r.status_code == 503 and "nothing was stored" in r.json()["error"], r.text  # not a 500
+        assert _files_under(settings.store_dir) == before
 
         filler.unlink()  # space returns: the same instances are accepted, without a restart
         assoc = ae.associate("127.0.0.1", gw.dicom.port, ae_title="RADGATE")

@@ -107,8 +107,11 @@ async def spool_body(
 ) -> SpooledBody:
     """Write ``chunks`` to a new file in ``directory``, enforcing ``limits``; raises :class:`BodyRefused`."""
     check_declared_length(content_length, limits)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="stow-", suffix=".body", dir=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="stow-", suffix=".body", dir=directory)
+    except OSError as exc:
+        raise _unwritable(exc) from exc
     path = Path(name)
     size = 0
     start = time.monotonic()
@@ -133,7 +136,10 @@ async def spool_body(
                         f"The request body exceeds the limit (server.max_request_bytes) of "
                         f"{limits.max_bytes:,} bytes. Send the study in several requests.",
                     )
-                f.write(chunk)
+                try:
+                    f.write(chunk)
+                except OSError as exc:
+                    raise _unwritable(exc) from exc
                 elapsed = time.monotonic() - start
                 if elapsed > limits.idle_timeout_s and size / elapsed < limits.min_rate_bytes_s:
                     raise BodyRefused(
@@ -142,7 +148,18 @@ async def spool_body(
                         f"(server.http_min_rate_bytes_s) of {limits.min_rate_bytes_s:,.0f}; the request was "
                         "dropped.",
                     )
+    except OSError as exc:  # the close of the file flushes: a full disk may show only here
+        path.unlink(missing_ok=True)
+        raise _unwritable(exc) from exc
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return SpooledBody(path, size)
+
+
+def _unwritable(exc: OSError) -> BodyRefused:
+    """503: the body could not be written (disk full); nothing was stored and the client may retry."""
+    what = exc.strerror or type(exc).__name__
+    return BodyRefused(
+        503, f"radgate could not receive the request body ({what}); nothing was stored, retry later."
+    )
