@@ -76,3 +76,14 @@ def test_associations_over_the_limit_are_rejected_with_a_reason(strict: Gateway)
     assert again.is_established
     again.release()
     held[1].release()
+
+
+def test_a_refused_instance_carries_its_reason_in_error_comment(strict: Gateway) -> None:
+    ds = make_dx()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    del ds.SeriesInstanceUID
+    assoc = _ae().associate("127.0.0.1", strict.dicom.port, ae_title="RADGATE")
+    status = assoc.send_c_store(ds)
+    assoc.release()
+    assert int(status.Status) == 0xC000
+    assert status.ErrorComment.startswith("SeriesInstanceUID is missing")  # (0000,0902), at most 64 chars

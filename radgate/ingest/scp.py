@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -139,7 +140,7 @@ class DicomServer:
     def _on_echo(self, event: Any) -> int:
         return 0x0000
 
-    def _on_store(self, event: Any) -> int:
+    def _on_store(self, event: Any) -> int | Dataset:
         calling = str(event.assoc.requestor.ae_title).strip()
         data = event.encoded_dataset(include_meta=True)
         outcome = self.store.store_bytes(
@@ -149,4 +150,14 @@ class DicomServer:
             origin=str(event.assoc.requestor.address),
             expected_sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
         )
-        return outcome.status
+        if outcome.ok or not outcome.reason:
+            return outcome.status
+        return _status_with_reason(outcome.status, outcome.reason)
+
+
+def _status_with_reason(status: int, reason: str) -> Dataset:
+    """A C-STORE-RSP status with the rejection reason in Error Comment (0000,0902; LO, 64 characters)."""
+    rsp = Dataset()
+    rsp.Status = status
+    rsp.ErrorComment = reason.encode("ascii", "replace").decode("ascii")[:64]
+    return rsp

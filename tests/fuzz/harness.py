@@ -5,7 +5,8 @@ memory is its own: the peak is the kernel's high-water mark (``VmHWM``) of that 
 one answer or counts against the run:
 
 * **crash**: the server process died, or answered with an unhandled-error status (C-STORE 0xC2xx from
-  pynetdicom's handler guard, HTTP 5xx), or dropped the association/connection without an answer;
+  pynetdicom's handler guard, HTTP 5xx), or a failure without a reason (C-STORE Error Comment, STOW-RS
+  FailedSOPSequence Error Comment), or dropped the association/connection without an answer;
 * **hang**: no answer within the per-case timeout;
 * **lost**: acknowledged as stored (C-STORE 0x0000/0xB0xx, STOW ReferencedSOPSequence) but not in the index;
 * **duplicated**: the index holds the same SOP Instance UID with the same content twice.
