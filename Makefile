@@ -43,6 +43,7 @@ bench: venv peers train-extra
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/stats.py
+	$(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) radgate-data .tmp .pytest_cache .mypy_cache .ruff_cache

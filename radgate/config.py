@@ -60,6 +60,9 @@ class ServerSettings:
     max_pdu: int = 0  # 0: unlimited, lets peers send large PDUs (much faster than 16 KiB)
     max_associations: int = 16
     network_timeout_s: float = 60.0
+    max_request_bytes: int = 4 * 1024**3  # an HTTP request body (STOW-RS), checked before reading
+    http_idle_timeout_s: float = 30.0  # no byte of a request body for this long: dropped (408)
+    http_min_rate_bytes_s: float = 1024.0  # after http_idle_timeout_s, a slower body is dropped (408)
 
 
 @dataclass
@@ -68,6 +71,9 @@ class IngestSettings:
     fsync: bool = True
     reject_sop_classes: list[str] = field(default_factory=list)
     decode_check: bool = True  # try to decode pixel data once stored; failures are quarantined
+    # Rows x Columns x Samples x Frames x Bits Allocated, checked before decoding
+    max_decoded_bytes: int = 1024**3
+    max_inflated_bytes: int = 512 * 1024**2  # a Deflated transfer syntax dataset, inflated
 
 
 @dataclass

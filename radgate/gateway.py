@@ -50,7 +50,9 @@ class Gateway:
         self.hooks: list[SeriesCompleteHook] = [self.engine.hook]
         self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
         # Model inputs are rendered as images arrive (idle priority), so completion leaves only inference.
-        prewarm = TensorPrewarmer(self.db, settings.data_dir)
+        prewarm = TensorPrewarmer(
+            self.db, settings.data_dir, max_decoded_bytes=settings.ingest.max_decoded_bytes
+        )
         self.pixels = PixelChecker(self.store, self.db, on_decoded=[prewarm])
         self.outbox = ResultsWorker(settings, self.db)
         self.dicom = DicomServer(settings, self.store)

@@ -54,19 +54,7 @@ class PostgresCluster:
     def start(self) -> None:
         data = self.dir / "data"
         self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        self._run(
-            _bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off",
-            "start",
-        )
+        self._start_server()
         for _ in range(100):
             try:
                 self._run(
@@ -83,6 +71,30 @@ class PostgresCluster:
             except subprocess.CalledProcessError:
                 time.sleep(0.2)
         raise RuntimeError("PostgreSQL did not accept connections")
+
+    def halt(self) -> None:
+        """Stop the server abruptly (as a crash would), keeping its data for :meth:`resume`."""
+        self._run(_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again on the same data directory and port, after :meth:`halt`."""
+        self._start_server()
+
+    def _start_server(self) -> None:
+        data = self.dir / "data"
+        self._run(
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, RuntimeError):

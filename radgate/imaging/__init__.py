@@ -1,5 +1,6 @@
-"""Pixel data to display values: Modality LUT, VOI LUT / window, MONOCHROME1 and resizing (PS3.3 C.11)."""
+"""Pixel data to display values: guarded decoding, Modality LUT, VOI LUT / window, MONOCHROME1, resizing."""
 
+from radgate.imaging.decode import DecodeError, decode_pixels
 from radgate.imaging.display import DisplayImage, resize_area, to_display
 
-__all__ = ["DisplayImage", "resize_area", "to_display"]
+__all__ = ["DecodeError", "DisplayImage", "decode_pixels", "resize_area", "to_display"]

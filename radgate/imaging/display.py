@@ -20,6 +20,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES, decode_pixels
+
 __all__ = ["DisplayImage", "resize_area", "to_display"]
 
 
@@ -34,10 +36,13 @@ class DisplayImage:
     inverted: bool  # True for MONOCHROME1
 
 
-def to_display(ds: Dataset, frame: int = 0) -> DisplayImage:
+def to_display(ds: Dataset, frame: int = 0, *, max_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> DisplayImage:
     """Apply Modality LUT, VOI and MONOCHROME1 inversion to ``ds`` and scale to [0, 1].
 
-    Raises ``ValueError`` naming the attribute when the image is not single-sample grayscale.
+    Raises ``ValueError`` naming the attribute when the image is not single-sample grayscale, and
+    :class:`~radgate.imaging.decode.DecodeError` (a ``ValueError``) when its pixel data does not decode
+    within ``max_bytes`` (:func:`~radgate.imaging.decode.decode_pixels`; an array already decoded on ``ds``
+    is reused).
     """
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -45,7 +50,7 @@ def to_display(ds: Dataset, frame: int = 0) -> DisplayImage:
             f"PhotometricInterpretation {photometric!r} is not supported; "
             "expected MONOCHROME1 or MONOCHROME2."
         )
-    arr = ds.pixel_array
+    arr = decode_pixels(ds, max_bytes=max_bytes)
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         arr = arr[frame]
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:

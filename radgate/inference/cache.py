@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from radgate.db import Database, Instance
 from radgate.imaging import to_display
+from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES
 from radgate.inference.preprocess import to_tensor
 from radgate.models import get_model
 from radgate.models.manifest import Preprocessing
@@ -72,11 +73,19 @@ class TensorCache:
 
 
 class TensorPrewarmer:
-    """Called with each decoded instance (by the pixel checker): renders the inputs of active deployments."""
+    """Called with each decoded instance (by the pixel checker): renders the inputs of active deployments.
 
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    The image is decoded (or its array already decoded by the checker reused) through
+    :func:`radgate.imaging.decode.decode_pixels`, bounded by ``max_decoded_bytes``: a broken image raises
+    :class:`~radgate.imaging.decode.DecodeError`, never a decoder's panic.
+    """
+
+    def __init__(
+        self, db: Database, data_dir: Path, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    ) -> None:
         self.db = db
         self.cache = TensorCache(data_dir)
+        self.max_decoded_bytes = max_decoded_bytes
 
     def active_preprocessing(self) -> list[Preprocessing]:
         with self.db.session() as s:
@@ -96,6 +105,6 @@ class TensorPrewarmer:
         preps = self.active_preprocessing()
         if not preps:
             return
-        display = to_display(ds)
+        display = to_display(ds, max_bytes=self.max_decoded_bytes)
         for prep in preps:
             self.cache.put(prep, instance.SOPInstanceUID, instance.sha256, to_tensor(display, prep))

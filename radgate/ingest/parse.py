@@ -12,6 +12,7 @@ import hashlib
 import io
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
 from radgate.dicom.age import age_in_years
+from radgate.imaging.decode import describe_exception
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
@@ -39,6 +41,11 @@ STORAGE_SOP_CLASSES: frozenset[str] = frozenset(str(uid) for uid in _STORAGE_CLA
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 # Tolerate the leading zeros some old modalities emit in UID components; radgate only needs path-safe UIDs.
 UID_LOOSE_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian (PS3.5 A.5)
+
+#: Image Pixel module attributes radgate computes with (PS3.3 C.7.6.3): each must be one readable value.
+IMAGE_INTEGERS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel")
 
 
 class Status:
@@ -82,22 +89,121 @@ class ParsedInstance:
         return hashlib.sha256(memoryview(self.data)[self.body_offset :]).hexdigest()
 
 
+def _get(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)`` that never raises: None when absent or not decodable as its VR.
+
+    pydicom converts elements lazily, so a value whose bytes do not fit its VR (odd length for US, a UID
+    encoded as FD) raises on first access, wherever that is.
+    """
+    try:
+        return ds.get(keyword)
+    except Exception:
+        return None
+
+
+def _sop_uid(ds: Dataset) -> str | None:
+    """The SOP Instance UID for a rejection record: only a well-formed UID, else None (never junk)."""
+    value = _get(ds, "SOPInstanceUID")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().rstrip("\x00")
+    return text if len(text) <= 64 and UID_LOOSE_RE.match(text) else None
+
+
 def _check_uid(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND,
+            f"{keyword} cannot be read: its bytes do not fit its value representation "
+            f"({describe_exception(exc, 80)}); a UID must be encoded as UI.",
+            _sop_uid(ds) if keyword != "SOPInstanceUID" else None,
+        ) from exc
     if value is None or str(value).strip() == "":
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
             f"{keyword} is missing; every instance needs Study, Series and SOP Instance UIDs.",
-            str(ds.get("SOPInstanceUID", "")) or None,
+            _sop_uid(ds) if keyword != "SOPInstanceUID" else None,
         )
     text = str(value).strip().rstrip("\x00")
-    if len(text) > 64 or not UID_LOOSE_RE.match(text):
+    if not isinstance(value, str) or len(text) > 64 or not UID_LOOSE_RE.match(text):
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
             f"{keyword} {text[:80]!r} is not a valid UID (digits and dots, at most 64 characters).",
             None,
         )
     return text
+
+
+def _check_image_integers(ds: Dataset) -> None:
+    """Rows, Columns, Bits Allocated/Stored, Samples per Pixel: absent, or one readable integer each."""
+    for keyword in IMAGE_INTEGERS:
+        try:
+            value = ds.get(keyword)
+        except Exception as exc:
+            raise IngestRejection(
+                Status.CANNOT_UNDERSTAND,
+                f"{keyword} cannot be read ({describe_exception(exc, 100)}); it must be one unsigned "
+                "16-bit value (US, 2 bytes).",
+                _sop_uid(ds),
+            ) from exc
+        if value is None or value == "":
+            continue
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            raise IngestRejection(
+                Status.CANNOT_UNDERSTAND,
+                f"{keyword} has {len(value)} values; it must have exactly one (PS3.3 C.7.6.3).",
+                _sop_uid(ds),
+            )
+        if not isinstance(value, int):
+            raise IngestRejection(
+                Status.CANNOT_UNDERSTAND,
+                f"{keyword} {str(value)[:40]!r} is not an integer; it must be one US value.",
+                _sop_uid(ds),
+            )
+
+
+def _check_inflated_size(data: bytes, body_offset: int, limit: int) -> None:
+    """Inflate a deflated dataset in bounded steps, only to measure it; refuse above ``limit`` bytes.
+
+    pydicom inflates the whole stream at once (and copies it), so a few megabytes that inflate to
+    gigabytes would be held in memory several times before anything could say no.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending = memoryview(data)[body_offset:]
+    total = 0
+    try:
+        while pending and not inflater.eof:
+            total += len(inflater.decompress(pending, 1 << 20))
+            if total > limit:
+                raise IngestRejection(
+                    Status.OUT_OF_RESOURCES,
+                    f"The deflated dataset inflates to more than {limit:,} bytes, the configured limit "
+                    "(ingest.max_inflated_bytes).",
+                )
+            pending = memoryview(inflater.unconsumed_tail)
+        total += len(inflater.flush())
+    except zlib.error as exc:
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND, f"The deflated dataset is not a valid deflate stream: {exc}."
+        ) from exc
+    if total > limit:
+        raise IngestRejection(
+            Status.OUT_OF_RESOURCES,
+            f"The deflated dataset inflates to {total:,} bytes; the limit (ingest.max_inflated_bytes) is "
+            f"{limit:,}.",
+        )
+
+
+def _declared_transfer_syntax(data: bytes, body_offset: int) -> str | None:
+    """The Transfer Syntax UID (0002,0010) from raw file meta bytes, without parsing the dataset."""
+    meta = data[144:body_offset]
+    i = meta.find(b"\x02\x00\x10\x00UI")
+    if i < 0 or i + 8 > len(meta):
+        return None
+    (length,) = struct.unpack_from("<H", meta, i + 6)
+    return meta[i + 8 : i + 8 + length].decode("ascii", "replace").strip("\x00 ")
 
 
 def _meta_length(data: bytes) -> int | None:
@@ -113,12 +219,26 @@ def _meta_length(data: bytes) -> int | None:
     return offset if offset <= len(data) else None
 
 
-def parse_part10(data: bytes, max_bytes: int | None = None) -> ParsedInstance:
+def parse_part10(
+    data: bytes, max_bytes: int | None = None, max_inflated_bytes: int | None = None
+) -> ParsedInstance:
     """Parse received bytes (a Part-10 file, or a bare dataset) into a :class:`ParsedInstance`.
 
-    Raises :class:`IngestRejection` for empty, oversized, non-DICOM or truncated input and for missing or
-    malformed UIDs.
+    Raises :class:`IngestRejection` for empty, oversized, non-DICOM or truncated input, for missing or
+    malformed UIDs and Image Pixel attributes, and for a deflated dataset that inflates beyond
+    ``max_inflated_bytes``; never another exception.
     """
+    try:
+        return _parse(data, max_bytes, max_inflated_bytes)
+    except IngestRejection:
+        raise
+    except Exception as exc:  # pydicom converts lazily: anything may raise on first access
+        raise IngestRejection(
+            Status.CANNOT_UNDERSTAND, f"Not readable as DICOM: {describe_exception(exc)}."
+        ) from exc
+
+
+def _parse(data: bytes, max_bytes: int | None, max_inflated_bytes: int | None) -> ParsedInstance:
     if len(data) == 0:
         raise IngestRejection(Status.CANNOT_UNDERSTAND, "The file is empty (zero bytes).")
     if max_bytes is not None and len(data) > max_bytes:
@@ -127,6 +247,9 @@ def parse_part10(data: bytes, max_bytes: int | None = None) -> ParsedInstance:
             f"The instance is {len(data):,} bytes; the configured limit (ingest.max_instance_bytes) "
             f"is {max_bytes:,}.",
         )
+    offset = _meta_length(data)
+    if max_inflated_bytes is not None and offset and _declared_transfer_syntax(data, offset) == DEFLATED:
+        _check_inflated_size(data, offset, max_inflated_bytes)
     ds: Dataset
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
@@ -148,6 +271,7 @@ def parse_part10(data: bytes, max_bytes: int | None = None) -> ParsedInstance:
         meta = ds.file_meta
     TransferSyntaxUID = str(meta.TransferSyntaxUID)
 
+    _check_image_integers(ds)
     _check_complete(ds, TransferSyntaxUID)
     parsed = ParsedInstance(
         data=data,
@@ -203,7 +327,7 @@ def _wrap_bare(data: bytes, ds: Dataset) -> tuple[bytes, int, Dataset]:
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
             f"A dataset without file meta could not be given one: {_short(exc)}.",
-            str(ds.get("SOPInstanceUID", "")) or None,
+            _sop_uid(ds),
         ) from exc
     out = buf.getvalue()
     offset = _meta_length(out)
@@ -214,7 +338,7 @@ def _wrap_bare(data: bytes, ds: Dataset) -> tuple[bytes, int, Dataset]:
 
 def _int(ds: Dataset, keyword: str, default: int) -> int:
     try:
-        return int(ds.get(keyword, default) or default)
+        return int(_get(ds, keyword) or default)
     except (TypeError, ValueError):
         return default
 
@@ -232,7 +356,7 @@ def _check_complete(ds: Dataset, ts: str) -> None:
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
             f"The file is truncated or malformed after the header: {_short(exc)}.",
-            str(ds.get("SOPInstanceUID", "")) or None,
+            _sop_uid(ds),
         ) from exc
     if pixel is None or UID(ts).is_compressed:
         return
@@ -248,13 +372,14 @@ def _check_complete(ds: Dataset, ts: str) -> None:
             Status.CANNOT_UNDERSTAND,
             f"Pixel Data is truncated: {len(pixel):,} bytes present, {expected:,} expected from "
             f"Rows {rows} x Columns {cols} x {bits} bits x {frames} frame(s).",
-            str(ds.get("SOPInstanceUID", "")) or None,
+            _sop_uid(ds),
         )
 
 
 def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
-    """An attribute as text for the index (multi-values joined by ``\\``), cut to ``limit``; None if empty."""
-    value = ds.get(keyword)
+    """An attribute as text for the index (multi-values joined by ``\\``), cut to ``limit``; None if empty
+    or unreadable."""
+    value = _get(ds, keyword)
     if value is None or value == "":
         return None
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -263,7 +388,7 @@ def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
 
 
 def _number(ds: Dataset, keyword: str) -> float | None:
-    value = ds.get(keyword)
+    value = _get(ds, keyword)
     if value is None or value == "":
         return None
     try:
@@ -281,8 +406,6 @@ def header_features(ds: Dataset) -> dict[str, Any]:
         spacing = _number(ds, "ImagerPixelSpacing")
     if spacing is not None and spacing <= 0:
         spacing = None  # "0\0" is seen in the wild and means nothing
-    bits = ds.get("BitsStored")
-    rows, cols = ds.get("Rows"), ds.get("Columns")
     frames = _number(ds, "NumberOfFrames")
     return {
         "Manufacturer": header_text(ds, "Manufacturer", 64),
@@ -294,15 +417,28 @@ def header_features(ds: Dataset) -> dict[str, Any]:
         "BodyPartExamined": header_text(ds, "BodyPartExamined", 16),
         "ViewPosition": header_text(ds, "ViewPosition", 16),
         "PhotometricInterpretation": header_text(ds, "PhotometricInterpretation", 16),
-        "BitsStored": int(bits) if bits not in (None, "") else None,
-        "Rows": int(rows) if rows not in (None, "") else None,
-        "Columns": int(cols) if cols not in (None, "") else None,
-        "NumberOfFrames": int(frames) if frames is not None else None,
+        "BitsStored": _single_int(ds, "BitsStored"),
+        "Rows": _single_int(ds, "Rows"),
+        "Columns": _single_int(ds, "Columns"),
+        "NumberOfFrames": int(frames) if frames is not None and abs(frames) < 2**31 else None,
         "PixelSpacing": spacing,
         "KVP": _number(ds, "KVP"),
         "Exposure": _number(ds, "Exposure"),
         "ConvolutionKernel": header_text(ds, "ConvolutionKernel", 64),
         "SliceThickness": _number(ds, "SliceThickness"),
-        "PatientAge": age_in_years(ds),  # years: AS value, else birth and study date
+        "PatientAge": _age(ds),  # years: AS value, else birth and study date
         "PatientSex": header_text(ds, "PatientSex", 4),
     }
+
+
+def _single_int(ds: Dataset, keyword: str) -> int | None:
+    """One integer value, else None (absent, multi-valued or unreadable: the feature is unknown)."""
+    value = _get(ds, keyword)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _age(ds: Dataset) -> float | None:
+    try:
+        return age_in_years(ds)
+    except Exception:  # a malformed date or age string: unknown, not a reason to refuse the image
+        return None

@@ -1,9 +1,11 @@
 """Checking that stored pixel data decodes, off the network path.
 
 Compressed transfer syntaxes (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE, deflate) are decoded with
-pydicom's pixel backends (pylibjpeg plugins). An instance whose pixel data does not decode stays stored (no
-data is ever lost) but is marked ``undecodable`` with a quarantine entry carrying the reason, and is not sent
-to models.
+pydicom's pixel backends (pylibjpeg plugins), through :func:`radgate.imaging.decode.decode_pixels` (bounded
+in memory, guarded against decoder panics). An instance whose pixel data does not decode stays stored (no
+data is ever lost) but is marked ``undecodable`` with a quarantine entry carrying one reason, and is not sent
+to models. Whatever happens while checking one instance, that instance is marked and the next one checked:
+no instance is retried forever.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-import pydicom
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from radgate.background import PeriodicService
 from radgate.clock import utcnow
 from radgate.db import Database, Instance, Rejection
+from radgate.imaging.decode import (
+    FATAL_EXCEPTIONS,
+    DecodeError,
+    decode_pixels,
+    describe_exception,
+    read_dataset,
+)
 from radgate.ingest.parse import Status
 from radgate.ingest.store import InstanceStore
 
@@ -52,29 +60,37 @@ class PixelChecker(PeriodicService):
         self.busy_interval_s = busy_interval_s
         self._busy = False
         self._found = 0
+        self.max_decoded_bytes = store.settings.ingest.max_decoded_bytes
         super().__init__()
 
     def check(self, instance: Instance) -> str | None:
         """Decode the instance's pixel data; return None when fine, else the reason it does not decode.
 
-        A decoded image is handed to each ``on_decoded`` hook (e.g. the engine's tensor prewarmer); a hook
-        that fails is logged and never marks the instance undecodable.
+        Never raises (but for KeyboardInterrupt/SystemExit). A decoded image is handed to each
+        ``on_decoded`` hook (e.g. the engine's tensor prewarmer); a hook that fails is logged in one line
+        and never marks the instance undecodable.
         """
         try:
-            ds = pydicom.dcmread(self.store.path_of(instance))
-            if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-                return None  # SR, presentation states ...: nothing to decode
-            arr = ds.pixel_array
-            if arr.size == 0:
-                return "Pixel Data decoded to an empty array."
-        except Exception as exc:
-            ts = instance.TransferSyntaxUID
-            return f"Pixel Data could not be decoded (transfer syntax {ts}): {str(exc).splitlines()[0][:200]}"
+            ds = read_dataset(self.store.path_of(instance))
+        except DecodeError as exc:
+            return exc.reason
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            return None  # SR, presentation states ...: nothing to decode
+        try:
+            decode_pixels(ds, max_bytes=self.max_decoded_bytes)
+        except DecodeError as exc:
+            return exc.reason
         for hook in self.on_decoded:
             try:
                 hook(instance, ds)
-            except Exception:
-                log.exception("A decoded-image hook failed for SOPInstanceUID %s", instance.SOPInstanceUID)
+            except BaseException as exc:
+                if isinstance(exc, FATAL_EXCEPTIONS):
+                    raise
+                log.warning(
+                    "A decoded-image hook failed for SOPInstanceUID %s: %s",
+                    instance.SOPInstanceUID,
+                    describe_exception(exc),
+                )
         return None
 
     def run_once(self, limit: int | None = None) -> int:
@@ -83,7 +99,12 @@ class PixelChecker(PeriodicService):
                 select(Instance).where(Instance.pixel_status == "unchecked").limit(limit or self.batch)
             ).all()
         for instance in pending:
-            reason = self.check(instance)
+            try:
+                reason = self.check(instance)
+            except BaseException as exc:  # check() guards everything; this is the last line of defence
+                if isinstance(exc, FATAL_EXCEPTIONS):
+                    raise
+                reason = f"The decode check failed: {describe_exception(exc)}"
             with self.db.session() as s:
                 row = s.get(Instance, instance.id)
                 if row is None:

@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -83,6 +84,7 @@ class DicomServer:
 
     def start(self) -> None:
         handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, self._on_connection),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
@@ -103,6 +105,18 @@ class DicomServer:
         if not self._allowed:
             return True
         return any(aet == calling_ae and (not hosts or address in hosts) for aet, hosts in self._allowed)
+
+    def _on_connection(self, event: Any) -> None:
+        """Give the accepted socket the network timeout, so that a peer that stops mid-PDU is dropped.
+
+        pynetdicom's idle timer cannot fire while its reader blocks in ``recv`` waiting for the rest of a
+        PDU, and sockets accepted by its server have no timeout: without this, a peer that announced a
+        P-DATA PDU and stopped sending held its association (and a slot of server.max_associations)
+        forever. With it, ``recv`` times out after server.network_timeout_s and the association closes.
+        """
+        sock = getattr(event.assoc.dul.socket, "socket", None)
+        if sock is not None:
+            sock.settimeout(self.settings.server.network_timeout_s)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
@@ -126,7 +140,7 @@ class DicomServer:
     def _on_echo(self, event: Any) -> int:
         return 0x0000
 
-    def _on_store(self, event: Any) -> int:
+    def _on_store(self, event: Any) -> int | Dataset:
         calling = str(event.assoc.requestor.ae_title).strip()
         data = event.encoded_dataset(include_meta=True)
         outcome = self.store.store_bytes(
@@ -136,4 +150,14 @@ class DicomServer:
             origin=str(event.assoc.requestor.address),
             expected_sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
         )
-        return outcome.status
+        if outcome.ok or not outcome.reason:
+            return outcome.status
+        return _status_with_reason(outcome.status, outcome.reason)
+
+
+def _status_with_reason(status: int, reason: str) -> Dataset:
+    """A C-STORE-RSP status with the rejection reason in Error Comment (0000,0902; LO, 64 characters)."""
+    rsp = Dataset()
+    rsp.Status = status
+    rsp.ErrorComment = reason.encode("ascii", "replace").decode("ascii")[:64]
+    return rsp

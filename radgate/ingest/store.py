@@ -116,19 +116,20 @@ class InstanceStore:
         ``required_study_uid`` the study named in a STOW-RS URL.
         """
         try:
-            parsed = parse_part10(data, self.settings.ingest.max_instance_bytes)
+            parsed = parse_part10(
+                data, self.settings.ingest.max_instance_bytes, self.settings.ingest.max_inflated_bytes
+            )
             self._check_acceptable(parsed, expected_sop_instance_uid, required_study_uid)
         except IngestRejection as rej:
             return self.reject(data, rej, source=source, calling_ae=calling_ae, origin=origin)
         try:
             return self._store(parsed, source=source, calling_ae=calling_ae)
         except Exception as exc:  # disk full, database down: a failure status, never a crash
-            log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
-            failure = IngestRejection(
-                Status.OUT_OF_RESOURCES,
-                f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry.",
-                parsed.SOPInstanceUID,
-            )
+            failure = IngestRejection(Status.OUT_OF_RESOURCES, _storage_failure(exc), parsed.SOPInstanceUID)
+            if _is_disk_full(exc):
+                log.error("Storing SOPInstanceUID %s failed: %s", parsed.SOPInstanceUID, failure.reason)
+            else:
+                log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
             return self.reject(None, failure, source=source, calling_ae=calling_ae, origin=origin)
 
     def reject(
@@ -148,8 +149,9 @@ class InstanceStore:
             try:
                 self._write_durably(path, data)
                 quarantine_path = name
-            except OSError:
-                log.exception("Could not write a quarantine file")
+            except OSError as exc:
+                path.unlink(missing_ok=True)  # never leave half a quarantine file (disk full)
+                log.error("Could not write a quarantine file: %s", exc.strerror or type(exc).__name__)
         # File paths stay out of the log (folder names often carry patient names); the rejection row keeps
         # the origin for the operator.
         log.warning(
@@ -253,9 +255,9 @@ class InstanceStore:
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
         digest = parsed.sha256
         tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        self._write_durably(tmp_path, parsed.data)
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         try:
+            self._write_durably(tmp_path, parsed.data)  # a partial file (disk full) is removed below
             with self.lock, self.db.session() as s:
                 existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
                 if any(row.sha256 == digest for row in existing):
@@ -396,6 +398,23 @@ class InstanceStore:
         series.num_instances = (series.num_instances or 0) + added
         series.last_received = now
         s.flush()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "database or disk is full" in str(exc)
+
+
+def _storage_failure(exc: BaseException) -> str:
+    """The reason given to the sender when an instance could not be stored (no paths, no patient data)."""
+    if _is_disk_full(exc):
+        return (
+            "radgate's disk is full; the instance was not stored. The sender may retry once space is freed."
+        )
+    return f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry."
 
 
 def _int_or_none(value: object) -> int | None:

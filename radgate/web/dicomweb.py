@@ -16,9 +16,10 @@ from radgate.dicomweb import (
     search_studies,
     store_parts,
 )
+from radgate.dicomweb.upload import BodyRefused, SpooledBody, UploadLimits, spool_body
 from radgate.dicomweb.wado import instance_paths, multipart_body
 from radgate.web.deps import SessionDep, StoreDep
-from radgate.web.errors import ApiError
+from radgate.web.errors import ApiError, error_response
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
@@ -35,9 +36,30 @@ def _base_url(request: Request) -> str:
     return root + request.scope.get("root_path", "") + "/dicomweb"
 
 
-def _stow(request: Request, store: StoreDep, body: bytes, study_uid: str | None) -> JSONResponse:
+async def _stow_request(request: Request, store: StoreDep, study_uid: str | None) -> JSONResponse:
+    """Stream the body to disk within server.max_request_bytes and the slow-client timeouts, then store."""
+    from starlette.concurrency import run_in_threadpool
+
+    limits = UploadLimits.from_settings(store.settings)
     try:
-        part_type, parts = parse_multipart_related(request.headers.get("content-type", ""), body)
+        body = await spool_body(request.stream(), store.tmp, limits, request.headers.get("content-length"))
+    except BodyRefused as exc:
+        response = error_response(exc.status, exc.message)
+        response.headers["Connection"] = "close"  # the rest of the body is never read: end the connection
+        return response
+    return await run_in_threadpool(_stow, request, store, body, study_uid)
+
+
+def _stow(request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None) -> JSONResponse:
+    with spooled:
+        return _stow_parts(request, store, spooled, study_uid)
+
+
+def _stow_parts(
+    request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None
+) -> JSONResponse:
+    try:
+        part_type, parts = parse_multipart_related(request.headers.get("content-type", ""), spooled.buffer())
     except MultipartError as exc:
         raise ApiError(415, str(exc)) from exc
     if part_type and part_type.strip('"').lower() != "application/dicom":
@@ -55,18 +77,12 @@ def _stow(request: Request, store: StoreDep, body: bytes, study_uid: str | None)
 
 @router.post("/studies")
 async def stow_studies(request: Request, store: StoreDep) -> JSONResponse:
-    from starlette.concurrency import run_in_threadpool
-
-    body = await request.body()
-    return await run_in_threadpool(_stow, request, store, body, None)
+    return await _stow_request(request, store, None)
 
 
 @router.post("/studies/{study_uid}")
 async def stow_study(study_uid: str, request: Request, store: StoreDep) -> JSONResponse:
-    from starlette.concurrency import run_in_threadpool
-
-    body = await request.body()
-    return await run_in_threadpool(_stow, request, store, body, study_uid)
+    return await _stow_request(request, store, study_uid)
 
 
 def _qido(result: list[dict[str, Any]]) -> JSONResponse:

@@ -1,1 +1,1 @@
-"""Helpers shared by tests (not tests themselves)."""
+"""Helpers shared by several test modules (never import one test module from another)."""
