@@ -142,6 +142,27 @@ class LeasedQueue:
         )
         return result.rowcount == 1  # type: ignore[attr-defined]
 
+    def abandon(self, session: Session, worker: str) -> int:
+        """Queue again, at once, every row ``worker`` holds (it died or gave up); returns how many.
+
+        The attempt it had started still counts, so a row that kills every worker that takes it ends
+        ``failed`` after ``max_attempts`` (by :meth:`reap` or the next :meth:`release`).
+        """
+        m = self.model
+        result = session.execute(
+            update(m)
+            .where(m.lease_owner == worker, m.status == LeaseStatus.RUNNING.value)
+            .values(
+                status=LeaseStatus.QUEUED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                available_at=utcnow(),
+                last_error=f"worker {worker} stopped while holding it",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     def release(
         self,
         session: Session,

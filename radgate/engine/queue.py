@@ -33,6 +33,7 @@ from radgate.routing.features import FEATURE_KEYWORDS
 from radgate.routing.router import decide_series
 
 __all__ = [
+    "JOBS",
     "JOBS_QUEUED",
     "ClaimedJob",
     "EnqueueHook",

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +32,7 @@ from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db.engine import Database
 from radgate.engine.queue import (
+    JOBS,
     JOBS_QUEUED,
     ClaimedJob,
     EnqueueHook,
@@ -46,6 +46,7 @@ from radgate.engine.queue import (
 from radgate.engine.sink import ResultSink
 from radgate.engine.tables import Job, Prediction
 from radgate.imaging import to_display
+from radgate.imaging.decode import FATAL_EXCEPTIONS, DecodeError, decode_pixels, read_dataset
 from radgate.inference.cache import TensorCache
 from radgate.inference.model import LoadedModel, RuntimeFactory, onnx_runtime_factory
 from radgate.inference.preprocess import to_tensor
@@ -191,7 +192,9 @@ class Engine:
         self.tensors = TensorCache(settings.data_dir)
         self._models_lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the supervisor
+        self._workers: dict[str, threading.Thread] = {}
+        self.restarts = 0  # worker threads replaced after dying
 
     @property
     def hook(self) -> EnqueueHook:
@@ -212,40 +215,71 @@ class Engine:
 
     def start(self) -> None:
         """Bootstrap, then run ``options.workers`` worker threads until :meth:`stop`."""
-        if self._threads:
+        if self._threads or self._workers:
             raise RuntimeError("Engine already started; call stop() first.")
         self.bootstrap()
         self._stop.clear()
         for i in range(self.options.workers):
             worker = f"{self.worker_id}/{i}"
-            thread = threading.Thread(
-                target=self._loop, args=(worker,), name=f"radgate-engine-{i}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._workers[worker] = self._spawn(worker, i)
+        supervisor = threading.Thread(target=self._supervise, name="radgate-engine-supervisor", daemon=True)
+        supervisor.start()
+        self._threads = [supervisor]
+
+    def _spawn(self, worker: str, index: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._loop, args=(worker,), name=f"radgate-engine-{index}", daemon=True
+        )
+        thread.start()
+        return thread
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask the workers to stop after their current batch and wait for them."""
         self._stop.set()
         JOBS_QUEUED.set()  # wake idle workers so they see the stop now
-        for thread in self._threads:
+        for thread in [*self._threads, *self._workers.values()]:
             thread.join(timeout_s)
         self._threads = []
+        self._workers = {}
 
     @property
     def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        return any(t.is_alive() for t in self._workers.values())
 
     def _loop(self, worker: str) -> None:
         while not self._stop.is_set():
             try:
                 done = self.run_once(worker)
-            except Exception:  # the loop must survive a database hiccup; the job itself is retried by lease
+            except FATAL_EXCEPTIONS:
+                raise
+            except BaseException:  # noqa: BLE001 - a native panic is a BaseException; the loop survives it
                 log.exception("engine worker %s: pass failed", worker)
+                self._requeue(worker)
                 done = 0
             if done == 0:
                 JOBS_QUEUED.wait(self.options.poll_interval_s)
                 JOBS_QUEUED.clear()
+
+    def _requeue(self, worker: str) -> None:
+        """Put the jobs ``worker`` still holds back in the queue now (not when their leases expire)."""
+        try:
+            with self.db.session() as s:
+                n = JOBS.abandon(s, worker)
+            if n:
+                log.warning("engine worker %s: %d job(s) it held are queued again", worker, n)
+        except Exception:  # the database is away: the leases expire and another worker takes them
+            log.exception("engine worker %s: could not requeue its jobs", worker)
+
+    def _supervise(self) -> None:
+        """Notice a worker thread that died for any reason, requeue its jobs and start a replacement."""
+        while not self._stop.wait(self.options.poll_interval_s):
+            for i, (name, thread) in enumerate(list(self._workers.items())):
+                if thread.is_alive() or self._stop.is_set():
+                    continue
+                log.error("engine worker %s died; its jobs are queued again and a new worker starts", name)
+                self._requeue(name)
+                self.restarts += 1
+                self._workers[name] = self._spawn(name, i)
 
     def run_until_idle(self, timeout_s: float = 60.0) -> int:
         """Run passes until no job is queued or running (or ``timeout_s``); returns the jobs claimed."""
@@ -398,32 +432,49 @@ class Engine:
             )
         instances = instances[: self.options.max_images_per_series]
         decode_ms = preprocess_ms = 0.0
-        tensors = []
+        tensors, kept, skipped = [], [], []
         store = Path(self.settings.store_dir)
         prep = model.manifest.preprocessing
-        for sop_uid, rel_path, _, sha256 in instances:
+        max_bytes = self.settings.ingest.max_decoded_bytes
+        for instance in instances:
+            sop_uid, rel_path, _, sha256 = instance
             start = time.perf_counter()
             cached = self.tensors.get(prep, sop_uid, sha256)
             if cached is not None:  # rendered while the series was still arriving (TensorPrewarmer)
                 tensors.append(cached)
+                kept.append(instance)
                 preprocess_ms += _ms(start)
                 continue
-            ds = pydicom.dcmread(store / rel_path)
-            ds.pixel_array  # noqa: B018 - decode now so that the decode time is measured apart
-            decode_ms += _ms(start)
-            start = time.perf_counter()
             try:
-                display = to_display(ds)
-            except ValueError as exc:
-                raise InputError(f"instance {sop_uid}: {exc}") from exc
+                # Untrusted pixel data, guarded and bounded: a decoder panic fails this image, not the worker.
+                ds = read_dataset(store / rel_path)
+                decode_pixels(ds, max_bytes=max_bytes)  # decode now so the decode time is measured apart
+                decode_ms += _ms(start)
+                start = time.perf_counter()
+                display = to_display(ds, max_bytes=max_bytes)
+            except (DecodeError, ValueError) as exc:
+                skipped.append(f"{sop_uid}: {exc}")
+                continue
             tensors.append(to_tensor(display, prep))
+            kept.append(instance)
             preprocess_ms += _ms(start)
+        if skipped:
+            log.warning(
+                "job %d: %d image(s) could not be decoded and were left out: %s",
+                job.id,
+                len(skipped),
+                "; ".join(skipped),
+            )
+        if not kept:
+            raise InputError(
+                f"no image of series {job.SeriesInstanceUID} could be decoded: {'; '.join(skipped)}"
+            )
         return _Prepared(
             job=job,
             policy=ctx,
             site=ctx.site,
-            SOPInstanceUIDs=[i[0] for i in instances],
-            features=[i[2] for i in instances],
+            SOPInstanceUIDs=[i[0] for i in kept],
+            features=[i[2] for i in kept],
             tensors=np.stack(tensors),
             decode_ms=decode_ms,
             preprocess_ms=preprocess_ms,
