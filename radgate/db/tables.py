@@ -20,6 +20,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.engine.tables",
     "radgate.results.tables",
     "radgate.validation.tables",
+    "radgate.monitoring.tables",
 )
 
 
