@@ -127,6 +127,7 @@ class MonitoringSettings:
     auc_ci_confidence: float = 0.95
     cusum_in_control_years: float = 2.0  # in-control average run length, in years of the reference's case volume
     cusum_odds_ratio: float = 2.0  # the shift each CUSUM is tuned for: error odds x this
+    cusum_reference_guard: float = 0.9  # in-control rate: one-sided upper Wilson bound of the reference's
     drift_categorical: list[str] = field(
         default_factory=lambda: [
             "Manufacturer",
@@ -352,6 +353,10 @@ def _validate_monitoring(m: MonitoringSettings) -> None:
             raise ConfigError(f"{key} is {value!r}; expected one of {sorted(allowed)}.")
     if not 0.5 < m.auc_ci_confidence < 1:
         raise ConfigError(f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1).")
+    if not 0.5 <= m.cusum_reference_guard < 1:
+        raise ConfigError(
+            f"monitoring.cusum_reference_guard is {m.cusum_reference_guard}; expected a value in [0.5, 1)."
+        )
     if m.cusum_in_control_years <= 0 or m.cusum_odds_ratio <= 1:
         raise ConfigError(
             f"monitoring.cusum_in_control_years ({m.cusum_in_control_years}) must be > 0 and "

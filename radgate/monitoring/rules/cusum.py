@@ -4,7 +4,11 @@ Cases are taken in acquisition order once their label is known. The in-control r
 at the locked operating point; the chart is tuned for the error odds multiplied by
 ``monitoring.cusum_odds_ratio``, and its limit is set for an in-control ARL of
 ``monitoring.cusum_in_control_years`` years at the reference's volume of that class (converted to cases),
-with the exact Markov-chain ARL of :func:`radgate.stats.cusum.design_bernoulli_cusum`.
+with the exact Markov-chain ARL of :func:`radgate.stats.cusum.design_bernoulli_cusum`. The in-control rate
+is the one-sided upper Wilson bound (level ``monitoring.cusum_reference_guard``) of the reference's error
+rate, not its point estimate: a chart built on an estimate that happens to be low raises false alarms far
+more often than its design says (Jones LA, Champ CW, Rigdon SE. The run length distribution of the CUSUM
+with estimated parameters. J Qual Technol 2004;36:95-108).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from radgate.config import MonitoringSettings
 from radgate.monitoring.periods import period_of_index
 from radgate.monitoring.rules.base import Finding, RuleContext
-from radgate.stats import StatisticsInputError
+from radgate.stats import StatisticsInputError, wilson
 from radgate.stats.cusum import design_bernoulli_cusum, odds_shift, run_bernoulli_cusum
 
 __all__ = ["CusumSensitivityRule", "CusumSpecificityRule"]
@@ -31,6 +35,7 @@ class _CusumRule:
     def __init__(self, settings: MonitoringSettings) -> None:
         self.years = settings.cusum_in_control_years
         self.odds_ratio = settings.cusum_odds_ratio
+        self.guard = settings.cusum_reference_guard
 
     def evaluate(self, context: RuleContext) -> list[Finding]:
         cases, base = context.cases, context.baseline
@@ -43,7 +48,11 @@ class _CusumRule:
         span_days = max(1, (base.end - base.start).days + 1)
         per_year = n_ref / span_days * 365.25
         arl0 = max(10.0, self.years * per_year)
-        p0 = float(np.clip(1.0 - rate, 0.5 / n_ref, 1 - 0.5 / n_ref))  # no zero rate from a small reference
+        # The in-control error rate is estimated from a finite reference; charting against the point
+        # estimate makes false alarms far more frequent than the design ARL whenever the estimate happens
+        # to be low (Jones, Champ & Rigdon 2004). Chart against the one-sided upper Wilson bound instead.
+        errors = int(round((1.0 - rate) * n_ref))
+        p0 = float(np.clip(wilson(errors, n_ref, 2 * self.guard - 1).ci[1], 0.5 / n_ref, 1 - 0.5 / n_ref))
         try:
             chart = design_bernoulli_cusum(p0, odds_shift(p0, self.odds_ratio), arl0)
         except StatisticsInputError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from scipy import stats as sps
 
 from radgate.config import MonitoringSettings
@@ -70,7 +72,12 @@ class AucDropRule:
 
 
 class AucDropCIRule:
-    """Sound: the upper bound of the one-sided DeLong interval is below baseline − margin."""
+    """Sound: the upper bound of the one-sided DeLong interval is below baseline − margin.
+
+    The baseline is itself an estimate from a finite reference, so the interval is that of the period's AUC
+    with the two DeLong variances added (independent samples, as :func:`radgate.stats.compare_unpaired`):
+    ``A + z * sqrt(SE² + SE_baseline²) < A_baseline - margin``.
+    """
 
     name = "auc_drop_ci"
     sound = True
@@ -93,7 +100,9 @@ class AucDropCIRule:
                 continue
             if m.n_positive < self.min_pos or m.n_negative < self.min_neg:
                 continue
-            upper = m.auc + z * m.auc_se
+            base_se = context.baseline.metrics.auc_se or 0.0
+            se = math.sqrt(m.auc_se**2 + base_se**2)  # independent samples: the variances add
+            upper = m.auc + z * se
             if upper >= base - self.margin:
                 continue
             out.append(
@@ -104,11 +113,12 @@ class AucDropCIRule:
                     "all",
                     period.key,
                     context.labels_known_on(context.rows(period), period),
-                    f"AUC {m.auc:.3f}: its one-sided {self.confidence:.0%} upper bound {upper:.3f} is below "
-                    f"baseline {base:.3f}" + (f" - {self.margin:g}" if self.margin else ""),
+                    f"AUC {m.auc:.3f}: its one-sided {self.confidence:.0%} upper bound {upper:.3f} (with the "
+                    f"baseline's own uncertainty) is below baseline {base:.3f}" + (f" - {self.margin:g}" if self.margin else ""),
                     {
                         "auc": _r(m.auc),
                         "auc_se": _r(m.auc_se),
+                        "baseline_auc_se": _r(base_se),
                         "upper_bound": _r(upper),
                         "confidence": self.confidence,
                         "baseline_auc": _r(base),
