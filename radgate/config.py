@@ -101,7 +101,7 @@ class ResultsSettings:
 
 @dataclass
 class MonitoringSettings:
-    """``[monitoring]``: periods, baseline, rules and their parameters, alert delivery (docs/configuration.md)."""
+    """``[monitoring]``: periods, baseline, rules and their parameters, alerts (docs/configuration.md)."""
 
     period: str = "month"  # week | month | quarter, by acquisition date (StudyDate)
     reference_period: str = ""  # "2025-01..2025-03" (period keys or ISO dates); empty: go-live validation
@@ -125,7 +125,7 @@ class MonitoringSettings:
     auc_margin: float = 0.02  # auc_drop: point AUC < baseline - margin (the article's heuristic)
     auc_ci_margin: float = 0.0  # auc_drop_ci: one-sided upper bound < baseline - margin
     auc_ci_confidence: float = 0.95
-    cusum_in_control_years: float = 2.0  # in-control average run length, in years of the reference's case volume
+    cusum_in_control_years: float = 2.0  # in-control ARL, in years of the reference's case volume
     cusum_odds_ratio: float = 2.0  # the shift each CUSUM is tuned for: error odds x this
     cusum_reference_guard: float = 0.9  # in-control rate: one-sided upper Wilson bound of the reference's
     drift_categorical: list[str] = field(
@@ -141,7 +141,9 @@ class MonitoringSettings:
         ]
     )
     drift_numeric: list[str] = field(
-        default_factory=lambda: ["PatientAge", "KVP", "Exposure", "PixelSpacing", "Rows", "Columns", "SliceThickness"]
+        default_factory=lambda: [
+            "PatientAge", "KVP", "Exposure", "PixelSpacing", "Rows", "Columns", "SliceThickness"
+        ]
     )
     drift_categorical_method: str = "jensen_shannon"  # jensen_shannon | chi2
     drift_numeric_method: str = "ks"  # ks | wasserstein
@@ -352,7 +354,9 @@ def _validate_monitoring(m: MonitoringSettings) -> None:
         if value not in allowed:
             raise ConfigError(f"{key} is {value!r}; expected one of {sorted(allowed)}.")
     if not 0.5 < m.auc_ci_confidence < 1:
-        raise ConfigError(f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1).")
+        raise ConfigError(
+            f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1)."
+        )
     if not 0.5 <= m.cusum_reference_guard < 1:
         raise ConfigError(
             f"monitoring.cusum_reference_guard is {m.cusum_reference_guard}; expected a value in [0.5, 1)."

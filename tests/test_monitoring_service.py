@@ -233,7 +233,9 @@ def test_weeks_and_quarters(demo_db: Database) -> None:
 
 
 def test_plugin_rules_load_like_builtins(demo_db: Database) -> None:
-    settings = MonitoringSettings(rules=["every_period"], plugins=["tests.helpers.monitoring:EveryPeriodRule"])
+    settings = MonitoringSettings(
+        rules=["every_period"], plugins=["tests.helpers.monitoring:EveryPeriodRule"]
+    )
     (rule,) = load_rules(settings)
     assert isinstance(rule, MonitoringRule)
     assert all(isinstance(cls(MonitoringSettings()), MonitoringRule) for cls in BUILTIN_RULES.values())

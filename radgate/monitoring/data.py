@@ -1,4 +1,4 @@
-"""Every read monitoring makes of other packages' tables, in one module (so it can be re-pointed in one place).
+"""Every read monitoring makes of other packages' tables, in one module (to re-point them in one place).
 
 Monitoring reads:
 

@@ -1,4 +1,4 @@
-"""Periods by acquisition date: ISO weeks (``2025-W05``), calendar months (``2025-09``), quarters (``2025-Q3``).
+"""Periods by acquisition date: ISO weeks (``2025-W05``), months (``2025-09``), quarters (``2025-Q3``).
 
 A period is an integer index per row (vectorised over numpy ``datetime64[D]``) and a :class:`Period` with
 its key and first and last day. Keys sort in time order.
@@ -39,7 +39,7 @@ class Period:
 
 
 def period_index(days: NDArray[np.datetime64], unit: PeriodUnit) -> NDArray[np.int64]:
-    """The period of each date as an integer (months and quarters since 1970, weeks since the 1969-12-29 week)."""
+    """Each date's period as an integer (months, quarters since 1970; weeks since the 1969-12-29 week)."""
     d = days.astype("datetime64[D]")
     if unit is PeriodUnit.WEEK:
         return (d.astype(np.int64) + 3) // 7

@@ -161,17 +161,18 @@ def _baseline(
             start, end = dates[mask].min().astype(dt.date), dates[mask].max().astype(dt.date)
             source = BaselineSource.GO_LIVE
             text = (
-                f"go-live validation: the {int(mask.sum())} silent-mode predictions before the deployment went "
-                f"live on {info.went_live:%Y-%m-%d}"
+                f"go-live validation: the {int(mask.sum())} silent-mode predictions before the deployment "
+                f"went live on {info.went_live:%Y-%m-%d}"
             )
         else:
-            first = int(period_of_row.min())
-            last = first + settings.reference_periods - 1
-            mask = period_of_row <= last
-            start, end = period_of_index(first, unit).start, period_of_index(last, unit).end
+            first_index = int(period_of_row.min())
+            last_index = first_index + settings.reference_periods - 1
+            mask = period_of_row <= last_index
+            start, end = period_of_index(first_index, unit).start, period_of_index(last_index, unit).end
             source = BaselineSource.FIRST_PERIODS
             text = (
-                f"first {settings.reference_periods} {unit.value}s ({start.isoformat()} to {end.isoformat()}): "
+                f"first {settings.reference_periods} {unit.value}s "
+                f"({start.isoformat()} to {end.isoformat()}): "
                 "no go-live validation is recorded for this deployment"
             )
     return Baseline(source, text, start, end, mask, metrics_for(mask))

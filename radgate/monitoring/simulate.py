@@ -42,9 +42,9 @@ class ScoreModel:
     shift: float = 0.0  # added to every logit (a vendor whose images the model finds more suspicious)
 
 
-DEFAULT_SCORE_MODELS: dict[str, ScoreModel] = {
-    name: ScoreModel(0.90) for name in PROFILES
-} | {"agfa-dx": ScoreModel(0.78, 0.8)}
+DEFAULT_SCORE_MODELS: dict[str, ScoreModel] = {name: ScoreModel(0.90) for name in PROFILES} | {
+    "agfa-dx": ScoreModel(0.78, 0.8)
+}
 
 
 @dataclass

@@ -40,7 +40,7 @@ __all__ = ["HeuristicRates", "auc_drop_test_power", "heuristic_rates"]
 
 @dataclass(frozen=True)
 class HeuristicRates:
-    """The threshold rule at one period's counts: its SE, false-alarm probability and detection probability."""
+    """The threshold rule at one period's counts: SE, false-alarm and detection probabilities."""
 
     baseline: float
     margin: float

@@ -6,8 +6,8 @@ all positive–negative pairs give the estimate
 
 .. math::
 
-    \widehat{AUC} = \frac{\sum_{i \ne j} p_i (1 - p_j)\,[\,\mathbb 1(s_i > s_j) + \tfrac12 \mathbb 1(s_i = s_j)\,]}
-                         {\sum_{i \ne j} p_i (1 - p_j)},
+    \widehat{AUC} = \frac{\sum_{i \ne j} p_i (1 - p_j)\, c_{ij}}{\sum_{i \ne j} p_i (1 - p_j)},\qquad
+    c_{ij} = \mathbb 1(s_i > s_j) + \tfrac12 \mathbb 1(s_i = s_j),
 
 and, at an operating point with flags :math:`f_i`, :math:`\widehat{Se} = \sum f_i p_i / \sum p_i` and
 :math:`\widehat{Sp} = \sum (1 - f_i)(1 - p_i) / \sum (1 - p_i)`. Both sums are computed in

@@ -129,7 +129,8 @@ def design_bernoulli_cusum(
         low, high = high, high * 2
         if high > max_limit_steps:
             raise StatisticsInputError(
-                f"no limit up to h={max_limit_steps / r:.1f} gives an in-control ARL of {arl0:g} for p0={p0:.4f}"
+                f"no limit up to h={max_limit_steps / r:.1f} gives an in-control ARL of {arl0:g} "
+                f"for p0={p0:.4f}"
             )
     while low < high:  # the ARL increases with H: bisect for the smallest H that reaches arl0
         mid = (low + high) // 2

@@ -128,7 +128,7 @@ def numeric_distance(
 
 
 #: Powers that make each distance's null distribution close to normal before mean ± kσ is taken. Squared
-#: distances (JS, Cramér's V², 4nD² in the KS tail) behave like χ² variables, which are right-skewed: mean + 3σ
+#: distances (JS, Cramér's V², 4nD² in the KS tail) behave like χ² variables, right-skewed: mean + 3σ
 #: on the raw values is exceeded about 2% of the time for one degree of freedom, not 0.13%. The
 #: Wilson–Hilferty (1931) cube root of a χ² variable is nearly normal, hence JS^(1/3) and (V², D², W²)^(1/3).
 NORMALISING_POWER: dict[CategoricalDistance | NumericDistance, float] = {

@@ -56,7 +56,7 @@ def load_rules(settings: MonitoringSettings) -> list[MonitoringRule]:
     available = dict(BUILTIN_RULES)
     for spec in settings.plugins:
         cls = _plugin(spec)
-        available[cls.name] = cls
+        available[str(getattr(cls, "name"))] = cls  # noqa: B009 (checked to be a str in _plugin)
     rules: list[MonitoringRule] = []
     for name in settings.rules:
         if name not in available:

@@ -1,4 +1,4 @@
-"""Case-by-case Bernoulli CUSUM on sensitivity (misses among positives) and specificity (flags among negatives).
+"""Case-by-case Bernoulli CUSUMs: sensitivity (misses among positives), specificity (flags among negatives).
 
 Cases are taken in acquisition order once their label is known. The in-control rate comes from the baseline
 at the locked operating point; the chart is tuned for the error odds multiplied by

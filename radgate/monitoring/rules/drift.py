@@ -18,14 +18,17 @@ from scipy import stats as sps
 from radgate.config import MonitoringSettings
 from radgate.monitoring.rules.base import Finding, RuleContext
 from radgate.stats.drift import (
+    NORMALISING_POWER,
     CategoricalDistance,
     ChunkThreshold,
-    NORMALISING_POWER,
     NumericDistance,
     chunk_threshold,
     jensen_shannon,
     numeric_distance,
 )
+
+Index = NDArray[np.intp]
+Codes = NDArray[np.int32]
 
 __all__ = ["DriftPoint", "InputDriftRule", "OutputDriftRule", "feature_drift"]
 
@@ -80,10 +83,14 @@ def feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[Dr
                 continue
             key = (name, _bucket(rows.size))
             if key not in cache:
+
+                def categorical(c: Index, r: Index, rc: Codes = ref_codes, k: int = k) -> float:
+                    return _categorical_distance(cat_method, k, rc[c], rc[r])
+
                 cache[key] = chunk_threshold(
                     ref.size,
                     key[1],
-                    lambda c, r, rc=ref_codes: _categorical_distance(cat_method, k, rc[c], rc[r]),
+                    categorical,
                     settings.drift_chunks,
                     settings.drift_sigmas,
                     seed=zlib.crc32(name.encode()),
@@ -105,22 +112,26 @@ def feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[Dr
         if ref_ok.size < 8 or np.unique(ref_ok).size < 2:
             continue
         for period in periods:
-            cur = values[context.rows(period)]
-            cur = cur[~np.isnan(cur)]
-            if cur.size < 5:
+            raw = values[context.rows(period)]
+            current = raw[~np.isnan(raw)]
+            if current.size < 5:
                 continue
-            key = (name, _bucket(cur.size))
+            key = (name, _bucket(current.size))
             if key not in cache:
+
+                def numeric(c: Index, r: Index, rv: NDArray[np.float64] = ref_ok) -> float:
+                    return numeric_distance(rv[c], rv[r], num_method)
+
                 cache[key] = chunk_threshold(
                     ref_ok.size,
                     key[1],
-                    lambda c, r, rv=ref_ok: numeric_distance(rv[c], rv[r], num_method),
+                    numeric,
                     settings.drift_chunks,
                     settings.drift_sigmas,
                     seed=zlib.crc32(name.encode()),
                     power=NORMALISING_POWER[num_method],
                 )
-            d = numeric_distance(ref_ok, cur, num_method)
+            d = numeric_distance(ref_ok, current, num_method)
             out.append(_point(name, "numeric", num_method.value, period.key, d, cache[key], []))
     return out
 
@@ -245,7 +256,8 @@ class OutputDriftRule:
                             "flag_rate",
                             period.key,
                             period.end,
-                            f"flag rate {flagged / rows.size:.1%} differs from the reference's {ref_rate:.1%} "
+                            f"flag rate {flagged / rows.size:.1%} differs from the reference's "
+                            f"{ref_rate:.1%} "
                             f"(binomial test p = {p_value:.2g} < {s.flag_rate_alpha:g})",
                             {
                                 "flag_rate": round(flagged / rows.size, 4),

@@ -114,7 +114,8 @@ class AucDropCIRule:
                     period.key,
                     context.labels_known_on(context.rows(period), period),
                     f"AUC {m.auc:.3f}: its one-sided {self.confidence:.0%} upper bound {upper:.3f} (with the "
-                    f"baseline's own uncertainty) is below baseline {base:.3f}" + (f" - {self.margin:g}" if self.margin else ""),
+                    f"baseline's own uncertainty) is below baseline {base:.3f}"
+                    + (f" - {self.margin:g}" if self.margin else ""),
                     {
                         "auc": _r(m.auc),
                         "auc_se": _r(m.auc_se),

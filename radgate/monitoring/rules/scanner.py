@@ -1,4 +1,4 @@
-"""``new_scanner``: an acquisition system never seen in the reference, named and alerted at its first study."""
+"""``new_scanner``: a system never seen in the reference, named and alerted at its first study."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ SCANNER_KEYS: tuple[str, ...] = (
 
 
 def scanner_keys(context: RuleContext) -> list[str]:
-    """Each row's system as ``Manufacturer | Model | Software | Kernel`` (missing values empty)."""
-    columns = [context.cases.categorical[k].values() for k in SCANNER_KEYS]
+    """Each row's system as ``Manufacturer | Model | Software | Kernel`` (a missing value is ``-``)."""
+    columns = [
+        np.where(v == "", "-", v) for v in (context.cases.categorical[k].values() for k in SCANNER_KEYS)
+    ]
     return [" | ".join(parts) for parts in zip(*columns, strict=True)]
 
 
@@ -69,7 +71,7 @@ class NewScannerRule:
                     period.key,
                     day,
                     f"new scanner {values['Manufacturer']} {values['ManufacturerModelName']} (software "
-                    f"{values['SoftwareVersions'] or '-'}, kernel {values['ConvolutionKernel'] or '-'}) first seen "
+                    f"{values['SoftwareVersions']}, kernel {values['ConvolutionKernel']}) first seen "
                     f"{day.isoformat()}; {n} studies since; not in the reference",
                     {"scanner": values, "first_seen": day.isoformat(), "studies": n},
                 )
