@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,29 +82,34 @@ class Categorical:
     levels: list[str]
 
     def values(self) -> NDArray[np.str_]:
-        return np.asarray(self.levels, dtype=str)[self.codes] if self.levels else np.zeros(0, dtype=str)
+        return (
+            np.asarray(self.levels, dtype=str)[self.codes]
+            if self.levels
+            else np.zeros(self.codes.size, dtype=str)
+        )
 
     def take(self, index: NDArray[Any]) -> Categorical:
         return Categorical(self.codes[index], self.levels)
 
 
-class _Coder:
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+def _encode(values: list[Any]) -> Categorical:
+    """Codes and levels of a column; a value's level is its text, stripped (None and "" are missing)."""
+    distinct = list(dict.fromkeys(values))
+    levels: dict[str, int] = {}
+    mapping = {}
+    for v in distinct:
+        text = MISSING if v is None else str(v).strip()
+        mapping[v] = levels.setdefault(text, len(levels))
+    return Categorical(
+        np.fromiter((mapping[v] for v in values), dtype=np.int32, count=len(values)), list(levels)
+    )
 
-    def code(self, values: Iterable[Any]) -> list[int]:
-        index = self.index
-        out = []
-        for v in values:
-            key = MISSING if v is None else str(v).strip()
-            c = index.get(key)
-            if c is None:
-                c = index[key] = len(index)
-            out.append(c)
-        return out
 
-    def levels(self) -> list[str]:
-        return list(self.index)
+def _floats(values: list[Any]) -> NDArray[np.float64]:
+    try:
+        return np.asarray(values, dtype=np.float64)  # None becomes NaN
+    except (TypeError, ValueError):
+        return np.asarray([_number(v) for v in values], dtype=np.float64)
 
 
 @dataclass
@@ -185,8 +190,8 @@ def _number(value: Any) -> float:
 def _labels(db: Database, precedence: Sequence[str] = DEFAULT_PRECEDENCE) -> dict[str, tuple[int, dt.date]]:
     """Every UID's chosen label and the date it became available (precedence as in ``reference_labels``)."""
     rank = {s: i for i, s in enumerate(precedence)}
-    best: dict[str, tuple[tuple[int, dt.date, dt.datetime], int, dt.date]] = {}
-    columns = (
+    best: dict[str, tuple[tuple[int, dt.date, Any], int, dt.date]] = {}
+    query = select(
         GroundTruth.StudyInstanceUID,
         GroundTruth.SeriesInstanceUID,
         GroundTruth.label,
@@ -194,27 +199,36 @@ def _labels(db: Database, precedence: Sequence[str] = DEFAULT_PRECEDENCE) -> dic
         GroundTruth.reference_date,
         GroundTruth.imported_at,
     )
-    with db.session() as s:
-        for study, series, label, source, ref_date, imported in s.execute(select(*columns)):
-            imported_utc = as_utc(imported)
-            key = (-rank.get(source, len(rank)), ref_date or dt.date.min, imported_utc)
-            available = ref_date or imported_utc.date()
+    with db.engine.connect() as conn:
+        for study, series, label, source, ref_date, imported in conn.execute(query):
+            key = (-rank.get(source, len(rank)), ref_date or dt.date.min, imported)
             for uid in (series, study):
                 if uid and (uid not in best or key > best[uid][0]):
-                    best[uid] = (key, int(label), available)
+                    best[uid] = (key, int(label), ref_date or as_utc(imported).date())
     return {uid: (label, available) for uid, (_, label, available) in best.items()}
 
 
-def read_cases(db: Database, until: dt.date | None = None, chunk: int = 50_000) -> CaseTable:
+_FIXED = (
+    "id",
+    "deployment",
+    "site",
+    "model_name",
+    "model_version",
+    "mode",
+    "score",
+    "flag",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "created_at",
+    "features",
+    "StudyDate",
+    "revision",
+)
+
+
+def read_cases(db: Database, until: dt.date | None = None) -> CaseTable:
     """Every prediction acquired up to ``until`` with its features and (available) label."""
     labels = _labels(db)
-    coders = {name: _Coder() for name in ("deployment", "site", "model", "mode", *CATEGORICAL_FEATURES)}
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in ("id", "deployment", "site", "model", "mode", "date", "score", "flag", "label", "label_date")
-    }
-    cat: dict[str, list[int]] = {k: [] for k in CATEGORICAL_FEATURES}
-    num: dict[str, list[float]] = {k: [] for k in NUMERIC_FEATURES}
     instance_cols = [getattr(Instance, k) for k in (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)]
     query = (
         select(
@@ -236,101 +250,58 @@ def read_cases(db: Database, until: dt.date | None = None, chunk: int = 50_000) 
         )
         .join(Study, Study.StudyInstanceUID == Prediction.StudyInstanceUID, isouter=True)
         .join(Instance, Instance.SOPInstanceUID == Prediction.SOPInstanceUID, isouter=True)
-        .order_by(Prediction.id, Instance.revision)
     )
+    newest: dict[int, tuple[Any, ...]] = {}
+    with db.engine.connect() as conn:
+        for row in conn.execute(query):
+            previous = newest.get(row[0])
+            if previous is None or (row[13] or 0) > (previous[13] or 0):
+                newest[row[0]] = tuple(row)
+    rows = list(newest.values())
+    days = [_parse_da(r[12]) or as_utc(r[10]).date() for r in rows]
+    if until is not None:
+        keep = [i for i, d in enumerate(days) if d <= until]
+        rows, days = [rows[i] for i in keep], [days[i] for i in keep]
+    n = len(rows)
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(14 + len(instance_cols))]
     n_cat = len(CATEGORICAL_FEATURES)
-    with db.session() as s:
-        result = s.execute(query.execution_options(yield_per=chunk))
-        rows: list[Any] = []
-        for partition in result.partitions(chunk):
-            rows = _keep_newest(list(partition), rows)
-            if rows and len(rows) > 1:
-                keep, rows = rows[:-1], rows[-1:]  # the last id may continue in the next partition
-                _append(keep, until, labels, coders, cols, cat, num, n_cat)
-        if rows:
-            _append(rows, until, labels, coders, cols, cat, num, n_cat)
-    date = np.array(cols["date"], dtype="datetime64[D]")
-    order = np.lexsort((np.asarray(cols["id"], dtype=np.int64), date))
-    table = CaseTable(
-        prediction_id=np.asarray(cols["id"], dtype=np.int64),
-        deployment=Categorical(np.asarray(cols["deployment"], dtype=np.int32), coders["deployment"].levels()),
-        site=Categorical(np.asarray(cols["site"], dtype=np.int32), coders["site"].levels()),
-        model=Categorical(np.asarray(cols["model"], dtype=np.int32), coders["model"].levels()),
-        mode=Categorical(np.asarray(cols["mode"], dtype=np.int32), coders["mode"].levels()),
-        study_date=date,
-        score=np.asarray(cols["score"], dtype=np.float64),
-        flag=np.asarray(cols["flag"], dtype=bool),
-        label=np.asarray(cols["label"], dtype=np.int8),
-        label_date=np.array(cols["label_date"], dtype="datetime64[D]"),
-        categorical={
-            k: Categorical(np.asarray(v, dtype=np.int32), coders[k].levels()) for k, v in cat.items()
-        },
-        numeric={k: np.asarray(v, dtype=np.float64) for k, v in num.items()},
-    )
-    return table.take(order)
-
-
-def _keep_newest(partition: list[Any], carry: list[Any]) -> list[Any]:
-    """Rows ordered by (id, revision): keep the last (newest revision) of each prediction id."""
-    out = list(carry)
-    for row in partition:
-        if out and out[-1][0] == row[0]:
-            out[-1] = row
-        else:
-            out.append(row)
-    return out
-
-
-def _append(
-    rows: list[Any],
-    until: dt.date | None,
-    labels: dict[str, tuple[int, dt.date]],
-    coders: dict[str, _Coder],
-    cols: dict[str, list[Any]],
-    cat: dict[str, list[int]],
-    num: dict[str, list[float]],
-    n_cat: int,
-) -> None:
-    kept = []
-    for row in rows:
-        day = _parse_da(row[12]) or as_utc(row[10]).date()
-        if until is not None and day > until:
-            continue
-        kept.append((row, day))
-    if not kept:
-        return
-    for row, day in kept:
-        cols["id"].append(row[0])
-        cols["date"].append(day)
-        cols["score"].append(row[6])
-        cols["flag"].append(bool(row[7]))
-        found = labels.get(row[9]) or labels.get(row[8])
-        if found is not None and (until is None or found[1] <= until):
-            cols["label"].append(found[0])
-            cols["label_date"].append(found[1])
-        else:
-            cols["label"].append(-1)
-            cols["label_date"].append(None)
-    cols["deployment"].extend(coders["deployment"].code(r[1] for r, _ in kept))
-    cols["site"].extend(coders["site"].code(r[2] for r, _ in kept))
-    cols["model"].extend(coders["model"].code(f"{r[3]} {r[4]}" for r, _ in kept))
-    cols["mode"].extend(coders["mode"].code(r[5] for r, _ in kept))
-    feature_rows = []
-    for row, _ in kept:
-        if row[13] is None:  # no index row for the scored image: the features stored with the prediction
+    missing_index = [i for i, r in enumerate(rows) if r[13] is None]
+    if missing_index:  # no index row for the scored image: the features stored with the prediction
+        feature_cols = [list(c) for c in columns[14:]]
+        for i in missing_index:
             try:
-                f = json.loads(row[11] or "{}")
+                f = json.loads(rows[i][11] or "{}")
             except ValueError:
                 f = {}
-            feature_rows.append(
-                tuple(f.get(k) for k in CATEGORICAL_FEATURES) + tuple(f.get(k) for k in NUMERIC_FEATURES)
-            )
-        else:
-            feature_rows.append(row[14:])
-    for i, name in enumerate(CATEGORICAL_FEATURES):
-        cat[name].extend(coders[name].code(fr[i] for fr in feature_rows))
-    for j, name in enumerate(NUMERIC_FEATURES):
-        num[name].extend(_number(fr[n_cat + j]) for fr in feature_rows)
+            for j, name in enumerate((*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)):
+                feature_cols[j][i] = f.get(name)
+        columns = [*columns[:14], *feature_cols]
+    label_info = [labels.get(r[9]) or labels.get(r[8]) for r in rows]
+    label = np.fromiter(
+        (-1 if x is None or (until is not None and x[1] > until) else x[0] for x in label_info),
+        np.int8,
+        count=n,
+    )
+    label_date = np.array(
+        [None if x is None or lab < 0 else x[1] for x, lab in zip(label_info, label.tolist(), strict=True)],
+        dtype="datetime64[D]",
+    )
+    table = CaseTable(
+        prediction_id=np.asarray(columns[0], dtype=np.int64),
+        deployment=_encode(list(columns[1])),
+        site=_encode(list(columns[2])),
+        model=_encode([f"{a} {b}" for a, b in zip(columns[3], columns[4], strict=True)]),
+        mode=_encode(list(columns[5])),
+        study_date=np.array(days, dtype="datetime64[D]"),
+        score=np.asarray(columns[6], dtype=np.float64),
+        flag=np.asarray(columns[7], dtype=bool),
+        label=label,
+        label_date=label_date,
+        categorical={k: _encode(list(columns[14 + i])) for i, k in enumerate(CATEGORICAL_FEATURES)},
+        numeric={k: _floats(list(columns[14 + n_cat + j])) for j, k in enumerate(NUMERIC_FEATURES)},
+    )
+    order = np.lexsort((table.prediction_id, table.study_date))
+    return table.take(order)
 
 
 @dataclass(frozen=True)

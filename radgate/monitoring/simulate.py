@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
 from radgate.db import Database
@@ -180,10 +181,39 @@ def write_cases(
                         "origin": "radgate.monitoring.simulate",
                     }
                 )
-            s.execute(insert(Study), studies)
-            s.execute(insert(Instance), instances)
-            s.execute(insert(Prediction), predictions)
-            s.execute(insert(GroundTruth), truth)
+            for table, rows_ in (
+                (Study, studies),
+                (Instance, instances),
+                (Prediction, predictions),
+                (GroundTruth, truth),
+            ):
+                _insert(s, table, rows_)
+
+
+def _sqlite_value(value: object) -> object:
+    """A value as SQLAlchemy's SQLite dialect stores it (so the ORM reads it back unchanged)."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    return value
+
+
+def _insert(session: Session, table: type, rows: list[dict[str, object]]) -> None:
+    """Bulk insert; on SQLite through the driver's executemany (the ORM's per-value processing would
+    dominate a million-row benchmark), elsewhere through SQLAlchemy Core."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    sql = f"INSERT INTO {table.__tablename__} ({', '.join(chr(34) + n + chr(34) for n in names)}) "  # type: ignore[attr-defined]
+    sql += f"VALUES ({', '.join('?' for _ in names)})"
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(sql, [tuple(_sqlite_value(r[n]) for n in names) for r in rows])
 
 
 def binormal_scores(
@@ -241,3 +271,44 @@ def simulate_site(
     )
     months = sorted({f"{d:%Y-%m}" for d in dates})
     return SimulatedSite(len(plans), int(labels.sum()), first, deployment, name, months)
+
+
+def simulate_bulk(
+    db: Database,
+    n: int,
+    start: dt.date = dt.date(2024, 1, 1),
+    months: int = 24,
+    mix: Mapping[str, float] | None = None,
+    seed: int = 0,
+    prevalence: float = 0.15,
+    deployment: str = "bulk-ptx",
+    site: str = "bulk-site",
+    threshold: float = 0.3,
+) -> None:
+    """``n`` simulated cases spread evenly over ``months`` with a fixed vendor ``mix`` (no planning step:
+    for volume benchmarks, where :func:`simulate_site`'s per-study planning would dominate)."""
+    rng = np.random.default_rng(seed)
+    mix = mix or {"ge-dx": 0.6, "fuji-cr": 0.1, "carestream-portable": 0.3}
+    names = sorted(mix)
+    weights = np.array([mix[k] for k in names], float)
+    end = (np.datetime64(start, "M") + months).astype("datetime64[D]")
+    span = int((end - np.datetime64(start, "D")).astype(int))
+    offsets = np.sort(rng.integers(0, span, n))
+    dates = [start + dt.timedelta(days=int(d)) for d in offsets]
+    profiles = [names[i] for i in rng.choice(len(names), size=n, p=weights / weights.sum())]
+    labels = (rng.random(n) < prevalence).astype(np.int8)
+    scores = binormal_scores(rng, labels, profiles, DEFAULT_SCORE_MODELS)
+    write_cases(
+        db,
+        deployment=deployment,
+        site=site,
+        dates=dates,
+        profiles=profiles,
+        labels=labels,
+        scores=scores,
+        threshold=threshold,
+        ages=np.clip(rng.normal(58, 18, n), 1, 99).round(),
+        sexes=["F" if x else "M" for x in rng.random(n) < 0.48],
+        views=["AP" if PROFILES[p].portable else "PA" for p in profiles],
+        key=f"bulk/{seed}/{deployment}",
+    )

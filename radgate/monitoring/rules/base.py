@@ -83,6 +83,7 @@ class RuleContext:
     calibration: Calibration
     settings: MonitoringSettings
     until: dt.date
+    cache: dict[str, Any] = field(default_factory=dict)  # results rules share (e.g. feature drift)
 
     @property
     def monitored(self) -> NDArray[np.bool_]:

@@ -60,6 +60,13 @@ class DriftPoint(dict[str, Any]):
 
 def feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[DriftPoint]:
     """Distances of every configured header feature in every monitored period (drawn on the dashboard)."""
+    key = f"feature_drift/{id(settings)}"
+    if key not in context.cache:
+        context.cache[key] = _feature_drift(context, settings)
+    return list(context.cache[key])
+
+
+def _feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[DriftPoint]:
     cases = context.cases
     ref = np.flatnonzero(context.baseline.mask)
     cat_method = CategoricalDistance(settings.drift_categorical_method)
