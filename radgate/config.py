@@ -29,6 +29,7 @@ __all__ = [
     "InferenceSettings",
     "IngestSettings",
     "PolicySettings",
+    "MonitoringSettings",
     "ResultsSettings",
     "ServerSettings",
     "Settings",
@@ -118,6 +119,66 @@ class PolicySettings:
 
 
 @dataclass
+class MonitoringSettings:
+    """``[monitoring]``: periods, baseline, rules and their parameters, alerts (docs/configuration.md)."""
+
+    period: str = "month"  # week | month | quarter, by acquisition date (StudyDate)
+    reference_period: str = ""  # "2025-01..2025-03" (period keys or ISO dates); empty: go-live validation
+    reference_periods: int = 3  # without a go-live validation or reference_period: the first N periods
+    rules: list[str] = field(
+        default_factory=lambda: [
+            "auc_drop",
+            "auc_drop_ci",
+            "cusum_sensitivity",
+            "cusum_specificity",
+            "input_drift",
+            "output_drift",
+            "new_scanner",
+            "cbpe",
+        ]
+    )
+    plugins: list[str] = field(default_factory=list)  # "package.module:RuleClass", each a MonitoringRule
+    subgroups: list[str] = field(default_factory=lambda: ["ViewPosition", "PatientSex", "AgeBand"])
+    min_positives: int = 10  # per period, for the performance rules
+    min_negatives: int = 10
+    auc_margin: float = 0.02  # auc_drop: point AUC < baseline - margin (the article's heuristic)
+    auc_ci_margin: float = 0.0  # auc_drop_ci: one-sided upper bound < baseline - margin
+    auc_ci_confidence: float = 0.95
+    cusum_in_control_years: float = 2.0  # in-control ARL, in years of the reference's case volume
+    cusum_odds_ratio: float = 2.0  # the shift each CUSUM is tuned for: error odds x this
+    cusum_reference_guard: float = 0.9  # in-control rate: one-sided upper Wilson bound of the reference's
+    drift_categorical: list[str] = field(
+        default_factory=lambda: [
+            "Manufacturer",
+            "ManufacturerModelName",
+            "StationName",
+            "ConvolutionKernel",
+            "ViewPosition",
+            "PhotometricInterpretation",
+            "BitsStored",
+            "PatientSex",
+        ]
+    )
+    drift_numeric: list[str] = field(
+        default_factory=lambda: [
+            "PatientAge", "KVP", "Exposure", "PixelSpacing", "Rows", "Columns", "SliceThickness"
+        ]
+    )
+    drift_categorical_method: str = "jensen_shannon"  # jensen_shannon | chi2
+    drift_numeric_method: str = "ks"  # ks | wasserstein
+    drift_chunks: int = 50
+    drift_sigmas: float = 3.0
+    flag_rate_alpha: float = 0.001  # output_drift: two-sided binomial test of the period's flag rate
+    cbpe_margin: float = 0.03  # cbpe: label-free AUC estimate < baseline - margin
+    interval_s: float = 3600.0  # `serve`: how often monitoring runs
+    webhook_url: str = ""  # empty: no webhook
+    webhook_secret: str = ""  # HMAC-SHA256 key for the X-Radgate-Signature header
+    webhook_max_attempts: int = 8
+    webhook_backoff_s: float = 5.0  # first retry after this, doubling each time
+    webhook_timeout_s: float = 10.0
+
+
+@dataclass
 class Settings:
     data_dir: Path = Path("radgate-data")
     site: str = "default"
@@ -129,6 +190,7 @@ class Settings:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     # [[deployments]] tables, parsed and validated by radgate.routing (keys in docs/model-package.md).
     deployments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -293,9 +355,39 @@ def _validate(settings: Settings) -> None:
             f"assembly.incomplete_policy is {settings.assembly.incomplete_policy!r}; "
             f"expected one of {sorted(policies)}."
         )
+    _validate_monitoring(settings.monitoring)
     for port_key in ("dicom_port", "http_port"):
         port = getattr(settings.server, port_key)
         if not 0 <= port <= 65535:
             raise ConfigError(f"server.{port_key} is {port}; expected 0-65535 (0 picks a free port).")
     if not 1 <= len(settings.server.ae_title) <= 16:
         raise ConfigError(f"server.ae_title {settings.server.ae_title!r} must be 1 to 16 characters.")
+
+
+def _validate_monitoring(m: MonitoringSettings) -> None:
+    choices = {
+        "monitoring.period": (m.period, {"week", "month", "quarter"}),
+        "monitoring.drift_categorical_method": (m.drift_categorical_method, {"jensen_shannon", "chi2"}),
+        "monitoring.drift_numeric_method": (m.drift_numeric_method, {"ks", "wasserstein"}),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key} is {value!r}; expected one of {sorted(allowed)}.")
+    if not 0.5 < m.auc_ci_confidence < 1:
+        raise ConfigError(
+            f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1)."
+        )
+    if not 0.5 <= m.cusum_reference_guard < 1:
+        raise ConfigError(
+            f"monitoring.cusum_reference_guard is {m.cusum_reference_guard}; expected a value in [0.5, 1)."
+        )
+    if m.cusum_in_control_years <= 0 or m.cusum_odds_ratio <= 1:
+        raise ConfigError(
+            f"monitoring.cusum_in_control_years ({m.cusum_in_control_years}) must be > 0 and "
+            f"monitoring.cusum_odds_ratio ({m.cusum_odds_ratio}) > 1."
+        )
+    if m.drift_chunks < 2 or m.reference_periods < 1 or m.webhook_max_attempts < 1:
+        raise ConfigError(
+            "monitoring.drift_chunks must be >= 2, monitoring.reference_periods >= 1 and "
+            "monitoring.webhook_max_attempts >= 1."
+        )

@@ -12,6 +12,7 @@ def register_commands() -> None:
         engine,
         ingest,
         models,
+        monitoring,
         results,
         synth,
         validation,

@@ -21,6 +21,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.results.tables",
     "radgate.validation.tables",
     "radgate.policy.tables",
+    "radgate.monitoring.tables",
 )
 
 

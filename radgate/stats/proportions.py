@@ -19,6 +19,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=64)
 def z_value(confidence: float) -> float:
     """The two-sided standard normal quantile :math:`z_{1-\\alpha/2}` for ``confidence`` = 1 − α."""
     check_confidence(confidence)

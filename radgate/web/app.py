@@ -8,7 +8,7 @@ from radgate import __version__
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
-from radgate.web import api, dicomweb
+from radgate.web import api, dicomweb, monitoring
 from radgate.web.errors import install_error_handlers
 
 
@@ -24,4 +24,5 @@ def create_app(settings: Settings, db: Database, store: InstanceStore) -> FastAP
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(dicomweb.router)
+    app.include_router(monitoring.router)  # director permission to be attached with auth
     return app
