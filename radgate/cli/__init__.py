@@ -8,12 +8,15 @@ from radgate.cli.app import app, console
 def register_commands() -> None:
     """Import the command modules; importing one registers its commands on ``app``."""
     from radgate.cli import (  # noqa: F401
+        audit,
         demo,
         engine,
         ingest,
         models,
         results,
         synth,
+        tokens,
+        users,
         validation,
     )
 

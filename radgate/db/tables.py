@@ -20,6 +20,8 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.engine.tables",
     "radgate.results.tables",
     "radgate.validation.tables",
+    "radgate.auth.tables",
+    "radgate.audit.tables",
 )
 
 

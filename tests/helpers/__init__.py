@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (imported from here, never from another test file)."""
