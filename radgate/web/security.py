@@ -21,10 +21,12 @@ session's CSRF token, as the ``csrf_token`` form field or the ``X-CSRF-Token`` h
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from radgate.auth import Permission, Principal
 from radgate.auth import service as auth
@@ -36,9 +38,12 @@ __all__ = [
     "CSRF_HEADER",
     "SESSION_COOKIE",
     "LoginRedirect",
+    "RouteDeclaration",
     "current_principal",
+    "declared_permissions",
     "public",
     "require",
+    "route_declarations",
 ]
 
 SESSION_COOKIE = "radgate_session"
@@ -152,3 +157,24 @@ def declared_permissions(dependant: Any) -> set[Any]:
             found.add(marker)
         stack.extend(getattr(dep, "dependencies", []))
     return found
+
+
+@dataclass(frozen=True)
+class RouteDeclaration:
+    method: str
+    path: str
+    permissions: frozenset[Any]  # what the route's dependency tree declares; empty: nothing (a bug)
+    is_api_route: bool  # False: a mount or plain Starlette route, which no dependency guards
+
+
+def route_declarations(app: FastAPI) -> list[RouteDeclaration]:
+    """Every (method, path) the app serves, with the permissions it declares (for the route-walk test)."""
+    out = []
+    for context in iter_route_contexts(app.routes):
+        original = context.original_route
+        is_api = isinstance(original, APIRoute)
+        dependant = getattr(context, "dependant", None) if is_api else None
+        declared = frozenset(declared_permissions(dependant)) if dependant is not None else frozenset()
+        for method in sorted((context.methods or {"*"}) - {"HEAD"}):
+            out.append(RouteDeclaration(method, str(context.path), declared, is_api))
+    return out

@@ -49,7 +49,9 @@ def sign_in(client: httpx.Client, username: str, password: str = PASSWORD) -> ht
     """Sign in like a browser: fetch the form (and its CSRF cookie), post it; returns the POST's response."""
     token = login_csrf(client)
     return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token, "next": "/"}
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token, "next": "/"},
+        follow_redirects=False,
     )
 
 
