@@ -83,3 +83,6 @@ def test_tokens_commands(tmp_path: Path) -> None:
     assert info["revoked_at"] is not None
     actions = [json.loads(line)["action"] for line in _run(data, "audit", "export", "--format", "jsonl").stdout.splitlines()]
     assert actions[:3] == ["user.add", "token.create", "dicomweb.search"] and "token.revoke" in actions
+    assert "audit.export" not in actions  # an export never holds its own entry ...
+    last = _run(data, "audit", "export", "--format", "json", "--action", "audit.")
+    assert [e["action"] for e in json.loads(last.stdout)] == ["audit.export"]  # ... the next one does

@@ -11,6 +11,7 @@ import typer
 
 from radgate import audit
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, err_console, fail, settings_from
+from radgate.cli.users import cli_actor
 from radgate.db import database_for
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.")
@@ -51,22 +52,28 @@ def audit_export(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Export the audit log, oldest first, with each entry's hashes, for a SIEM."""
+    """Export the audit log, oldest first, with each entry's hashes, for a SIEM. The export is audited."""
     if format not in ("json", "jsonl"):
         raise fail(f"--format {format!r} is not supported; use json or jsonl.", 2)
     db = database_for(settings_from(data_dir, config))
     out = output.open("w", encoding="utf-8") if output else sys.stdout
+    count = 0
     try:
         with db.session() as s:
-            entries = audit.iter_entries(s, action=action)
-            if format == "jsonl":
-                for entry in entries:
-                    out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            else:
+            if format == "json":
                 out.write("[")
-                for i, entry in enumerate(entries):
-                    out.write(("," if i else "") + "\n" + json.dumps(entry, ensure_ascii=False))
+            for entry in audit.iter_entries(s, action=action):
+                line = json.dumps(entry, ensure_ascii=False)
+                if format == "jsonl":
+                    out.write(line + "\n")
+                else:
+                    out.write(("," if count else "") + "\n" + line)
+                count += 1
+            if format == "json":
                 out.write("\n]\n")
     finally:
         if output:
             out.close()
+    # Recorded after the export, so an export never contains its own entry.
+    detail = {"format": format, "entries": count, "action": action}
+    audit.record_in(db, cli_actor(), "audit.export", str(output) if output else "stdout", detail)

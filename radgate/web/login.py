@@ -39,6 +39,11 @@ def _client(request: Request) -> str | None:
 def _login_form(request: Request, next_url: str, error: str | None = None, status: int = 200) -> HTMLResponse:
     token = new_secret()
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    if auth.count_users(request.app.state.db) == 0:
+        message += (
+            "<p>No users yet. On the server, create the first admin: "
+            "<code>radgate users add NAME --role admin --password-stdin</code></p>"
+        )
     body = f"""<h1>Sign in to radgate</h1>{message}
 <form method="post" action="/login" id="login">
 <input type="hidden" name="csrf_token" value="{token}">
