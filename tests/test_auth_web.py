@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from radgate.audit import AuditEntry, verify_chain
 from radgate.auth import Role
 from radgate.auth import service as auth
+from radgate.auth.tables import WebSession
+from radgate.clock import utcnow
 from radgate.config import Settings, load_settings
 from radgate.db import Database, open_database
 from radgate.gateway import Gateway
@@ -93,12 +95,16 @@ def test_wrong_password_then_lock_out(settings: Settings, db: Database) -> None:
 
 
 def test_idle_session_is_signed_out(settings: Settings, db: Database) -> None:
-    settings.auth.session_idle_minutes = 1.0 / 60  # one second
+    settings.auth.session_idle_minutes = 10
     make_user(db, "carol", Role.DIRECTOR)
     with _client(settings, db) as client:
         assert sign_in(client, "carol").status_code == 303
         assert client.get("/").status_code == 200
-        time.sleep(1.5)
+        with db.session() as s:  # the browser was last seen 9 minutes ago: still signed in
+            s.execute(update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=9)))
+        assert client.get("/").status_code == 200
+        with db.session() as s:  # and now 11 minutes ago (the last request refreshed it): signed out
+            s.execute(update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=11)))
         assert client.get("/").status_code == 401
     assert any(a[1] == "auth.session_expired" for a in _actions(db))
 
