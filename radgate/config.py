@@ -24,6 +24,7 @@ from radgate.errors import Invalid
 
 __all__ = [
     "AssemblySettings",
+    "AuthSettings",
     "ConfigError",
     "DatabaseSettings",
     "InferenceSettings",
@@ -33,6 +34,7 @@ __all__ = [
     "ResultsSettings",
     "ServerSettings",
     "Settings",
+    "TlsSettings",
     "iter_keys",
     "load_settings",
 ]
@@ -179,6 +181,25 @@ class MonitoringSettings:
 
 
 @dataclass
+class AuthSettings:
+    session_idle_minutes: float = 30.0  # a browser session unused this long is signed out
+    session_max_hours: float = 12.0  # and any session ends this long after sign-in
+    lockout_attempts: int = 5  # consecutive wrong passwords before the account is locked
+    lockout_minutes: float = 15.0
+    min_password_length: int = 12
+    accept_any_called_ae: bool = False  # False: associations must call this gateway's own AE title
+
+
+@dataclass
+class TlsSettings:
+    cert_file: str = ""  # PEM certificate (with chain) for HTTPS and DICOM TLS
+    key_file: str = ""  # PEM private key
+    ca_file: str = ""  # DICOM TLS: require client certificates signed by these CAs; empty: none asked
+    http: bool = False  # serve HTTPS instead of HTTP
+    dicom: bool = False  # DIMSE over TLS (PS3.15 Annex B) on server.dicom_port
+
+
+@dataclass
 class Settings:
     data_dir: Path = Path("radgate-data")
     site: str = "default"
@@ -191,6 +212,8 @@ class Settings:
     results: ResultsSettings = field(default_factory=ResultsSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     # [[deployments]] tables, parsed and validated by radgate.routing (keys in docs/model-package.md).
     deployments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -362,6 +385,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"server.{port_key} is {port}; expected 0-65535 (0 picks a free port).")
     if not 1 <= len(settings.server.ae_title) <= 16:
         raise ConfigError(f"server.ae_title {settings.server.ae_title!r} must be 1 to 16 characters.")
+    _validate_auth_tls(settings)
 
 
 def _validate_monitoring(m: MonitoringSettings) -> None:
@@ -391,3 +415,24 @@ def _validate_monitoring(m: MonitoringSettings) -> None:
             "monitoring.drift_chunks must be >= 2, monitoring.reference_periods >= 1 and "
             "monitoring.webhook_max_attempts >= 1."
         )
+
+
+def _validate_auth_tls(settings: Settings) -> None:
+    auth = settings.auth
+    for key in ("session_idle_minutes", "session_max_hours", "lockout_minutes"):
+        if getattr(auth, key) <= 0:
+            raise ConfigError(f"auth.{key} is {getattr(auth, key)}; expected a positive number.")
+    if auth.lockout_attempts < 1:
+        raise ConfigError(f"auth.lockout_attempts is {auth.lockout_attempts}; expected 1 or more.")
+    if auth.min_password_length < 8:
+        raise ConfigError(f"auth.min_password_length is {auth.min_password_length}; expected 8 or more.")
+    tls = settings.tls
+    if tls.http or tls.dicom:
+        for key in ("cert_file", "key_file"):
+            value = getattr(tls, key)
+            if not value:
+                raise ConfigError(f"tls.{key} is empty but tls.http or tls.dicom is on; give a PEM file.")
+            if not Path(value).is_file():
+                raise ConfigError(f"tls.{key} {value!r} does not exist; give the path of a PEM file.")
+    if tls.ca_file and not Path(tls.ca_file).is_file():
+        raise ConfigError(f"tls.ca_file {tls.ca_file!r} does not exist; give a PEM file of CA certificates.")

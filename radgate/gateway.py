@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import uvicorn
 
 from radgate.assembly import Assembler, SeriesCompleteHook
+from radgate.auth.service import count_users
 from radgate.config import Settings
 from radgate.db import Database, database_for
 from radgate.engine import Engine
@@ -68,14 +69,22 @@ class Gateway:
         sock = self._http.servers[0].sockets[0]
         return int(sock.getsockname()[1])
 
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if self.settings.tls.http else "http"
+        return f"{scheme}://{self.settings.server.host}:{self.http_port}"
+
     def start(self) -> None:
         self.dicom.start()
+        tls = self.settings.tls
         config = uvicorn.Config(
             self.app,
             host=self.settings.server.host,
             port=self.settings.server.http_port,
             log_level="warning",
             access_log=False,
+            ssl_certfile=tls.cert_file if tls.http else None,
+            ssl_keyfile=tls.key_file if tls.http else None,
         )
         self._http = uvicorn.Server(config)
         self._http_thread = threading.Thread(target=self._http.run, name="radgate-http", daemon=True)
@@ -92,7 +101,13 @@ class Gateway:
             time.sleep(0.05)
         for service in self.services:
             service.start()
-        log.info("radgate gateway running: DICOM port %d, HTTP port %d", self.dicom.port, self.http_port)
+        log.info("radgate gateway running: DICOM port %d, %s", self.dicom.port, self.http_url)
+        if count_users(self.db) == 0:
+            log.warning(
+                "No users yet: nothing but /healthz answers on HTTP. Create the first admin with "
+                "`radgate users add NAME --role admin --password-stdin --data-dir %s`.",
+                self.settings.data_dir,
+            )
 
     def stop(self) -> None:
         for service in reversed(self.services):

@@ -5,7 +5,9 @@
 #   orthanc          the PACS peer; orthanc-dicomweb its DICOMweb plugin
 #   postgresql       the production database (tests start a throwaway cluster)
 #   libpixelmed-java PixelMed's DicomSRValidator (TID 1500 content checks); Java runtime comes with it
-#   chromium         the browser the page tests drive through Playwright's Python package
+#   chromium         the browser the Playwright sign-in test drives (executable_path=/usr/bin/chromium;
+#                    Playwright's own browser download is never used)
+#   openssl          makes the throwaway certificates of the TLS tests
 set -euo pipefail
 need=()
 command -v storescu >/dev/null || need+=(dcmtk)
@@ -17,6 +19,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -f /usr/share/java/pixelmed.jar ] || need+=(libpixelmed-java)
 command -v java >/dev/null || need+=(default-jre-headless)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   echo "test peers: all present"
   exit 0

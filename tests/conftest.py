@@ -83,3 +83,12 @@ def gateway(settings: Settings) -> Iterator[object]:
     finally:
         gw.stop()
         gw.db.dispose()
+
+
+@pytest.fixture
+def admin_headers(gateway: object) -> dict[str, str]:
+    """``Authorization: Bearer`` headers of an admin's token on the running gateway."""
+    from radgate.auth import Role
+    from tests.helpers.auth import token_headers
+
+    return token_headers(gateway.db, Role.ADMIN)  # type: ignore[attr-defined]

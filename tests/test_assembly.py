@@ -102,7 +102,7 @@ def test_instance_after_completion_reopens_and_completes_again(settings: Setting
         assert study.status == "complete" and study.reopened_count == 1
 
 
-def test_expected_count_from_the_api_and_the_cli(gateway, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_expected_count_from_the_api_and_the_cli(gateway, tmp_path, admin_headers) -> None:  # type: ignore[no-untyped-def]
     """PUT /api/series/{uid}/expected and `radgate expect` reach the running assembler."""
     import httpx
     from typer.testing import CliRunner
@@ -112,10 +112,11 @@ def test_expected_count_from_the_api_and_the_cli(gateway, tmp_path) -> None:  # 
     series = f"{STUDY}.9"
     send(gateway.store, series, 2)
     base = f"http://127.0.0.1:{gateway.http_port}"
-    r = httpx.put(f"{base}/api/series/{series}/expected", json={"count": 3})
+    h = admin_headers
+    r = httpx.put(f"{base}/api/series/{series}/expected", json={"count": 3}, headers=h)
     assert r.status_code == 200 and r.json()["expected_instances"] == 3
-    assert httpx.put(f"{base}/api/series/1.2.3/expected", json={"count": 3}).status_code == 404
-    assert httpx.put(f"{base}/api/series/{series}/expected", json={"count": 0}).status_code == 400
+    assert httpx.put(f"{base}/api/series/1.2.3/expected", json={"count": 3}, headers=h).status_code == 404
+    assert httpx.put(f"{base}/api/series/{series}/expected", json={"count": 0}, headers=h).status_code == 400
     cli.register_commands()
     data = ["--data-dir", str(gateway.settings.data_dir)]
     result = CliRunner().invoke(cli.app, ["expect", series, "4", *data])

@@ -13,8 +13,8 @@ from tests.dicomgen import make_dx, to_bytes
 
 
 @pytest.fixture
-def client(gateway: Gateway) -> DICOMwebClient:
-    return DICOMwebClient(url=f"http://127.0.0.1:{gateway.http_port}/dicomweb")
+def client(gateway: Gateway, admin_headers: dict[str, str]) -> DICOMwebClient:
+    return DICOMwebClient(url=f"http://127.0.0.1:{gateway.http_port}/dicomweb", headers=admin_headers)
 
 
 def test_stow_and_qido_with_dicomweb_client(client: DICOMwebClient, gateway: Gateway) -> None:
@@ -54,7 +54,7 @@ def test_stow_and_qido_with_dicomweb_client(client: DICOMwebClient, gateway: Gat
     assert len(one) == 1
 
 
-def test_stow_reports_failures_per_instance(gateway: Gateway) -> None:
+def test_stow_reports_failures_per_instance(gateway: Gateway, admin_headers: dict[str, str]) -> None:
     good = make_dx()
     bad = make_dx()
     del bad.SeriesInstanceUID
@@ -66,7 +66,10 @@ def test_stow_reports_failures_per_instance(gateway: Gateway) -> None:
     r = httpx.post(
         f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies",
         content=body,
-        headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+        headers={
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            **admin_headers,
+        },
     )
     assert r.status_code == 202  # some stored, some failed (PS3.18 Table 10.5.3-2)
     response = pydicom.Dataset.from_json(r.json())
@@ -77,38 +80,44 @@ def test_stow_reports_failures_per_instance(gateway: Gateway) -> None:
     assert "SeriesInstanceUID is missing" in failed[0][0x00000902].value
 
 
-def test_stow_wrong_study_and_bad_media_type(gateway: Gateway, client: DICOMwebClient) -> None:
+def test_stow_wrong_study_and_bad_media_type(
+    gateway: Gateway, client: DICOMwebClient, admin_headers: dict[str, str]
+) -> None:
     ds = make_dx()
     with pytest.raises(Exception):  # noqa: B017 - dicomweb-client raises requests' HTTPError on 409
         client.store_instances([ds], study_instance_uid="1.2.3.4.5")
     r = httpx.post(
         f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies",
         content=b"x",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **admin_headers},
     )
     assert r.status_code == 415
     assert r.json()["ok"] is False and "multipart/related" in r.json()["error"]
 
 
-def test_qido_unknown_attribute_is_a_clear_400(gateway: Gateway) -> None:
-    r = httpx.get(f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies", params={"Frobnicate": "1"})
+def test_qido_unknown_attribute_is_a_clear_400(gateway: Gateway, admin_headers: dict[str, str]) -> None:
+    r = httpx.get(
+        f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies", params={"Frobnicate": "1"}, headers=admin_headers
+    )
     assert r.status_code == 400
     body = r.json()
     assert body == {"ok": False, "status": 400, "title": "Bad Request", "error": body["error"]}
     assert "Frobnicate" in body["error"] and "supported" in body["error"]
 
 
-def test_healthz_and_rejections_page(gateway: Gateway) -> None:
+def test_healthz_and_rejections_page(gateway: Gateway, admin_headers: dict[str, str]) -> None:
     base = f"http://127.0.0.1:{gateway.http_port}"
-    assert httpx.get(f"{base}/healthz").json()["ok"] is True
+    assert httpx.get(f"{base}/healthz").json()["ok"] is True  # open, no credentials
     gateway.store.store_bytes(b"garbage" * 50, source="import", origin="x")
-    rows = httpx.get(f"{base}/api/rejections").json()
+    rows = httpx.get(f"{base}/api/rejections", headers=admin_headers).json()
     assert rows and "Not a DICOM file" in rows[0]["reason"]
-    page = httpx.get(f"{base}/rejections").text
+    page = httpx.get(f"{base}/rejections", headers=admin_headers).text
     assert "Not a DICOM file" in page and "not a medical device" in page
 
 
-def test_wado_rs_retrieves_what_stow_stored(client: DICOMwebClient, gateway: Gateway) -> None:
+def test_wado_rs_retrieves_what_stow_stored(
+    client: DICOMwebClient, gateway: Gateway, admin_headers: dict[str, str]
+) -> None:
     """The RetrieveURLs radgate hands out resolve: dicomweb-client retrieves instance, series and study."""
     study = "1.2.826.0.1.3680043.10.543.2"
     datasets = [make_dx(study, f"{study}.1", f"{study}.1.{i}", seed=i) for i in range(2)]
@@ -121,5 +130,7 @@ def test_wado_rs_retrieves_what_stow_stored(client: DICOMwebClient, gateway: Gat
     series = client.retrieve_series(study, f"{study}.1")
     assert [ds.SOPInstanceUID for ds in series] == [f"{study}.1.0", f"{study}.1.1"]
     assert len(client.retrieve_study(study)) == 3
-    missing = httpx.get(f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies/1.2.3/series/4/instances/5")
+    missing = httpx.get(
+        f"http://127.0.0.1:{gateway.http_port}/dicomweb/studies/1.2.3/series/4/instances/5", headers=admin_headers
+    )
     assert missing.status_code == 404 and missing.json()["ok"] is False

@@ -61,7 +61,7 @@ def test_kill_9_loses_no_acknowledged_instance(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     proc, port = start_server(data_dir)
     sender = subprocess.Popen(
-        ["storescu", "-v", "+sd", "-nh", "127.0.0.1", str(port), str(files)],
+        ["storescu", "-aec", "RADGATE", "-v", "+sd", "-nh", "127.0.0.1", str(port), str(files)],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -97,7 +97,7 @@ def test_kill_9_loses_no_acknowledged_instance(tmp_path: Path) -> None:
     proc2, port2 = start_server(data_dir)
     try:
         result = subprocess.run(
-            ["storescu", "+sd", "127.0.0.1", str(port2), str(files)],
+            ["storescu", "-aec", "RADGATE", "+sd", "127.0.0.1", str(port2), str(files)],
             capture_output=True,
             env=dict(os.environ, TCP_NODELAY="1"),
             timeout=120,

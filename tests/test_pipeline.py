@@ -47,7 +47,7 @@ def _settings(tmp_path: Path, mode: str, send_to: list[str]) -> Settings:
 
 def _send(gateway: Gateway, folder: Path) -> None:
     result = subprocess.run(
-        ["storescu", "+sd", "-aet", "MODALITY", "127.0.0.1", str(gateway.dicom.port), str(folder)],
+        ["storescu", "-aec", "RADGATE", "+sd", "-aet", "MODALITY", "127.0.0.1", str(gateway.dicom.port), str(folder)],
         capture_output=True, text=True, env=dict(os.environ, TCP_NODELAY="1"), timeout=60,
     )
     assert result.returncode == 0, result.stderr

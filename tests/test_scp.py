@@ -47,6 +47,8 @@ def test_storescu_stores_every_transfer_syntax_and_pixels_decode(gateway: Gatewa
         result = run(
             "storescu",
             option,
+            "-aec",
+            "RADGATE",
             "-aet",
             "MODALITY",
             "127.0.0.1",
@@ -85,9 +87,9 @@ def test_refused_calling_ae_and_wrong_host(tmp_path: Path) -> None:
     )
     with Gateway(settings) as gw:
         port = str(gw.dicom.port)
-        ok = run("echoscu", "-aet", "MODALITY", "127.0.0.1", port)
-        refused = run("storescu", "-aet", "INTRUDER", "127.0.0.1", port, get_testdata_file("CT_small.dcm"))
-        wrong_host = run("echoscu", "-aet", "OTHER", "127.0.0.1", port)
+        ok = run("echoscu", "-aec", "RADGATE", "-aet", "MODALITY", "127.0.0.1", port)
+        refused = run("storescu", "-aec", "RADGATE", "-aet", "INTRUDER", "127.0.0.1", port, get_testdata_file("CT_small.dcm"))
+        wrong_host = run("echoscu", "-aec", "RADGATE", "-aet", "OTHER", "127.0.0.1", port)
         assert ok.returncode == 0
         assert refused.returncode != 0 and "Rejected" in refused.stderr
         assert wrong_host.returncode != 0 and "Rejected" in wrong_host.stderr
@@ -124,7 +126,7 @@ def test_concurrent_associations(gateway: Gateway, tmp_path: Path) -> None:
     def send(folder: Path) -> None:
         results.append(
             run(
-                "storescu", "-aet", "MODALITY", "+sd", "127.0.0.1", str(gateway.dicom.port), str(folder)
+                "storescu", "-aec", "RADGATE", "-aet", "MODALITY", "+sd", "127.0.0.1", str(gateway.dicom.port), str(folder)
             ).returncode
         )
 
@@ -146,13 +148,13 @@ def test_bad_instance_gets_failure_status_and_server_keeps_serving(gateway: Gate
     good = tmp_path / "good.dcm"
     make_dx().save_as(good, enforce_file_format=True)
     result = run(
-        "storescu", "-v", "-nh", "-aet", "MODALITY", "127.0.0.1", str(gateway.dicom.port), str(bad), str(good)
+        "storescu", "-aec", "RADGATE", "-v", "-nh", "-aet", "MODALITY", "127.0.0.1", str(gateway.dicom.port), str(bad), str(good)
     )
     assert "Error: CannotUnderstand" in result.stderr, result.stderr  # 0xC000, PS3.4 B.2.3
     with gateway.db.session() as s:
         assert len(s.scalars(select(Instance)).all()) == 1
         assert "StudyInstanceUID is missing" in s.scalars(select(Rejection)).one().reason
-    assert run("echoscu", "127.0.0.1", str(gateway.dicom.port)).returncode == 0
+    assert run("echoscu", "-aec", "RADGATE", "127.0.0.1", str(gateway.dicom.port)).returncode == 0
 
 
 def test_settings_fixture_is_isolated(settings: Settings) -> None:

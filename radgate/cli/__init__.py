@@ -8,6 +8,7 @@ from radgate.cli.app import app, console
 def register_commands() -> None:
     """Import the command modules; importing one registers its commands on ``app``."""
     from radgate.cli import (  # noqa: F401
+        audit,
         demo,
         engine,
         ingest,
@@ -15,6 +16,8 @@ def register_commands() -> None:
         monitoring,
         results,
         synth,
+        tokens,
+        users,
         validation,
     )
 

@@ -68,7 +68,7 @@ def serve(
         raise fail(f"Could not start the gateway: {exc}") from exc
     console.print(
         f"radgate [bold]{settings.server.ae_title}[/bold] listening: DICOM {settings.server.host}:"
-        f"{gateway.dicom.port}, HTTP http://{settings.server.host}:{gateway.http_port} "
+        f"{gateway.dicom.port}, HTTP {gateway.http_url} "
         f"(data in {settings.data_dir}). Ctrl-C stops.",
     )
     # A line the tests and scripts can wait for.

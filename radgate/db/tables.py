@@ -22,6 +22,8 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.validation.tables",
     "radgate.policy.tables",
     "radgate.monitoring.tables",
+    "radgate.auth.tables",
+    "radgate.audit.tables",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,22 @@ def parse_allow_entry(text: str) -> AllowEntry:
     return AllowEntry(aet, host.strip() or None)
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when ``tls.dicom`` is on (PS3.15 Annex B secure transport), else None.
+
+    TLS 1.2 or newer; with ``tls.ca_file``, callers must present a certificate signed by one of those CAs.
+    """
+    if not settings.tls.dicom:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
+    if settings.tls.ca_file:
+        context.load_verify_locations(settings.tls.ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class DicomServer:
     """The DIMSE SCP of one gateway; ``start()`` returns once it listens, ``stop()`` closes it."""
 
@@ -90,7 +107,9 @@ class DicomServer:
             (evt.EVT_C_STORE, self._on_store),
         ]
         address = (self.settings.server.host, self.settings.server.dicom_port)
-        server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        server = self.ae.start_server(
+            address, block=False, evt_handlers=handlers, ssl_context=tls_context(self.settings)
+        )
         assert server is not None  # block=False always returns the server
         self.server = server
         log.info("DICOM SCP %s listening on %s:%d", self.settings.server.ae_title, address[0], self.port)
@@ -125,6 +144,20 @@ class DicomServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
+        called = str(assoc.requestor.primitive.called_ae_title).strip()
+        if not self.settings.auth.accept_any_called_ae and called != self.settings.server.ae_title:
+            reason = (
+                f"Association from calling AE {calling!r} at {address} refused: it called AE title "
+                f"{called!r}, this gateway is {self.settings.server.ae_title!r} "
+                "(auth.accept_any_called_ae accepts any)."
+            )
+            log.warning(reason)
+            self.store.record_refusal("dimse", calling, address, reason)
+            # Permanent, service user, "called AE title not recognised" (PS3.8 9.3.4).
+            assoc.acse.send_reject(0x01, 0x01, 0x07)
+            assoc.is_rejected = True
+            assoc.kill()
+            return
         if not self.is_allowed(calling, address):
             reason = (
                 f"Association from calling AE {calling!r} at {address} refused: not on the allowlist "

@@ -318,6 +318,9 @@ class Deployment:
 def record_change(
     session: Session, name: str, field_: str, old: Any, new: Any, by: str, note: str | None = None
 ) -> None:
+    """Record a change to deployment ``name`` in its history and in the audit log (same transaction)."""
+    from radgate import audit  # the audit log is a leaf package; imported here to keep routing light
+
     session.add(
         DeploymentChange(
             at=utcnow(),
@@ -328,6 +331,13 @@ def record_change(
             changed_by=by,
             note=note,
         )
+    )
+    audit.record(
+        session,
+        by,
+        f"deployment.{field_}",
+        name,
+        {"from": None if old is None else str(old), "to": None if new is None else str(new), "note": note},
     )
 
 

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from radgate import __version__
+from radgate import __version__, audit
 from radgate.assembly import set_expected
+from radgate.auth import Permission, Principal
 from radgate.ingest.status import ingest_counts, recent_rejections, series_status
 from radgate.web.deps import DatabaseDep, SessionDep, SettingsDep
 from radgate.web.errors import ApiError
+from radgate.web.pages import page
+from radgate.web.security import public, require
 
 router = APIRouter()
 
-NOT_A_DEVICE = "radgate is infrastructure for validating and monitoring AI. It is not a medical device."
 
-
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[public()])
 def healthz(settings: SettingsDep, db: DatabaseDep, session: SessionDep) -> dict[str, Any]:
     return {
         "ok": True,
@@ -31,12 +32,12 @@ def healthz(settings: SettingsDep, db: DatabaseDep, session: SessionDep) -> dict
     }
 
 
-@router.get("/api/rejections")
+@router.get("/api/rejections", dependencies=[require(Permission.INGEST_READ)])
 def api_rejections(session: SessionDep, limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
     return recent_rejections(session, limit)
 
 
-@router.get("/api/series")
+@router.get("/api/series", dependencies=[require(Permission.INGEST_READ)])
 def api_series(session: SessionDep, limit: int = Query(200, ge=1, le=10000)) -> list[dict[str, Any]]:
     return series_status(session, limit)
 
@@ -46,17 +47,27 @@ class ExpectedCount(BaseModel):
 
 
 @router.put("/api/series/{series_uid}/expected")
-def api_series_expected(series_uid: str, body: ExpectedCount, db: DatabaseDep) -> dict[str, Any]:
+def api_series_expected(
+    series_uid: str,
+    body: ExpectedCount,
+    db: DatabaseDep,
+    principal: Annotated[Principal, require(Permission.INGEST_MANAGE)],
+) -> dict[str, Any]:
     """Tell the assembler how many instances a series will have (it completes as soon as they are in)."""
     try:
         set_expected(db, series_uid, body.count)
     except LookupError as exc:
         raise ApiError(404, str(exc)) from exc
+    audit.record_in(db, principal.actor, "series.set_expected", series_uid, {"count": body.count})
     return {"ok": True, "SeriesInstanceUID": series_uid, "expected_instances": body.count}
 
 
 @router.get("/rejections", response_class=HTMLResponse)
-def page_rejections(session: SessionDep, limit: int = Query(200, ge=1, le=10000)) -> str:
+def page_rejections(
+    session: SessionDep,
+    principal: Annotated[Principal, require(Permission.INGEST_READ)],
+    limit: int = Query(200, ge=1, le=10000),
+) -> str:
     rows = recent_rejections(session, limit)
     cells = "".join(
         "<tr>"
@@ -67,11 +78,7 @@ def page_rejections(session: SessionDep, limit: int = Query(200, ge=1, le=10000)
         + "</tr>"
         for r in rows
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>radgate - rejections</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px;text-align:left}}
-.banner{{background:#fff3cd;padding:8px;margin-bottom:1em}}</style></head><body>
-<div class="banner">{NOT_A_DEVICE}</div>
-<h1>Recent rejections and quarantine</h1><p>{len(rows)} shown, newest first.</p>
+    body = f"""<h1>Recent rejections and quarantine</h1><p>{len(rows)} shown, newest first.</p>
 <table><tr><th>When (UTC)</th><th>Source</th><th>Calling AE</th><th>SOP Instance UID</th><th>Status</th>
-<th>Reason</th></tr>{cells}</table></body></html>"""
+<th>Reason</th></tr>{cells}</table>"""
+    return page("rejections", body, principal)

@@ -1,4 +1,4 @@
-"""The FastAPI application of a running gateway."""
+"""The FastAPI application of a running gateway. Every route declares its permission (web/security.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from radgate import __version__
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
-from radgate.web import api, dicomweb, monitoring
+from radgate.web import api, dicomweb, docs, login, monitoring
 from radgate.web.errors import install_error_handlers
 
 
@@ -17,12 +17,17 @@ def create_app(settings: Settings, db: Database, store: InstanceStore) -> FastAP
         title="radgate",
         version=__version__,
         description="AI gateway for medical imaging. Infrastructure, not a medical device.",
+        docs_url=None,  # served by web/docs.py: offline assets, sign-in required
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.db = db
     app.state.store = store
     install_error_handlers(app)
+    app.include_router(login.router)
     app.include_router(api.router)
     app.include_router(dicomweb.router)
-    app.include_router(monitoring.router)  # director permission to be attached with auth
+    app.include_router(monitoring.router)
+    app.include_router(docs.router)
     return app

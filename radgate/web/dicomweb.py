@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from radgate import audit
+from radgate.auth import Permission, Principal
 from radgate.dicomweb import (
     MultipartError,
     QidoError,
@@ -20,9 +22,21 @@ from radgate.dicomweb.upload import BodyRefused, SpooledBody, UploadLimits, spoo
 from radgate.dicomweb.wado import instance_paths, multipart_body
 from radgate.web.deps import SessionDep, StoreDep
 from radgate.web.errors import ApiError, error_response
+from radgate.web.security import require
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
+Reader = Annotated[Principal, require(Permission.DICOMWEB_READ)]
+Storer = Annotated[Principal, require(Permission.DICOMWEB_STORE)]
+MAX_AUDITED_UIDS = 100
+
+
+def _audit_view(
+    request: Request, principal: Principal, action: str, target: str | None, detail: dict[str, Any]
+) -> None:
+    """Every access to patient-bearing data is an audit entry: who, what (UIDs, never names), when."""
+    detail["client"] = request.client.host if request.client else None
+    audit.record_in(request.app.state.db, principal.actor, action, target, detail)
 
 
 def _base_url(request: Request) -> str:
@@ -36,7 +50,9 @@ def _base_url(request: Request) -> str:
     return root + request.scope.get("root_path", "") + "/dicomweb"
 
 
-async def _stow_request(request: Request, store: StoreDep, study_uid: str | None) -> JSONResponse:
+async def _stow_request(
+    request: Request, store: StoreDep, study_uid: str | None, principal: Principal
+) -> JSONResponse:
     """Stream the body to disk within server.max_request_bytes and the slow-client timeouts, then store."""
     from starlette.concurrency import run_in_threadpool
 
@@ -47,16 +63,18 @@ async def _stow_request(request: Request, store: StoreDep, study_uid: str | None
         response = error_response(exc.status, exc.message)
         response.headers["Connection"] = "close"  # the rest of the body is never read: end the connection
         return response
-    return await run_in_threadpool(_stow, request, store, body, study_uid)
+    return await run_in_threadpool(_stow, request, store, body, study_uid, principal)
 
 
-def _stow(request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None) -> JSONResponse:
+def _stow(
+    request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None, principal: Principal
+) -> JSONResponse:
     with spooled:
-        return _stow_parts(request, store, spooled, study_uid)
+        return _stow_parts(request, store, spooled, study_uid, principal)
 
 
 def _stow_parts(
-    request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None
+    request: Request, store: StoreDep, spooled: SpooledBody, study_uid: str | None, principal: Principal
 ) -> JSONResponse:
     try:
         part_type, parts = parse_multipart_related(request.headers.get("content-type", ""), spooled.buffer())
@@ -68,6 +86,18 @@ def _stow_parts(
         raise ApiError(400, "The request holds no parts.")
     client = request.client.host if request.client else None
     result = store_parts(store, parts, study_uid=study_uid, origin=client)
+    studies = sorted({o.StudyInstanceUID for o in result.outcomes if o.ok and o.StudyInstanceUID})
+    _audit_view(
+        request,
+        principal,
+        "dicomweb.store",
+        study_uid,
+        {
+            "parts": len(parts),
+            "stored": sum(1 for o in result.outcomes if o.ok),
+            "studies": studies[:MAX_AUDITED_UIDS],
+        },
+    )
     return JSONResponse(
         result.response(_base_url(request)).to_json_dict(),
         status_code=result.http_status,
@@ -76,45 +106,67 @@ def _stow_parts(
 
 
 @router.post("/studies")
-async def stow_studies(request: Request, store: StoreDep) -> JSONResponse:
-    return await _stow_request(request, store, None)
+async def stow_studies(request: Request, store: StoreDep, principal: Storer) -> JSONResponse:
+    return await _stow_request(request, store, None, principal)
 
 
 @router.post("/studies/{study_uid}")
-async def stow_study(study_uid: str, request: Request, store: StoreDep) -> JSONResponse:
-    return await _stow_request(request, store, study_uid)
+async def stow_study(study_uid: str, request: Request, store: StoreDep, principal: Storer) -> JSONResponse:
+    return await _stow_request(request, store, study_uid, principal)
 
 
-def _qido(result: list[dict[str, Any]]) -> JSONResponse:
+STUDY_UID_TAG = "0020000D"
+
+
+def _qido(
+    request: Request, principal: Principal, level: str, target: str | None, result: list[dict[str, Any]]
+) -> JSONResponse:
+    uids = sorted(
+        {str(r[STUDY_UID_TAG]["Value"][0]) for r in result if r.get(STUDY_UID_TAG, {}).get("Value")}
+    )
+    detail = {
+        "level": level,
+        "filters": sorted(request.query_params.keys()),  # the names only: values may be patient names
+        "matches": len(result),
+        "studies": uids[:MAX_AUDITED_UIDS],
+    }
+    _audit_view(request, principal, "dicomweb.search", target, detail)
     return JSONResponse(result, media_type=DICOM_JSON)
 
 
 @router.get("/studies")
-def qido_studies(request: Request, session: SessionDep) -> JSONResponse:
+def qido_studies(request: Request, session: SessionDep, principal: Reader) -> JSONResponse:
     try:
-        return _qido(search_studies(session, dict(request.query_params), _base_url(request)))
+        found = search_studies(session, dict(request.query_params), _base_url(request))
     except QidoError as exc:
         raise ApiError(400, str(exc)) from exc
+    return _qido(request, principal, "studies", None, found)
 
 
 @router.get("/studies/{study_uid}/series")
-def qido_series(study_uid: str, request: Request, session: SessionDep) -> JSONResponse:
+def qido_series(study_uid: str, request: Request, session: SessionDep, principal: Reader) -> JSONResponse:
     try:
-        return _qido(search_series(session, study_uid, dict(request.query_params), _base_url(request)))
+        found = search_series(session, study_uid, dict(request.query_params), _base_url(request))
     except QidoError as exc:
         raise ApiError(400, str(exc)) from exc
+    return _qido(request, principal, "series", study_uid, found)
 
 
 @router.get("/studies/{study_uid}/series/{series_uid}/instances")
-def qido_instances(study_uid: str, series_uid: str, request: Request, session: SessionDep) -> JSONResponse:
+def qido_instances(
+    study_uid: str, series_uid: str, request: Request, session: SessionDep, principal: Reader
+) -> JSONResponse:
     try:
         params = dict(request.query_params)
-        return _qido(search_instances(session, study_uid, series_uid, params, _base_url(request)))
+        found = search_instances(session, study_uid, series_uid, params, _base_url(request))
     except QidoError as exc:
         raise ApiError(400, str(exc)) from exc
+    return _qido(request, principal, "instances", series_uid, found)
 
 
 def _retrieve(
+    request: Request,
+    principal: Principal,
     session: SessionDep,
     store: StoreDep,
     study_uid: str,
@@ -122,25 +174,37 @@ def _retrieve(
     sop_uid: str | None = None,
 ) -> StreamingResponse:
     paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    what = sop_uid or series_uid or study_uid
     if not paths:
-        what = sop_uid or series_uid or study_uid
         raise ApiError(404, f"No stored instance matches {what}.")
+    detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
+    _audit_view(request, principal, "dicomweb.retrieve", what, {**detail, "instances": len(paths)})
     content_type, body = multipart_body(paths)
     return StreamingResponse(body, media_type=content_type)
 
 
 @router.get("/studies/{study_uid}")
-def wado_study(study_uid: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
-    return _retrieve(session, store, study_uid)
+def wado_study(
+    study_uid: str, request: Request, session: SessionDep, store: StoreDep, principal: Reader
+) -> StreamingResponse:
+    return _retrieve(request, principal, session, store, study_uid)
 
 
 @router.get("/studies/{study_uid}/series/{series_uid}")
-def wado_series(study_uid: str, series_uid: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
-    return _retrieve(session, store, study_uid, series_uid)
+def wado_series(
+    study_uid: str, series_uid: str, request: Request, session: SessionDep, store: StoreDep, principal: Reader
+) -> StreamingResponse:
+    return _retrieve(request, principal, session, store, study_uid, series_uid)
 
 
 @router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}")
 def wado_instance(
-    study_uid: str, series_uid: str, sop_uid: str, session: SessionDep, store: StoreDep
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: Reader,
 ) -> StreamingResponse:
-    return _retrieve(session, store, study_uid, series_uid, sop_uid)
+    return _retrieve(request, principal, session, store, study_uid, series_uid, sop_uid)

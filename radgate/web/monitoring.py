@@ -1,20 +1,25 @@
 """``GET /monitoring``: the monitoring dashboard (server-rendered, plots inline, nothing from the network).
 
-For directors: the lead attaches the director permission (``require(...)``) when auth is merged; this
-router declares no authentication of its own.
+For directors (``monitoring.read``): signed-in users whose role carries the permission; every view is
+audited.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import jinja2
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from radgate import audit
+from radgate.auth import Permission, Principal
 from radgate.monitoring.dashboard import dashboard_view
 from radgate.web.deps import DatabaseDep, SettingsDep
+from radgate.web.security import require
 
+MonitoringReader = Annotated[Principal, require(Permission.MONITORING_READ)]
 router = APIRouter()
 
 _templates = jinja2.Environment(
@@ -24,6 +29,9 @@ _templates = jinja2.Environment(
 
 
 @router.get("/monitoring", response_class=HTMLResponse)
-def monitoring_page(db: DatabaseDep, settings: SettingsDep) -> HTMLResponse:
+def monitoring_page(
+    request: Request, db: DatabaseDep, settings: SettingsDep, principal: MonitoringReader
+) -> HTMLResponse:
     view = dashboard_view(db, settings.monitoring)
+    audit.record_in(db, principal.actor, "monitoring.view", None, {"path": request.url.path})
     return HTMLResponse(_templates.get_template("monitoring.html").render(view=view))
