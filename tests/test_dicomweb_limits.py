@@ -19,6 +19,7 @@ from radgate.dicomweb.multipart import parse_multipart_related
 from radgate.dicomweb.upload import BodyRefused, UploadLimits, spool_body
 from radgate.gateway import Gateway
 from tests.dicomgen import make_dx, to_bytes
+from tests.helpers.auth import token_headers
 
 BOUNDARY = "radgate-limits"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
@@ -65,8 +66,9 @@ def _raw_request(port: int, head: str, body: bytes = b"", timeout: float = 10.0)
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading(limited: Gateway) -> None:
+    auth = token_headers(limited.db)["Authorization"]
     head = (
-        "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
         f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {10 * 1024**3}\r\n\r\n"
     )
     reply, elapsed = _raw_request(limited.http_port, head)  # sends no body at all
@@ -84,7 +86,7 @@ def test_a_chunked_body_over_the_limit_is_cut_off(limited: Gateway) -> None:
     r = httpx.post(
         f"http://127.0.0.1:{limited.http_port}/dicomweb/studies",
         content=chunks(),
-        headers={"Content-Type": CONTENT_TYPE},
+        headers={"Content-Type": CONTENT_TYPE, **token_headers(limited.db)},
     )
     assert r.status_code == 413 and "server.max_request_bytes" in r.json()["error"]
     assert not list(limited.store.tmp.glob("stow-*"))  # the spooled file is removed
@@ -93,11 +95,12 @@ def test_a_chunked_body_over_the_limit_is_cut_off(limited: Gateway) -> None:
 def test_a_byte_a_second_client_is_dropped_without_holding_others(limited: Gateway) -> None:
     port = limited.http_port
     result: dict[str, object] = {}
+    headers = token_headers(limited.db)
 
     def slow() -> None:
         body = _body(to_bytes(make_dx()))
         head = (
-            "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
             f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         start = time.monotonic()
@@ -128,7 +131,7 @@ def test_a_byte_a_second_client_is_dropped_without_holding_others(limited: Gatew
     ok = httpx.post(
         f"http://127.0.0.1:{port}/dicomweb/studies",
         content=_body(to_bytes(make_dx())),
-        headers={"Content-Type": CONTENT_TYPE},
+        headers={"Content-Type": CONTENT_TYPE, **headers},
         timeout=10,
     )
     assert ok.status_code == 200 and time.monotonic() - start < 5

@@ -18,6 +18,8 @@ from radgate.db import open_database
 from radgate.monitoring.service import run_monitoring
 from radgate.monitoring.simulate import simulate_site
 from radgate.web.app import create_app
+from radgate.auth import Role
+from tests.helpers.auth import PASSWORD, make_user
 from tests.helpers.monitoring import demo_site
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,6 +31,7 @@ def server(settings: Settings) -> Iterator[str]:
     db = open_database(settings.database_url)
     simulate_site(db, demo_site(), seed=1)
     run_monitoring(db, settings, until=dt.date(2026, 2, 28))
+    make_user(db, "dana", Role.DIRECTOR)
     config = uvicorn.Config(create_app(settings, db, None), host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -51,8 +54,12 @@ def test_dashboard_renders_offline_in_chromium(server: str, tmp_path: Path) -> N
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("request", lambda r: requests.append(r.url))
-        response = page.goto(f"{server}/monitoring")
-        assert response is not None and response.status == 200
+        page.goto(f"{server}/monitoring")  # a director signs in first
+        assert page.url == f"{server}/login?next=/monitoring"
+        page.fill("input[name=username]", "dana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/monitoring")
         plots = page.locator("figure[data-plot] svg")
         assert plots.count() == 5
         names = page.locator("figure[data-plot]").evaluate_all("els => els.map(e => e.dataset.plot)")

@@ -168,6 +168,15 @@ def write_cases(
                         "inference_ms": 0.0,
                         "postprocess_ms": 0.0,
                         "created_at": dt.datetime.combine(day, dt.time(12)),
+                        # the policy's decision, as the engine stores it (radgate.policy.service)
+                        "used_instances": json.dumps([sop]),
+                        "policy": _release(modes[i] if modes is not None else mode),
+                        "policy_reason": "simulated",
+                        "operating_point": "default",
+                        "threshold": threshold,
+                        "threshold_source": "model operating point",
+                        "urgency": 0.0,
+                        "findings": "[]",
                     }
                 )
                 truth.append(
@@ -199,6 +208,10 @@ def _sqlite_value(value: object) -> object:
     if isinstance(value, bool | np.bool_):
         return int(value)
     return value
+
+
+def _release(mode: str) -> str:
+    return "released" if mode == "live" else mode
 
 
 def _insert(session: Session, table: type, rows: list[dict[str, object]]) -> None:
