@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from radgate.auth import Role
 from radgate.config import Settings
 from radgate.db import open_database
 from radgate.monitoring.service import run_monitoring
 from radgate.monitoring.simulate import simulate_site
 from radgate.web.app import create_app
-from radgate.auth import Role
 from tests.helpers.auth import PASSWORD, make_user
 from tests.helpers.monitoring import demo_site
 
