@@ -23,8 +23,8 @@ class ErrorKind(enum.Enum):
 
     @property
     def exit_code(self) -> int:
-        """The CLI's exit code for an error of this kind: 1 (Click keeps 2 for a malformed command line)."""
-        return 1
+        """The CLI's exit code: 2 for a bad argument or value (as Click does for usage errors), else 1."""
+        return 2 if self is ErrorKind.INVALID else 1
 
 
 class RadgateError(Exception):

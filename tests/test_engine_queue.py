@@ -270,7 +270,7 @@ def test_cli_deployments_and_predictions(tmp_path: Path, settings: Settings, db:
     result = runner.invoke(app, ["deployments", "show", "ptx", *data])
     assert "dr.lee" in result.output and "silent" in result.output and "live" in result.output
     result = runner.invoke(app, ["deployments", "set-mode", "ptx", "loud", *data])
-    assert result.exit_code == 1 and "mode is 'loud'; expected one of off, silent, shadow, live" in result.output
+    assert result.exit_code == 2 and "mode is 'loud'; expected one of off, silent, shadow, live" in result.output
     result = runner.invoke(app, ["engine", "run", *data])
     assert result.exit_code == 0 and "processed: 1 (0 silent, 0 shadow, 1 live)" in result.output
     out = tmp_path / "predictions.csv"

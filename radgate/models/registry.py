@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
-from radgate.errors import Invalid
+from radgate.errors import Conflict, Invalid, NotFound
 from radgate.models.manifest import VERSION_RE, Manifest
 from radgate.models.package import ModelPackage, PackageError, PackageIntegrityError
 from radgate.models.tables import ModelVersion
@@ -50,6 +50,18 @@ BUNDLED_MODELS: tuple[Path, ...] = (
 
 class RegistryError(Invalid, ValueError):
     """A registry operation cannot be done (unknown model, conflicting version, model in use)."""
+
+
+class ModelNotFound(RegistryError, NotFound):  # noqa: N818 - a kind of NotFound
+    """No installed model has that name or version."""
+
+    kind = NotFound.kind
+
+
+class ModelConflict(RegistryError, Conflict):  # noqa: N818 - a kind of Conflict
+    """The registry's state forbids the operation (same version with other weights, model in use)."""
+
+    kind = Conflict.kind
 
 
 def whoami() -> str:
@@ -145,7 +157,7 @@ def add_model(
     if existing is not None:
         if existing.sha256 == manifest.weights.sha256:
             return InstalledModel.from_row(existing)
-        raise RegistryError(
+        raise ModelConflict(
             f"Model {manifest.name} {manifest.version} is already installed with weights "
             f"{existing.sha256[:12]}…, and {str(source)!r} has {manifest.weights.sha256[:12]}…. "
             f"Give the new package a new version, or "
@@ -195,7 +207,7 @@ def _get_row(session: Session, name: str, version: str | None) -> ModelVersion:
     rows = list(session.scalars(select(ModelVersion).where(ModelVersion.name == name)))
     if not rows:
         known = sorted(set(session.scalars(select(ModelVersion.name))))
-        raise RegistryError(
+        raise ModelNotFound(
             f"No model named {name!r} is installed; installed: {', '.join(known) or 'none'}. "
             f"Install one with radgate models add PATH."
         )
@@ -204,7 +216,7 @@ def _get_row(session: Session, name: str, version: str | None) -> ModelVersion:
     for row in rows:
         if row.version == version:
             return row
-    raise RegistryError(
+    raise ModelNotFound(
         f"Model {name!r} has no version {version!r}; installed versions: "
         f"{', '.join(sorted((r.version for r in rows), key=_version_key))}."
     )
@@ -268,7 +280,7 @@ def remove_model(session: Session, name: str, version: str, data_dir: Path) -> I
     try:
         session.flush()
     except IntegrityError as exc:
-        raise RegistryError(
+        raise ModelConflict(
             f"Model {model.label} is used by a deployment (see radgate deployments list); remove that "
             f"deployment from the config before removing the model."
         ) from exc
