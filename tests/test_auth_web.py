@@ -109,6 +109,15 @@ def test_idle_session_is_signed_out(settings: Settings, db: Database) -> None:
     assert any(a[1] == "auth.session_expired" for a in _actions(db))
 
 
+def test_a_session_ends_after_its_maximum_age_even_when_used(settings: Settings, db: Database) -> None:
+    make_user(db, "erin", Role.DATA_SCIENTIST)
+    with _client(settings, db) as client:
+        assert sign_in(client, "erin").status_code == 303
+        with db.session() as s:
+            s.execute(update(WebSession).values(created_at=utcnow() - timedelta(hours=12, minutes=1)))
+        assert client.get("/").status_code == 401
+
+
 def test_next_only_goes_to_this_site(web: TestClient) -> None:
     token = page_csrf(web.get("/login").text)
     data = {"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
