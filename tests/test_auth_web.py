@@ -109,6 +109,15 @@ def test_idle_session_is_signed_out(settings: Settings, db: Database) -> None:
     assert any(a[1] == "auth.session_expired" for a in _actions(db))
 
 
+def test_a_session_ends_after_its_maximum_age_even_when_used(settings: Settings, db: Database) -> None:
+    make_user(db, "erin", Role.DATA_SCIENTIST)
+    with _client(settings, db) as client:
+        assert sign_in(client, "erin").status_code == 303
+        with db.session() as s:
+            s.execute(update(WebSession).values(created_at=utcnow() - timedelta(hours=12, minutes=1)))
+        assert client.get("/").status_code == 401
+
+
 def test_next_only_goes_to_this_site(web: TestClient) -> None:
     token = page_csrf(web.get("/login").text)
     data = {"username": "alice", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
@@ -175,3 +184,16 @@ def test_serve_without_users_says_how_to_create_the_first_admin(
         pass
     assert "radgate users add NAME --role admin --password-stdin" in caplog.text
     db.dispose()
+
+
+def test_auditor_reads_the_audit_log_over_http(web: TestClient, db: Database) -> None:
+    assert sign_in(web, "alice", "wrong password here").status_code == 401
+    token = make_token(db, Role.AUDITOR, "dora")
+    entries = web.get("/api/audit", params={"action": "auth."}, headers=bearer(token)).json()
+    assert [(e["action"], e["target"]) for e in entries] == [("auth.sign_in_failed", "alice")]
+    assert entries[0]["detail"]["reason"] == "wrong password" and len(entries[0]["hash"]) == 64
+    newest = web.get("/api/audit", params={"limit": 1}, headers=bearer(token)).json()
+    assert newest[0]["action"] == "audit.view" and newest[0]["actor"] == "dora/token:1"  # reading is audited
+    verdict = web.get("/api/audit/verify", headers=bearer(token)).json()
+    assert verdict["ok"] is True and verdict["first_bad"] is None and verdict["entries"] >= 4
+    assert web.get("/api/audit", headers=bearer(make_token(db, Role.RADIOLOGIST))).status_code == 403

@@ -122,6 +122,7 @@ async def logout(
 def home(principal: Annotated[Principal, require(Permission.PAGES_VIEW)]) -> str:
     links = [
         ("/rejections", "Rejections and quarantine", Permission.INGEST_READ),
+        ("/api/audit", "Audit log (JSON, newest first)", Permission.AUDIT_READ),
         ("/docs", "API documentation (Swagger UI)", Permission.API_DOCS),
         ("/redoc", "API documentation (ReDoc)", Permission.API_DOCS),
     ]
