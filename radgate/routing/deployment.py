@@ -28,6 +28,7 @@ site; a ``shadow`` challenger beside its ``live`` champion): each gets its own r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -36,8 +37,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -70,19 +73,7 @@ __all__ = [
 
 MODES = tuple(m.value for m in Mode)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SPEC_KEYS = (
-    "name",
-    "model",
-    "version",
-    "site",
-    "mode",
-    "destinations",
-    "rules",
-    "drop_rules",
-    "operating_point",
-    "findings",
-    "incidental",
-)
+
 
 
 class DeploymentError(Invalid, ValueError):
@@ -121,32 +112,46 @@ def effective_rules(
     )
 
 
-@dataclass(frozen=True)
+def _text(value: Any) -> Any:
+    """TOML numbers where a text is meant (``version = 1.0``) are taken as written."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _rule(value: Any) -> Any:
+    """A rule table of the config (``{attribute = ..., one_of = [...]}``) as a :class:`Rule`."""
+    return rule_from_dict(value, "rule") if isinstance(value, Mapping) else value
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
 class DeploymentSpec:
-    """One ``[[deployments]]`` entry of the config file, checked."""
+    """One ``[[deployments]]`` entry of the config file, checked: the schema, declared once.
+
+    A pydantic dataclass: its fields are the keys (unknown keys are refused), their types are checked and
+    the checks below add the rules pydantic's types cannot say; :meth:`from_dict` turns every complaint
+    into one line naming the key, the value and what was expected.
+    """
 
     name: str
     model: str
-    version: str
+    version: Annotated[str, BeforeValidator(_text)]
     site: str = "default"
-    mode: str = "silent"
+    mode: str = Mode.SILENT.value
     destinations: tuple[str, ...] = ()
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[Annotated[Any, BeforeValidator(_rule)], ...] = ()
     drop_rules: tuple[str, ...] = ()
-    operating_point: str | None = None
-    findings: tuple[str, ...] | None = None
+    operating_point: Annotated[str | None, BeforeValidator(_text)] = None
+    findings: tuple[str, ...] | None = None  # the findings it declares; None: all the model's
     incidental: str = IncidentalRule.REVIEW_ONLY.value
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+        if not NAME_RE.match(self.name):
             raise DeploymentError(
                 f"deployment name {self.name!r} is invalid; expected lower-case letters, digits and '-'."
             )
         for key in ("model", "version", "site"):
-            value = getattr(self, key)
-            if not isinstance(value, str) or not value.strip():
+            if not getattr(self, key).strip():
                 raise DeploymentError(
-                    f"deployment {self.name!r}: {key} is {value!r}; expected a non-empty string."
+                    f"deployment {self.name!r}: {key} is empty; expected a non-empty string."
                 )
         if self.mode not in MODES:
             raise DeploymentError(
@@ -157,6 +162,9 @@ class DeploymentSpec:
                 f"deployment {self.name!r}: incidental is {self.incidental!r}; expected one of "
                 f"{', '.join(r.value for r in IncidentalRule)}."
             )
+        for rule in self.rules:
+            if not isinstance(getattr(rule, "attribute", None), str):
+                raise DeploymentError(f"deployment {self.name!r}: rule {rule!r} is not a routing rule.")
 
     @classmethod
     def from_dict(
@@ -164,63 +172,56 @@ class DeploymentSpec:
     ) -> DeploymentSpec:
         if not isinstance(raw, Mapping):
             raise DeploymentError(f"{where} is {raw!r}; expected a [[deployments]] table.")
-        unknown = sorted(set(raw) - set(SPEC_KEYS))
-        if unknown:
-            raise DeploymentError(
-                f"{where} has unknown key(s) {', '.join(unknown)}; expected {', '.join(SPEC_KEYS)}."
-            )
-        for key in ("name", "model", "version"):
-            if key not in raw:
-                raise DeploymentError(
-                    f"{where} has no {key!r}; every deployment needs name, model and version."
-                )
-        lists: dict[str, tuple[Any, ...]] = {}
-        for key in ("destinations", "rules", "drop_rules", "findings"):
-            if key == "findings" and key not in raw:
-                continue
-            value = raw.get(key, [])
-            if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
-                raise DeploymentError(f"{where}.{key} is {value!r}; expected a list.")
-            lists[key] = tuple(value)
+        values = {"site": default_site, **raw}
         try:
-            rules = tuple(rule_from_dict(r, f"{where}.rules[{i}]") for i, r in enumerate(lists["rules"]))
+            return _SPEC.validate_python(values)
         except RuleError as exc:
-            raise DeploymentError(str(exc)) from exc
-        return cls(
-            name=raw["name"],
-            model=raw["model"],
-            version=str(raw["version"]),
-            site=raw.get("site", default_site),
-            mode=raw.get("mode", "silent"),
-            destinations=tuple(str(d) for d in lists["destinations"]),
-            rules=rules,
-            drop_rules=tuple(str(d) for d in lists["drop_rules"]),
-            operating_point=None if raw.get("operating_point") is None else str(raw["operating_point"]),
-            findings=tuple(str(f) for f in lists["findings"]) if "findings" in lists else None,
-            incidental=str(raw.get("incidental", IncidentalRule.REVIEW_ONLY.value)),
-        )
+            raise DeploymentError(f"{where}: {exc}") from exc
+        except ValidationError as exc:
+            raise DeploymentError(_explain(exc, where)) from None
 
     def to_dict(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if self.operating_point is not None:
-            extra["operating_point"] = self.operating_point
-        if self.findings is not None:
-            extra["findings"] = list(self.findings)
-        if self.incidental != IncidentalRule.REVIEW_ONLY.value:
-            extra["incidental"] = self.incidental
-        return extra | {
-            "name": self.name,
-            "model": self.model,
-            "version": self.version,
-            "site": self.site,
-            "mode": self.mode,
-            "destinations": list(self.destinations),
-            "rules": [r.to_dict() for r in self.rules],
-            "drop_rules": list(self.drop_rules),
-        }
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["rules"] = [r.to_dict() for r in self.rules]
+        for key in ("destinations", "drop_rules"):
+            out[key] = list(out[key])
+        # Optional keys at their defaults are left out, so the digest of an entry written before they existed
+        # does not change (a changed digest re-applies the entry).
+        for key, default in (("operating_point", None), ("findings", None), ("incidental", "review_only")):
+            if out[key] == default:
+                del out[key]
+        if "findings" in out:
+            out["findings"] = list(out["findings"])
+        return out
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+_SPEC = TypeAdapter(DeploymentSpec)
+#: The keys of a ``[[deployments]]`` table (the schema's fields).
+SPEC_KEYS = tuple(f.name for f in dataclasses.fields(DeploymentSpec))
+
+
+def _explain(exc: ValidationError, where: str) -> str:
+    """pydantic's complaints as radgate's one-line errors: the key, the value, what was expected."""
+    parts = []
+    unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "unexpected_keyword_argument")
+    if unknown:
+        parts.append(f"has unknown key(s) {', '.join(unknown)}; expected {', '.join(SPEC_KEYS)}")
+    for e in exc.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "unexpected_keyword_argument":
+            continue
+        if e["type"] == "value_error" and isinstance(e.get("ctx", {}).get("error"), DeploymentError):
+            return str(e["ctx"]["error"])  # our own check, already one line
+        if e["type"] == "missing":
+            parts.append(f"has no {key!r}; every deployment needs name, model and version")
+        elif e["type"] in ("tuple_type", "list_type"):
+            parts.append(f"{key} is {e['input']!r}; expected a list")
+        else:
+            parts.append(f"{key} is {e['input']!r}; {e['msg'][0].lower()}{e['msg'][1:]}")
+    return f"{where} " + "; ".join(parts) + "."
 
 
 def parse_deployments(raw: Any, default_site: str = "default") -> list[DeploymentSpec]:
