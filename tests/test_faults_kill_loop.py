@@ -48,7 +48,8 @@ def _datasets(round_no: int) -> list[pydicom.Dataset]:
 
 def _send(port: int, datasets: list[pydicom.Dataset], acked: set[str], stop: threading.Event) -> None:
     ae = AE(ae_title="KILLER")
-    ae.add_requested_context(DigitalXRayImageStorageForPresentation, [ExplicitVRLittleEndian, RLELossless])
+    for ts in (ExplicitVRLittleEndian, RLELossless):
+        ae.add_requested_context(DigitalXRayImageStorageForPresentation, ts)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
     assoc = ae.associate("127.0.0.1", port, ae_title="RADGATE")
     if not assoc.is_established:
@@ -70,7 +71,12 @@ def _send(port: int, datasets: list[pydicom.Dataset], acked: set[str], stop: thr
 def test_kill_9_loop_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(17)
     data_dir = tmp_path / "data"
-    env = {"RADGATE_ASSEMBLY_QUIET_PERIOD_S": "0.3", "RADGATE_ASSEMBLY_POLL_INTERVAL_S": "0.1"}
+    env = {  # radgate's durable defaults (fsync, synchronous=FULL), a short quiet period
+        "RADGATE_INGEST_FSYNC": "true",
+        "RADGATE_DATABASE_SQLITE_SYNCHRONOUS": "FULL",
+        "RADGATE_ASSEMBLY_QUIET_PERIOD_S": "0.3",
+        "RADGATE_ASSEMBLY_POLL_INTERVAL_S": "0.1",
+    }
     acked: set[str] = set()
     sent: dict[str, pydicom.Dataset] = {}
     kills = 0

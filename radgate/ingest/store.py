@@ -30,6 +30,7 @@ from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
+    get_value,
     IngestRejection,
     ParsedInstance,
     Status,
@@ -331,7 +332,7 @@ class InstanceStore:
                 SOPClassUID=parsed.SOPClassUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
-                InstanceNumber=_int_or_none(parsed.dataset.get("InstanceNumber")),
+                InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
                 TransferSyntaxUID=parsed.TransferSyntaxUID,
                 path=str(final.relative_to(self.root)),
                 size=len(parsed.data),
@@ -383,7 +384,7 @@ class InstanceStore:
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 Modality=parsed.features["Modality"],
-                SeriesNumber=_int_or_none(ds.get("SeriesNumber")),
+                SeriesNumber=_int_or_none(get_value(ds, "SeriesNumber")),
                 SeriesDescription=header_text(ds, "SeriesDescription", 64),
                 num_instances=0,
                 status="receiving",
@@ -391,7 +392,7 @@ class InstanceStore:
                 last_received=now,
                 reopened_count=0,
             )
-            expected = _int_or_none(ds.get("NumberOfSeriesRelatedInstances"))
+            expected = _int_or_none(get_value(ds, "NumberOfSeriesRelatedInstances"))
             if expected:
                 series.expected_instances = expected
             s.add(series)
