@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 from pynetdicom import AE
 from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation  # type: ignore[attr-defined]
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from tests.dicomgen import make_dx
 from tests.fuzz.harness import FuzzServer

@@ -30,10 +30,10 @@ from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
-    get_value,
     IngestRejection,
     ParsedInstance,
     Status,
+    get_value,
     header_text,
     parse_part10,
 )
