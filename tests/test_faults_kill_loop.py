@@ -8,7 +8,7 @@ a random moment, while the assembler completes series (quiet period 0.3 s) and t
 instance to a checked pixel status, and the index must hold every acknowledged instance exactly once, each
 with its whole file. The inference/publishing stages have their own kill test (test_engine_kill.py).
 
-The suite runs 3 rounds (a start costs seconds); ``RADGATE_KILL_ROUNDS=20`` runs the loop of issue 17.
+The suite runs 3 rounds (a start costs seconds); ``FAULTS_KILL_ROUNDS=20`` runs the loop of issue 17.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.dicomgen import make_dx
 
 pytestmark = pytest.mark.slow
 
-ROUNDS = int(os.environ.get("RADGATE_KILL_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("FAULTS_KILL_ROUNDS", "3"))
 
 
 class Node:
