@@ -173,3 +173,24 @@ def test_spooling_keeps_memory_flat(tmp_path: Path) -> None:
     with pytest.raises(BodyRefused) as refused:
         asyncio.run(spool_body(chunks(), tmp_path, limits, content_length="99999999999"))
     assert refused.value.status == 413
+
+
+def test_a_client_that_disconnects_mid_body_leaves_nothing(
+    limited: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = _body(to_bytes(make_dx()))
+    head = (
+        "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", limited.http_port), timeout=5) as sock:
+        sock.sendall(head.encode() + body[: len(body) // 2])
+    time.sleep(1.0)
+    assert not list(limited.store.tmp.glob("stow-*"))
+    assert "Traceback" not in caplog.text and "Exception in ASGI application" not in caplog.text
+    ok = httpx.post(
+        f"http://127.0.0.1:{limited.http_port}/dicomweb/studies",
+        content=_body(to_bytes(make_dx())),
+        headers={"Content-Type": CONTENT_TYPE},
+    )
+    assert ok.status_code == 200

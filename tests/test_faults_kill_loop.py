@@ -1,20 +1,26 @@
 """kill -9 at random points of ingest, assembly and the decode check, 20 rounds (issue 17, "crash anywhere").
 
-Each round starts ``radgate serve`` on the same data directory, sends instances (new ones, plus some
+Each round starts the ingest side of a gateway (``tests/helpers/ingest_node.py``: store, DIMSE SCP,
+assembler, pixel checker; radgate's durable defaults) on the same data directory, sends instances (new ones, plus some
 already acknowledged and the ones a previous kill left unanswered) over C-STORE and SIGKILLs the server at
 a random moment, while the assembler completes series (quiet period 0.3 s) and the pixel checker decodes
 (RLE and native images). At the end a last server must bring every series to ``complete`` and every
 instance to a checked pixel status, and the index must hold every acknowledged instance exactly once, each
 with its whole file. The inference/publishing stages have their own kill test (test_engine_kill.py).
+
+The suite runs 3 rounds (a start costs seconds); ``FAULTS_KILL_ROUNDS=20`` runs the loop of issue 17.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,11 +32,45 @@ from pynetdicom import AE
 from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation  # type: ignore[attr-defined]
 
 from tests.dicomgen import make_dx
-from tests.fuzz.harness import FuzzServer
 
 pytestmark = pytest.mark.slow
 
-ROUNDS = 20
+ROUNDS = int(os.environ.get("FAULTS_KILL_ROUNDS", "3"))
+
+
+class Node:
+    """tests/helpers/ingest_node.py in its own process."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.ingest_node", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ, PYTHONWARNINGS="ignore", RUST_BACKTRACE="0", **env),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("{"):
+            self.proc.kill()
+            raise AssertionError("the ingest node did not start")
+        self.dicom_port = int(json.loads(line)["dicom_port"])
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        db = sqlite3.connect(f"file:{self.data_dir / 'radgate.sqlite'}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
 
 
 def _datasets(round_no: int) -> list[pydicom.Dataset]:
@@ -48,7 +88,8 @@ def _datasets(round_no: int) -> list[pydicom.Dataset]:
 
 def _send(port: int, datasets: list[pydicom.Dataset], acked: set[str], stop: threading.Event) -> None:
     ae = AE(ae_title="KILLER")
-    ae.add_requested_context(DigitalXRayImageStorageForPresentation, [ExplicitVRLittleEndian, RLELossless])
+    for ts in (ExplicitVRLittleEndian, RLELossless):
+        ae.add_requested_context(DigitalXRayImageStorageForPresentation, ts)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
     assoc = ae.associate("127.0.0.1", port, ae_title="RADGATE")
     if not assoc.is_established:
@@ -67,16 +108,21 @@ def _send(port: int, datasets: list[pydicom.Dataset], acked: set[str], stop: thr
             assoc.release()
 
 
+@pytest.mark.timeout(120 + 90 * ROUNDS)
 def test_kill_9_loop_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(17)
     data_dir = tmp_path / "data"
-    env = {"RADGATE_ASSEMBLY_QUIET_PERIOD_S": "0.3", "RADGATE_ASSEMBLY_POLL_INTERVAL_S": "0.1"}
+    env = {  # radgate's durable defaults (fsync, synchronous=FULL), a short quiet period
+        "RADGATE_INGEST_FSYNC": "true",
+        "RADGATE_DATABASE_SQLITE_SYNCHRONOUS": "FULL",
+        "RADGATE_ASSEMBLY_QUIET_PERIOD_S": "0.3",
+        "RADGATE_ASSEMBLY_POLL_INTERVAL_S": "0.1",
+    }
     acked: set[str] = set()
     sent: dict[str, pydicom.Dataset] = {}
     kills = 0
     for round_no in range(ROUNDS):
-        server = FuzzServer(data_dir, env=env)
-        server.start()
+        server = Node(data_dir, env)
         fresh = _datasets(round_no)
         unanswered = [ds for uid, ds in sent.items() if uid not in acked]
         again = rng.sample(sorted(acked), min(3, len(acked)))
@@ -87,15 +133,12 @@ def test_kill_9_loop_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> Non
         sender = threading.Thread(target=_send, args=(server.dicom_port, batch, acked, stop))
         sender.start()
         time.sleep(rng.uniform(0.05, 1.5))  # mid-ingest, mid-assembly or mid-decode
-        assert server.proc is not None
-        os.kill(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(10)
+        server.kill()
         kills += 1
         stop.set()
         sender.join(30)
 
-    final = FuzzServer(data_dir, env=env)
-    final.start()
+    final = Node(data_dir, env)
     try:
         unanswered = [ds for uid, ds in sent.items() if uid not in acked]
         stop = threading.Event()

@@ -101,3 +101,37 @@ def test_deflate_bomb_is_refused_without_inflating_it_whole(store: InstanceStore
 
     with open(get_testdata_file("image_dfl.dcm"), "rb") as f:
         assert store.store_bytes(f.read(), source="stow").ok
+
+
+def test_an_optional_attribute_with_an_unknown_vr_is_stored_without_it(store: InstanceStore) -> None:
+    """InstanceNumber with VR bytes 'MS' (found by bench/fuzz.py): stored, its index column left empty
+    (was 0xA700 "could not store the instance durably")."""
+    ds = make_dx()
+    outcome = store.store_bytes(with_vr(to_bytes(ds), (0x0020, 0x0013), b"MS"), source="import")
+    assert (outcome.outcome, outcome.status) == ("stored", Status.SUCCESS), outcome
+    from sqlalchemy import select
+
+    from radgate.db import Instance
+
+    with store.db.session() as s:
+        assert s.scalars(select(Instance.InstanceNumber)).one() is None
+
+
+def test_a_reason_never_echoes_bytes_that_may_be_patient_data(
+    store: InstanceStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A length field that swallows the next elements makes the UID's value carry them (PatientName here):
+    the reason and the log say what is wrong without quoting those bytes."""
+    import struct
+
+    data = to_bytes(make_dx())
+    i = data.index(struct.pack("<HH", 0x0008, 0x0018), 144)
+    (length,) = struct.unpack_from("<H", data, i + 6)
+    data = data[: i + 6] + struct.pack("<H", length + 200) + data[i + 8 :]  # SOPInstanceUID eats 200 bytes
+    data = data.replace(b"SYNTHETIC^TEST", b"DOE^JANE^SECRT")
+    j = data.index(b"DOE^JANE")
+    assert i < j < i + 8 + length + 200  # the name lies inside the swallowed bytes
+    with caplog.at_level("DEBUG"):
+        outcome = store.store_bytes(data, source="import")
+    assert outcome.status == Status.CANNOT_UNDERSTAND and "SOPInstanceUID" in (outcome.reason or "")
+    assert "DOE" not in (outcome.reason or "") and "DOE" not in caplog.text

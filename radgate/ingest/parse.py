@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+import pydicom.config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
@@ -32,8 +33,15 @@ __all__ = [
     "ParsedInstance",
     "parse_part10",
     "header_features",
+    "get_value",
     "header_text",
 ]
+
+# pydicom's reading validation only warns, and its warnings quote the offending value ("Invalid value for VR
+# UI: '...'"): with a corrupt length, that value holds the next elements' bytes, names and dates included.
+# radgate checks what it relies on itself and says what is wrong without quoting values; nothing else
+# changes (validation on reading never raises).
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 #: Every storage SOP class pynetdicom knows (PS3.4 Annex B.5), by UID.
 STORAGE_SOP_CLASSES: frozenset[str] = frozenset(str(uid) for uid in _STORAGE_CLASSES.values())
@@ -89,7 +97,7 @@ class ParsedInstance:
         return hashlib.sha256(memoryview(self.data)[self.body_offset :]).hexdigest()
 
 
-def _get(ds: Dataset, keyword: str) -> Any:
+def get_value(ds: Dataset, keyword: str) -> Any:
     """``ds.get(keyword)`` that never raises: None when absent or not decodable as its VR.
 
     pydicom converts elements lazily, so a value whose bytes do not fit its VR (odd length for US, a UID
@@ -103,7 +111,7 @@ def _get(ds: Dataset, keyword: str) -> Any:
 
 def _sop_uid(ds: Dataset) -> str | None:
     """The SOP Instance UID for a rejection record: only a well-formed UID, else None (never junk)."""
-    value = _get(ds, "SOPInstanceUID")
+    value = get_value(ds, "SOPInstanceUID")
     if not isinstance(value, str):
         return None
     text = value.strip().rstrip("\x00")
@@ -130,10 +138,22 @@ def _check_uid(ds: Dataset, keyword: str) -> str:
     if not isinstance(value, str) or len(text) > 64 or not UID_LOOSE_RE.match(text):
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
-            f"{keyword} {text[:80]!r} is not a valid UID (digits and dots, at most 64 characters).",
+            f"{keyword} {_quote_uid(text)} is not a valid UID (digits and dots, at most 64 characters).",
             None,
         )
     return text
+
+
+def _quote_uid(text: str) -> str:
+    """The value of a bad UID for a reason: quoted only when it holds nothing but UID characters.
+
+    A corrupted length makes a UID's value swallow the elements after it (patient name, dates); those
+    bytes must not reach the reason, the rejection row or the log.
+    """
+    if re.fullmatch(r"[0-9. ]*", text[:80]):
+        return repr(text[:80])
+    bad = next(i for i, ch in enumerate(text) if ch not in "0123456789. ")
+    return f"({len(text)} characters, not a UID from character {bad + 1} on)"
 
 
 def _check_image_integers(ds: Dataset) -> None:
@@ -159,7 +179,7 @@ def _check_image_integers(ds: Dataset) -> None:
         if not isinstance(value, int):
             raise IngestRejection(
                 Status.CANNOT_UNDERSTAND,
-                f"{keyword} {str(value)[:40]!r} is not an integer; it must be one US value.",
+                f"{keyword} is not an integer ({type(value).__name__}); it must be one US value.",
                 _sop_uid(ds),
             )
 
@@ -338,7 +358,7 @@ def _wrap_bare(data: bytes, ds: Dataset) -> tuple[bytes, int, Dataset]:
 
 def _int(ds: Dataset, keyword: str, default: int) -> int:
     try:
-        return int(_get(ds, keyword) or default)
+        return int(get_value(ds, keyword) or default)
     except (TypeError, ValueError):
         return default
 
@@ -365,7 +385,7 @@ def _check_complete(ds: Dataset, ts: str) -> None:
         return
     spp, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
     expected = rows * cols * spp * frames * bits // 8
-    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+    if str(get_value(ds, "PhotometricInterpretation") or "") == "YBR_FULL_422":
         expected = expected * 2 // 3  # two samples per pixel after 4:2:2 subsampling (PS3.3 C.7.6.3.1.2)
     if len(pixel) < expected:
         raise IngestRejection(
@@ -379,7 +399,7 @@ def _check_complete(ds: Dataset, ts: str) -> None:
 def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
     """An attribute as text for the index (multi-values joined by ``\\``), cut to ``limit``; None if empty
     or unreadable."""
-    value = _get(ds, keyword)
+    value = get_value(ds, keyword)
     if value is None or value == "":
         return None
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -388,7 +408,7 @@ def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
 
 
 def _number(ds: Dataset, keyword: str) -> float | None:
-    value = _get(ds, keyword)
+    value = get_value(ds, keyword)
     if value is None or value == "":
         return None
     try:
@@ -433,7 +453,7 @@ def header_features(ds: Dataset) -> dict[str, Any]:
 
 def _single_int(ds: Dataset, keyword: str) -> int | None:
     """One integer value, else None (absent, multi-valued or unreadable: the feature is unknown)."""
-    value = _get(ds, keyword)
+    value = get_value(ds, keyword)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

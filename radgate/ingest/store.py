@@ -34,6 +34,7 @@ from radgate.ingest.parse import (
     IngestRejection,
     ParsedInstance,
     Status,
+    get_value,
     header_text,
     parse_part10,
 )
@@ -327,7 +328,7 @@ class InstanceStore:
                 SOPClassUID=parsed.SOPClassUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
-                InstanceNumber=_int_or_none(parsed.dataset.get("InstanceNumber")),
+                InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
                 TransferSyntaxUID=parsed.TransferSyntaxUID,
                 path=str(final.relative_to(self.root)),
                 size=len(parsed.data),
@@ -379,7 +380,7 @@ class InstanceStore:
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 Modality=parsed.features["Modality"],
-                SeriesNumber=_int_or_none(ds.get("SeriesNumber")),
+                SeriesNumber=_int_or_none(get_value(ds, "SeriesNumber")),
                 SeriesDescription=header_text(ds, "SeriesDescription", 64),
                 num_instances=0,
                 status="receiving",
@@ -387,7 +388,7 @@ class InstanceStore:
                 last_received=now,
                 reopened_count=0,
             )
-            expected = _int_or_none(ds.get("NumberOfSeriesRelatedInstances"))
+            expected = _int_or_none(get_value(ds, "NumberOfSeriesRelatedInstances"))
             if expected:
                 series.expected_instances = expected
             s.add(series)

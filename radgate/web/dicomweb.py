@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from radgate import audit
 from radgate.auth import Permission, Principal
@@ -63,6 +64,8 @@ async def _stow_request(
         response = error_response(exc.status, exc.message)
         response.headers["Connection"] = "close"  # the rest of the body is never read: end the connection
         return response
+    except ClientDisconnect:  # the sender went away mid-body: nothing stored, nobody to answer
+        return error_response(400, "The client disconnected before the request body was complete.")
     return await run_in_threadpool(_stow, request, store, body, study_uid, principal)
 
 

@@ -141,9 +141,10 @@ class FuzzServer:
             RADGATE_SERVER_NETWORK_TIMEOUT_S="20",
             PYTHONWARNINGS="ignore",
             RUST_BACKTRACE="0",
-            **(env or {}),
         )
+        self.env.update(env or {})
         self.proc: subprocess.Popen[str] | None = None
+        self.token = ""
         self.dicom_port = self.http_port = 0
         self.log_path = self.data_dir / "server.log"
 
@@ -170,6 +171,15 @@ class FuzzServer:
         if not self.dicom_port:
             raise RuntimeError(f"radgate serve did not start; see {self.log_path}")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # drain stdout
+        if not self.token:  # STOW-RS needs credentials like any client (an admin's API token)
+            from radgate.db import open_database
+            from tests.helpers.auth import make_token
+
+            db = open_database(f"sqlite:///{self.data_dir / 'radgate.sqlite'}", migrate=False)
+            try:
+                self.token = make_token(db, username="fuzzer")
+            finally:
+                db.dispose()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -243,12 +253,19 @@ def _send_stow(server: FuzzServer, case: Case, client: httpx.Client) -> tuple[st
         + case.data
         + f"\r\n--{boundary}--\r\n".encode()
     )
+    headers = {
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Authorization": f"Bearer {server.token}",
+    }
+    url = f"http://127.0.0.1:{server.http_port}/dicomweb/studies"
     try:
-        r = client.post(
-            f"http://127.0.0.1:{server.http_port}/dicomweb/studies",
-            content=body,
-            headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
-        )
+        try:
+            r = client.post(url, content=body, headers=headers)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            # A pooled keep-alive connection the server closed while this sender was idle (uvicorn's
+            # keep-alive timeout is 5 s; a sender generating a 700 MiB bomb idles longer): what any HTTP
+            # client does is send again on a new connection. A server that drops requests fails again.
+            r = httpx.post(url, content=body, headers=headers, timeout=CASE_TIMEOUT_S)
     except httpx.TimeoutException:
         return "hang", None
     except httpx.HTTPError as exc:
