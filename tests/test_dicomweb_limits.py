@@ -179,8 +179,9 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing(
     limited: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = _body(to_bytes(make_dx()))
+    auth = token_headers(limited.db)
     head = (
-        "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth['Authorization']}\r\n"
         f"Content-Type: {CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", limited.http_port), timeout=5) as sock:
@@ -191,6 +192,6 @@ def test_a_client_that_disconnects_mid_body_leaves_nothing(
     ok = httpx.post(
         f"http://127.0.0.1:{limited.http_port}/dicomweb/studies",
         content=_body(to_bytes(make_dx())),
-        headers={"Content-Type": CONTENT_TYPE},
+        headers={"Content-Type": CONTENT_TYPE, **auth},
     )
     assert ok.status_code == 200

@@ -18,6 +18,7 @@ from radgate.db import Instance, database_for
 from radgate.gateway import Gateway
 from radgate.ingest import Status
 from tests.dicomgen import make_dx
+from tests.helpers.auth import token_headers
 
 
 @pytest.fixture
@@ -67,6 +68,7 @@ def test_ingest_on_a_full_disk(small_disk: Path) -> None:
     gw.start()
     try:
         assert gw.store.store_bytes(_bytes(make_dx()), source="import").ok  # the database file exists now
+        auth = token_headers(gw.db)  # credentials for STOW-RS, while there is still room to write them
         filler = _fill(small_disk)
         before = _files_under(settings.store_dir)
         datasets = [make_dx(size=256, seed=i) for i in range(3)]
@@ -88,7 +90,8 @@ def test_ingest_on_a_full_disk(small_disk: Path) -> None:
         r = httpx.post(
             f"http://127.0.0.1:{gw.http_port}/dicomweb/studies",
             content=body,
-            headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+            headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                     **auth},
         )
         assert r.status_code == 503 and "nothing was stored" in r.json()["error"], r.text  # not a 500
         assert _files_under(settings.store_dir) == before

@@ -14,6 +14,7 @@ from radgate.db import database_for
 from radgate.ingest import InstanceStore, Status
 from radgate.web import create_app
 from tests.dicomgen import make_dx
+from tests.helpers.auth import token_headers
 from tests.helpers.faulty import to_bytes, with_value_length, with_vr
 
 ROWS, BITS_STORED = (0x0028, 0x0010), (0x0028, 0x0101)
@@ -67,7 +68,8 @@ def test_stow_answers_each_malformed_instance_in_the_response(
     r = client.post(
         "/dicomweb/studies",
         content=body,
-        headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+        headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b',
+                 **token_headers(store.db)},
     )
     assert r.status_code == httpx.codes.CONFLICT, r.text  # all failed (PS3.18 Table 10.5.3-2)
     failed = pydicom.Dataset.from_json(r.json()).FailedSOPSequence

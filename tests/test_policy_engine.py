@@ -229,6 +229,10 @@ def test_validate_and_report_use_one_threshold_rule(tmp_path: Path, settings: Se
     assert runner.invoke(app, ["truth", "import", str(labels), "--source", "radiologist", *data]).exit_code == 0
     export = tmp_path / "predictions.csv"
     assert runner.invoke(app, ["predictions", "export", "--format", "csv", "--out", str(export), *data]).exit_code == 0
+    from radgate.audit.tables import AuditEntry
+
+    [exported] = [e for e in _rows(db, AuditEntry) if e.action == "predictions.export"]  # exports are audited
+    assert exported.actor.startswith("cli:") and json.loads(exported.detail)["rows"] == 5
 
     def validate(*extra: str) -> dict:  # type: ignore[type-arg]
         result = runner.invoke(app, ["validate", str(export), "--score-col", "score", "--uid-col",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from radgate import audit
@@ -452,11 +453,25 @@ def principal_from_token(db: Database, secret: str) -> Principal | None:
         user = s.get(User, token.user_id)
         if user is None or user.disabled:
             return None
-        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-            token.last_used_at = now
+        stale = token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1)
         role = Role(user.role)
         allowed = permissions_for(role)
         scopes = frozenset(Permission(v) for v in token.scopes.split())
-        return Principal(
+        principal = Principal(
             user.id, user.username, role, allowed & scopes if scopes else allowed, "token", token_id=token.id
         )
+    if stale:
+        _touch_token(db, principal.token_id, now)
+    return principal
+
+
+def _touch_token(db: Database, token_id: int | None, now: datetime) -> None:
+    """Record when a token was last used: best effort, at most once a minute. A database that cannot be
+    written (a full disk) must not turn a valid token into a failed request."""
+    try:
+        with db.session() as s:
+            token = s.get(ApiToken, token_id)
+            if token is not None:
+                token.last_used_at = now
+    except SQLAlchemyError as exc:
+        log.warning("token %s: last use not recorded (%s)", token_id, type(exc).__name__)

@@ -210,10 +210,10 @@ def predictions_export(
     db = database_for(settings)
     with cli_errors():
         if out is None:
-            export_predictions(db, sys.stdout, mode)
+            export_predictions(db, sys.stdout, mode, actor=f"cli:{whoami()}")
             return
         with out.open("w", encoding="utf-8", newline="") as fh:
-            count = export_predictions(db, fh, mode)
+            count = export_predictions(db, fh, mode, actor=f"cli:{whoami()}", destination=out.name)
     console.print(f"Wrote {count} rows to {out}.")
 
 

@@ -54,24 +54,12 @@ def evaluate_rules(rules: Sequence[Rule], features: Mapping[str, Any]) -> tuple[
 
 
 def decide(features: Mapping[str, Any], deployment: Deployment) -> RoutingDecision:
-    """Route one series (its header features) for one deployment.
+    """Route one image (its header features) for one deployment: :func:`decide_series` of one instance.
 
     An ``off`` deployment runs nothing, but the decision is still recorded so that the question "why did
     this model not see this study?" always has an answer.
     """
-    ok, reason = evaluate_rules(deployment.rules, features)
-    if deployment.mode == "off":
-        decision, reason = "off", "deployment is off" + ("" if ok else f" (and {reason})")
-    else:
-        decision = "matched" if ok else "not_applicable"
-    return RoutingDecision(
-        deployment=deployment.name,
-        model_name=deployment.model_name,
-        model_version=deployment.model_version,
-        mode=deployment.mode,
-        decision=decision,
-        reason=reason,
-    )
+    return decide_series([("", features)], deployment)
 
 
 def decide_series(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from radgate import audit
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.engine import Engine, EngineSummary, export_csv, summarise
@@ -12,12 +13,16 @@ from radgate.policy import Mode
 __all__ = ["export_predictions", "run_engine", "summary"]
 
 
-def export_predictions(db: Database, out: TextIO, mode: str | None = None) -> int:
-    """Write one CSV row per (series, deployment) to ``out``; returns the row count."""
+def export_predictions(
+    db: Database, out: TextIO, mode: str | None = None, *, actor: str, destination: str = "stdout"
+) -> int:
+    """Write one CSV row per (series, deployment) to ``out``; returns the row count. The export is an
+    audit entry (who, when, how many rows, where to; UIDs only leave in the file itself)."""
     wanted = None if mode is None else Mode.parse(mode, "--mode").value
     with db.session() as s:
         count = export_csv(s, out, wanted)
-    assert isinstance(count, int)
+        assert isinstance(count, int)
+        audit.record(s, actor, "predictions.export", None, {"rows": count, "mode": wanted, "to": destination})
     return count
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
 
 from radgate import audit
@@ -25,6 +27,7 @@ from radgate.web.deps import SessionDep, StoreDep
 from radgate.web.errors import ApiError, error_response
 from radgate.web.security import require
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
 Reader = Annotated[Principal, require(Permission.DICOMWEB_READ)]
@@ -33,11 +36,31 @@ MAX_AUDITED_UIDS = 100
 
 
 def _audit_view(
-    request: Request, principal: Principal, action: str, target: str | None, detail: dict[str, Any]
+    request: Request,
+    principal: Principal,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any],
+    required: bool = True,
 ) -> None:
-    """Every access to patient-bearing data is an audit entry: who, what (UIDs, never names), when."""
+    """Every access to patient-bearing data is an audit entry: who, what (UIDs, never names), when.
+
+    A view that cannot be audited is not served (503). A store that already happened is answered as it
+    happened (``required=False``): the failure to audit it is logged, never hidden behind a 500.
+    """
     detail["client"] = request.client.host if request.client else None
-    audit.record_in(request.app.state.db, principal.actor, action, target, detail)
+    try:
+        audit.record_in(request.app.state.db, principal.actor, action, target, detail)
+    except SQLAlchemyError as exc:
+        log.error(
+            "audit entry %s for %s could not be written: %s", action, principal.actor, type(exc).__name__
+        )
+        if required:
+            raise ApiError(
+                503,
+                "The audit log cannot be written (database unavailable or disk full); nothing is served "
+                "until it can.",
+            ) from exc
 
 
 def _base_url(request: Request) -> str:
@@ -100,6 +123,7 @@ def _stow_parts(
             "stored": sum(1 for o in result.outcomes if o.ok),
             "studies": studies[:MAX_AUDITED_UIDS],
         },
+        required=False,
     )
     return JSONResponse(
         result.response(_base_url(request)).to_json_dict(),
