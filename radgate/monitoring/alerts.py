@@ -32,7 +32,16 @@ from radgate.monitoring.webhook import AlertEvent, enqueue
 if TYPE_CHECKING:
     from radgate.monitoring.service import MonitoringSummary
 
-__all__ = ["Alert", "AlertStatus", "acknowledge", "get_alert", "list_alerts", "reconcile", "resolve"]
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "acknowledge",
+    "alert_lines",
+    "get_alert",
+    "list_alerts",
+    "reconcile",
+    "resolve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -293,3 +302,13 @@ def latest_summary_json(db: Database) -> str | None:
     with db.session() as s:
         row = s.scalars(select(MonitoringRunRow).order_by(MonitoringRunRow.id.desc()).limit(1)).first()
         return None if row is None else row.summary
+
+
+def alert_lines(alerts: Sequence[Alert]) -> list[str]:
+    """One line per alert, oldest period first, for the demo's summary: rule, scope, the month it fired."""
+    out = []
+    for a in sorted(alerts, key=lambda a: (a.period, a.rule, a.scope)):
+        scope = "" if a.scope == "all" else f" [{a.scope}]"
+        months = a.period if a.last_period == a.period else f"{a.period} (again until {a.last_period})"
+        out.append(f"{a.rule}{scope} fired in {months}: {a.summary}")
+    return out
