@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,7 +201,7 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
-def _insert(session: Session, table: type, rows: list[dict[str, object]]) -> None:
+def _insert(session: Session, table: type, rows: Sequence[Mapping[str, object]]) -> None:
     """Bulk insert; on SQLite through the driver's executemany (the ORM's per-value processing would
     dominate a million-row benchmark), elsewhere through SQLAlchemy Core."""
     if not rows:
