@@ -146,6 +146,21 @@ def run_time(n: int, repeats: int, work: Path) -> dict[str, Any]:
     }
 
 
+def print_quality(seeds: int, delays: dict[str, Any], alarms: dict[str, Any]) -> None:
+    print(f"Detection delay on demo-site (new Agfa room from 2025-08), {seeds} seeds, labels 30 days late")
+    print(f"{'signal':24s} {'median days':>12s}  per seed")
+    for name, values in delays.items():
+        known = [v for v in values if v is not None]
+        median = f"{statistics.median(known):.0f}" if known else "never"
+        print(f"{name:24s} {median:>12s}  {values}")
+    print(f"\nFalse alarms per deployment-year, 24-month site without change ({alarms['_years']:.1f} years)")
+    print(f"{'rule':20s} {'kind':10s} {'per year':>9s}  target")
+    for name, cls in BUILTIN_RULES.items():
+        kind = "sound" if cls.sound else "heuristic"
+        print(f"{name:20s} {kind:10s} {alarms[name]:9.2f}  {'<= 1' if cls.sound else '(shown beside)'}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -157,33 +172,22 @@ def main() -> None:
         work = Path(tmp)
         delays = detection(args.seeds, work)
         alarms = false_alarms(args.seeds, 24, 300, work)
+        if not args.json:
+            print_quality(args.seeds, delays, alarms)
         timing = run_time(args.predictions, args.repeats, work)
-    result = {
-        "detection_delay_days": delays,
-        "false_alarms_per_deployment_year": alarms,
-        "monitor_run": timing,
-    }
     if args.json:
+        result = {
+            "detection_delay_days": delays,
+            "false_alarms_per_deployment_year": alarms,
+            "monitor_run": timing,
+        }
         print(json.dumps(result, indent=1))
         return
-    print(
-        f"Detection delay on demo-site (new Agfa room from 2025-08), {args.seeds} seeds, labels 30 days late"
-    )
-    print(f"{'signal':24s} {'median days':>12s}  per seed")
-    for name, values in delays.items():
-        known = [v for v in values if v is not None]
-        median = f"{statistics.median(known):.0f}" if known else "never"
-        print(f"{name:24s} {median:>12s}  {values}")
-    print(f"\nFalse alarms per deployment-year, 24-month site without change ({alarms['_years']:.1f} years)")
-    print(f"{'rule':20s} {'kind':10s} {'per year':>9s}  target")
-    for name, cls in BUILTIN_RULES.items():
-        kind = "sound" if cls.sound else "heuristic"
-        print(f"{name:20s} {kind:10s} {alarms[name]:9.2f}  {'<= 1' if cls.sound else '(shown beside)'}")
     t = timing
     print(
         f"\n`radgate monitor run` on {t['predictions']:,} predictions: {t['radgate_s']:.1f} s; peer (sqlite3 + "
-        f"sklearn monthly AUC only) {t['peer_s']:.1f} s; median ratio {t['ratio']:.1f} over {t['repeats']} rounds "
-        f"(database built in {t['build_s']:.0f} s)"
+        f"sklearn monthly AUC only) {t['peer_s']:.1f} s; median ratio {t['ratio']:.1f} over {t['repeats']} "
+        f"rounds (database built in {t['build_s']:.0f} s)"
     )
 
 

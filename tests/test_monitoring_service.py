@@ -273,3 +273,18 @@ def test_periodic_service_runs_and_stops(tmp_path: Path) -> None:
         service.stop()
     with db.session() as s:
         assert s.query(MonitoringRunRow).count() == 1  # one run per interval, not per wake-up
+
+
+def test_run_and_alerts_on_both_backends(any_db_url: str) -> None:
+    db = open_database(any_db_url)
+    scenario = demo_site().with_total(480)  # 40 a month; the Agfa room still from 2025-08
+    simulate_site(db, scenario, seed=4)
+    settings = MonitoringSettings(rules=["new_scanner", "output_drift"])
+    run = run_monitoring(db, settings, until=UNTIL)
+    scanner = [a for a in run.opened if a.rule == "new_scanner"]
+    assert len(scanner) == 1 and scanner[0].period == "2025-08"
+    assert run_monitoring(db, settings, until=UNTIL).opened == []
+    resolved = resolve(db, scanner[0].id, "checked", "director", settings)
+    assert resolved.status is AlertStatus.RESOLVED and resolved.resolved_at is not None
+    assert resolved.resolved_at.tzinfo is not None
+    db.dispose()
