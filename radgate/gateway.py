@@ -24,6 +24,7 @@ from radgate.db import Database, database_for
 from radgate.engine import Engine
 from radgate.inference.cache import TensorPrewarmer
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
+from radgate.monitoring.service import MonitoringService
 from radgate.results.sink import ResultsWorker
 from radgate.routing import parse_deployments
 from radgate.web import create_app
@@ -59,6 +60,7 @@ class Gateway:
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
         self.services: list[BackgroundService] = [self.assembler, self.pixels, self.engine, self.outbox]
+        self.services.append(MonitoringService(self.db, settings))  # monthly rules, alerts, webhooks
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
 

@@ -18,7 +18,7 @@ from radgate.clock import utcnow
 from radgate.config import MonitoringSettings
 from radgate.db import Database, open_database
 from radgate.errors import Conflict, Invalid, NotFound
-from radgate.monitoring.alerts import AlertStatus, acknowledge, list_alerts, resolve
+from radgate.monitoring.alerts import AlertStatus, acknowledge, alert_lines, list_alerts, resolve
 from radgate.monitoring.periods import PeriodUnit, parse_period
 from radgate.monitoring.rules import BUILTIN_RULES, MonitoringRule, load_rules
 from radgate.monitoring.service import MonitoringSummary, analyse, run_monitoring
@@ -105,6 +105,11 @@ def test_alerts_once_per_key_then_ack_and_resolve(tmp_path: Path) -> None:
     settings = MonitoringSettings(rules=["new_scanner", "input_drift"])
     first = run_monitoring(db, settings, until=UNTIL)
     assert first.opened and not first.updated
+    lines = alert_lines(first.opened)
+    assert any(
+        line.startswith("new_scanner [scanner:Agfa | DX-D 600") and "fired in 2025-08" in line
+        for line in lines
+    )
     keys = [(a.rule, a.deployment, a.scope) for a in first.opened]
     assert len(keys) == len(set(keys))
     again = run_monitoring(db, settings, until=UNTIL)
@@ -243,3 +248,43 @@ def test_plugin_rules_load_like_builtins(demo_db: Database) -> None:
     assert [f.period for f in summary.deployments[0].findings][0] == "2025-04"
     with pytest.raises(Invalid, match="known rules"):
         load_rules(MonitoringSettings(rules=["nope"]))
+
+
+def test_periodic_service_runs_and_stops(tmp_path: Path) -> None:
+    import time
+
+    from radgate.config import load_settings
+    from radgate.monitoring.service import MonitoringService
+    from radgate.monitoring.tables import MonitoringRunRow
+
+    settings = load_settings(data_dir=tmp_path / "data", environ={}, monitoring__interval_s=3600.0)
+    db = open_database(settings.database_url)
+    simulate_site(db, steady_site(months=4, per_month=50), seed=1)
+    service = MonitoringService(db, settings)
+    service.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with db.session() as s:
+                if s.query(MonitoringRunRow).count():
+                    break
+            time.sleep(0.2)
+    finally:
+        service.stop()
+    with db.session() as s:
+        assert s.query(MonitoringRunRow).count() == 1  # one run per interval, not per wake-up
+
+
+def test_run_and_alerts_on_both_backends(any_db_url: str) -> None:
+    db = open_database(any_db_url)
+    scenario = demo_site().with_total(480)  # 40 a month; the Agfa room still from 2025-08
+    simulate_site(db, scenario, seed=4)
+    settings = MonitoringSettings(rules=["new_scanner", "output_drift"])
+    run = run_monitoring(db, settings, until=UNTIL)
+    scanner = [a for a in run.opened if a.rule == "new_scanner"]
+    assert len(scanner) == 1 and scanner[0].period == "2025-08"
+    assert run_monitoring(db, settings, until=UNTIL).opened == []
+    resolved = resolve(db, scanner[0].id, "checked", "director", settings)
+    assert resolved.status is AlertStatus.RESOLVED and resolved.resolved_at is not None
+    assert resolved.resolved_at.tzinfo is not None
+    db.dispose()

@@ -53,6 +53,7 @@ def test_dashboard_renders_offline_in_chromium(server: str, tmp_path: Path) -> N
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(180_000)  # the page is drawn server-side; slow on a loaded 2-core machine
         page.on("request", lambda r: requests.append(r.url))
         page.goto(f"{server}/monitoring")  # a director signs in first
         assert page.url == f"{server}/login?next=/monitoring"

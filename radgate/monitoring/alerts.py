@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from radgate import audit
 from radgate.clock import utcnow
 from radgate.config import MonitoringSettings
 from radgate.db import Database
@@ -32,7 +33,16 @@ from radgate.monitoring.webhook import AlertEvent, enqueue
 if TYPE_CHECKING:
     from radgate.monitoring.service import MonitoringSummary
 
-__all__ = ["Alert", "AlertStatus", "acknowledge", "get_alert", "list_alerts", "reconcile", "resolve"]
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "acknowledge",
+    "alert_lines",
+    "get_alert",
+    "list_alerts",
+    "reconcile",
+    "resolve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +263,7 @@ def acknowledge(
         row.acknowledged_at, row.acknowledged_by, row.acknowledge_note = now, by, text
         row.updated_at = now
         alert = Alert.from_row(row)
+        audit.record(s, by, "alert.acknowledge", str(alert_id), {"rule": row.rule, "note": text})
         if settings.webhook_url:
             enqueue(s, row.id, AlertEvent.ACKNOWLEDGED, alert.as_dict(), settings, now)
     log.info(
@@ -282,6 +293,7 @@ def resolve(
         row.resolved_at, row.resolved_by, row.resolve_note = now, by, text
         row.updated_at = now
         alert = Alert.from_row(row)
+        audit.record(s, by, "alert.resolve", str(alert_id), {"rule": row.rule, "note": text})
         if settings.webhook_url:
             enqueue(s, row.id, AlertEvent.RESOLVED, alert.as_dict(), settings, now)
     log.info("alert %d (%s, %s, %s) resolved by %s", alert.id, alert.rule, alert.deployment, alert.scope, by)
@@ -293,3 +305,13 @@ def latest_summary_json(db: Database) -> str | None:
     with db.session() as s:
         row = s.scalars(select(MonitoringRunRow).order_by(MonitoringRunRow.id.desc()).limit(1)).first()
         return None if row is None else row.summary
+
+
+def alert_lines(alerts: Sequence[Alert]) -> list[str]:
+    """One line per alert, oldest period first, for the demo's summary: rule, scope, the month it fired."""
+    out = []
+    for a in sorted(alerts, key=lambda a: (a.period, a.rule, a.scope)):
+        scope = "" if a.scope == "all" else f" [{a.scope}]"
+        months = a.period if a.last_period == a.period else f"{a.period} (again until {a.last_period})"
+        out.append(f"{a.rule}{scope} fired in {months}: {a.summary}")
+    return out

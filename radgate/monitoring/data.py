@@ -263,7 +263,9 @@ def read_cases(db: Database, until: dt.date | None = None) -> CaseTable:
         keep = [i for i, d in enumerate(days) if d <= until]
         rows, days = [rows[i] for i in keep], [days[i] for i in keep]
     n = len(rows)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(14 + len(instance_cols))]
+    columns: list[Sequence[Any]] = (
+        list(zip(*rows, strict=True)) if rows else [[] for _ in range(14 + len(instance_cols))]
+    )
     n_cat = len(CATEGORICAL_FEATURES)
     missing_index = [i for i, r in enumerate(rows) if r[13] is None]
     if missing_index:  # no index row for the scored image: the features stored with the prediction

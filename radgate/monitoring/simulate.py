@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,10 +86,10 @@ def write_cases(
 ) -> None:
     """Write one study, one scored instance, one prediction and one label per case (bulk inserts)."""
     now = utcnow().replace(tzinfo=None)
-    rng = np.random.default_rng(abs(hash(key)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
     n = len(dates)
-    with db.session() as s:
-        for start in range(0, n, batch):
+    for start in range(0, n, batch):  # one transaction per batch (a million rows would make a huge WAL)
+        with db.session() as s:
             rows = range(start, min(n, start + batch))
             studies, instances, predictions, truth = [], [], [], []
             for i in rows:
@@ -214,7 +215,7 @@ def _release(mode: str) -> str:
     return "released" if mode == "live" else mode
 
 
-def _insert(session: Session, table: type, rows: list[dict[str, object]]) -> None:
+def _insert(session: Session, table: type, rows: Sequence[Mapping[str, object]]) -> None:
     """Bulk insert; on SQLite through the driver's executemany (the ORM's per-value processing would
     dominate a million-row benchmark), elsewhere through SQLAlchemy Core."""
     if not rows:
