@@ -48,10 +48,7 @@ def _settings(tmp_path: Path, mode: str, send_to: list[str]) -> Settings:
 def _send(gateway: Gateway, folder: Path) -> None:
     result = subprocess.run(
         ["storescu", "+sd", "-aet", "MODALITY", "127.0.0.1", str(gateway.dicom.port), str(folder)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TCP_NODELAY="1"),
-        timeout=60,
+        capture_output=True, text=True, env=dict(os.environ, TCP_NODELAY="1"), timeout=60,
     )
     assert result.returncode == 0, result.stderr
 
@@ -119,6 +116,4 @@ def test_silent_result_is_stored_and_never_sent(tmp_path: Path) -> None:
         assert prediction.mode == "silent"
         found = httpx.get(f"{orthanc.dicomweb_url}/studies/{study}/series").json()
         assert found == [] or all(item["00080060"]["Value"][0] == "DX" for item in found)
-        assert not (settings.data_dir / "results").exists() or not any(
-            (settings.data_dir / "results").rglob("*.dcm")
-        )
+        assert not (settings.data_dir / "results").exists() or not any((settings.data_dir / "results").rglob("*.dcm"))
