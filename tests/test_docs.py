@@ -21,9 +21,8 @@ def test_readme_gives_the_two_setup_commands_first() -> None:
 
 
 def test_cli_reference_is_current() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_cli_docs.py"), "--check"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

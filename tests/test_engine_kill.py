@@ -54,9 +54,7 @@ def _job(db: Database) -> Job:
         return s.scalars(select(Job)).one()
 
 
-def test_sigkill_mid_job_then_lease_expiry_and_takeover(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_sigkill_mid_job_then_lease_expiry_and_takeover(tmp_path: Path, settings: Settings, db: Database) -> None:
     with db.session() as s:
         add_model(s, build_package(tmp_path / "pkg"), settings.data_dir)
         sync_deployments(s, [DeploymentSpec("ptx", "tiny-ptx", "1.0.0", mode="live")])
@@ -66,9 +64,7 @@ def test_sigkill_mid_job_then_lease_expiry_and_takeover(
 
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(settings.data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
     try:
@@ -88,9 +84,7 @@ def test_sigkill_mid_job_then_lease_expiry_and_takeover(
             child.kill()
             child.wait()
 
-    survivor = Engine(
-        settings, db, options=EngineOptions(lease_s=30.0, poll_interval_s=0.1), worker_id="survivor"
-    )
+    survivor = Engine(settings, db, options=EngineOptions(lease_s=30.0, poll_interval_s=0.1), worker_id="survivor")
     deadline = time.monotonic() + 10  # the dead worker's lease runs out within a second
     while _job(db).status != "done" and time.monotonic() < deadline:
         survivor.run_once()

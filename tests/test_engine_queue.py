@@ -56,11 +56,8 @@ def _deploy(tmp_path: Path, settings: Settings, db: Database, *specs: Deployment
     with db.session() as s:
         versions = {(spec.model, spec.version) for spec in specs}
         for name, version in sorted(versions):
-            add_model(
-                s,
-                build_package(tmp_path / f"{name}-{version}", name=name, version=version),
-                settings.data_dir,
-            )
+            add_model(s, build_package(tmp_path / f"{name}-{version}", name=name, version=version),
+                      settings.data_dir)
         sync_deployments(s, list(specs))
 
 
@@ -81,16 +78,10 @@ def _jobs(db: Database) -> list[Job]:
         return list(s.scalars(select(Job).order_by(Job.id)))
 
 
-def test_silent_and_live_results_are_stored_and_marked(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
-    _deploy(
-        tmp_path,
-        settings,
-        db,
-        DeploymentSpec("champion", "tiny-ptx", "1.0.0", mode="live"),
-        DeploymentSpec("challenger", "tiny-ptx", "2.0.0", mode="silent"),
-    )
+def test_silent_and_live_results_are_stored_and_marked(tmp_path: Path, settings: Settings, db: Database) -> None:
+    _deploy(tmp_path, settings, db,
+            DeploymentSpec("champion", "tiny-ptx", "1.0.0", mode="live"),
+            DeploymentSpec("challenger", "tiny-ptx", "2.0.0", mode="silent"))
     uid = _series(db, settings, bright_lesion=True)
     sink = RecordingSink()
     engine = Engine(settings, db, sinks=[sink], options=FAST)
@@ -105,14 +96,7 @@ def test_silent_and_live_results_are_stored_and_marked(
     features = json.loads(live.features)
     assert features["ViewPosition"] == "PA" and features["PatientAge"] == 45.0 and features["Manufacturer"]
     assert "PatientName" not in features and "PatientID" not in features
-    for stage in (
-        "queue_wait_ms",
-        "decode_ms",
-        "preprocess_ms",
-        "inference_ms",
-        "postprocess_ms",
-        "end_to_end_ms",
-    ):
+    for stage in ("queue_wait_ms", "decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "end_to_end_ms"):
         assert getattr(live, stage) >= 0.0, stage
     assert live.end_to_end_ms is not None and live.end_to_end_ms >= live.inference_ms
     exp = ExplanationMap.load(settings.data_dir / live.explanation_path)  # type: ignore[operator]
@@ -133,13 +117,8 @@ def test_routing_decisions_and_export(tmp_path: Path, settings: Settings, db: Da
     assert set(rows) == {adult, lateral, child}
     assert list(next(iter(rows.values()))) == list(EXPORT_COLUMNS)
     assert rows[adult]["decision"] == "matched" and rows[adult]["job_status"] == "done"
-    assert (
-        rows[adult]["mode"] == "silent" and rows[adult]["flag"] == "0" and float(rows[adult]["score"]) < 0.1
-    )
-    assert (rows[lateral]["decision"], rows[lateral]["reason"]) == (
-        "not_applicable",
-        "ViewPosition LL is not in PA, AP",
-    )
+    assert rows[adult]["mode"] == "silent" and rows[adult]["flag"] == "0" and float(rows[adult]["score"]) < 0.1
+    assert (rows[lateral]["decision"], rows[lateral]["reason"]) == ("not_applicable", "ViewPosition LL is not in PA, AP")
     assert (rows[child]["decision"], rows[child]["reason"]) == ("not_applicable", "age 9Y outside 18–120")
     assert rows[child]["score"] == "" and rows[child]["model"] == "tiny-ptx"
     assert summary.processed == 1 and summary.silent == 1 and summary.flagged == 0
@@ -174,9 +153,7 @@ def test_unique_result_is_a_database_guarantee(tmp_path: Path, settings: Setting
     _series(db, settings)
     Engine(settings, db, options=FAST).run_until_idle(30)
     [stored] = _predictions(db)
-    copy = Prediction(
-        **{c.name: getattr(stored, c.name) for c in Prediction.__table__.columns if c.name != "id"}
-    )
+    copy = Prediction(**{c.name: getattr(stored, c.name) for c in Prediction.__table__.columns if c.name != "id"})
     with pytest.raises(IntegrityError), db.session() as s:
         s.add(copy)
 
@@ -191,9 +168,7 @@ class FailingRuntime:
         raise MemoryError("out of memory on the accelerator")
 
 
-def test_retries_with_backoff_then_failed_with_reason(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_retries_with_backoff_then_failed_with_reason(tmp_path: Path, settings: Settings, db: Database) -> None:
     _deploy(tmp_path, settings, db, DeploymentSpec("ptx", "tiny-ptx", "1.0.0"))
     _series(db, settings)
     options = EngineOptions(lease_s=30.0, retry_backoff_s=10.0, max_attempts=2)
@@ -225,9 +200,7 @@ def test_hash_mismatch_fails_the_job_without_retry(tmp_path: Path, settings: Set
     assert _predictions(db) == []
 
 
-def test_turning_a_deployment_off_cancels_its_queued_jobs(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_turning_a_deployment_off_cancels_its_queued_jobs(tmp_path: Path, settings: Settings, db: Database) -> None:
     _deploy(tmp_path, settings, db, DeploymentSpec("ptx", "tiny-ptx", "1.0.0", mode="live"))
     _series(db, settings)
     with db.session() as s:
@@ -255,13 +228,8 @@ def test_lost_lease_stores_nothing_twice(tmp_path: Path, settings: Settings, db:
                 assert worker_b.run_once() == 1  # ... and B claims the job and finishes it
             return super().run(batch)
 
-    worker_a = Engine(
-        settings,
-        db,
-        options=FAST,
-        worker_id="A",
-        runtime_factory=lambda w, o, i, label: StallingRuntime(w, o, i, label),
-    )
+    worker_a = Engine(settings, db, options=FAST, worker_id="A",
+                      runtime_factory=lambda w, o, i, label: StallingRuntime(w, o, i, label))
     assert worker_a.run_once() == 1
     [job] = _jobs(db)
     assert job.status == "done" and job.attempts == 2
@@ -271,11 +239,8 @@ def test_lost_lease_stores_nothing_twice(tmp_path: Path, settings: Settings, db:
 
 def test_engine_threads_start_and_stop(tmp_path: Path, settings: Settings, db: Database) -> None:
     _deploy(tmp_path, settings, db, DeploymentSpec("ptx", "tiny-ptx", "1.0.0"))
-    engine = Engine(
-        settings,
-        db,
-        options=EngineOptions(workers=2, poll_interval_s=0.05, runtime=RuntimeOptions(intra_op_threads=1)),
-    )
+    engine = Engine(settings, db, options=EngineOptions(workers=2, poll_interval_s=0.05,
+                                                        runtime=RuntimeOptions(intra_op_threads=1)))
     engine.start()
     try:
         assert engine.running
@@ -313,23 +278,12 @@ def test_cli_deployments_and_predictions(tmp_path: Path, settings: Settings, db:
     assert result.exit_code == 0 and "Wrote 2 rows" in result.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert sorted(r["decision"] for r in rows) == ["matched", "not_applicable"]
-    assert {
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
-        "model",
-        "model_version",
-        "mode",
-        "score",
-        "flag",
-        "decision",
-        "reason",
-    } <= set(rows[0])
+    assert {"StudyInstanceUID", "SeriesInstanceUID", "model", "model_version", "mode", "score", "flag",
+            "decision", "reason"} <= set(rows[0])
     assert runner.invoke(app, ["predictions", "export", "--format", "xlsx", *data]).exit_code == 2
 
 
-def test_claims_and_unique_result_on_both_backends(
-    tmp_path: Path, settings: Settings, any_db_url: str
-) -> None:
+def test_claims_and_unique_result_on_both_backends(tmp_path: Path, settings: Settings, any_db_url: str) -> None:
     """The conditional-UPDATE claim, lease takeover and the unique result hold on SQLite and PostgreSQL."""
     from radgate.db import open_database
     from radgate.engine import claim_jobs
@@ -353,9 +307,7 @@ def test_claims_and_unique_result_on_both_backends(
         Engine(settings, db, options=FAST).run_until_idle(30)
         [stored] = _predictions(db)
         assert stored.mode == "live" and stored.flag is True
-        copy = Prediction(
-            **{c.name: getattr(stored, c.name) for c in Prediction.__table__.columns if c.name != "id"}
-        )
+        copy = Prediction(**{c.name: getattr(stored, c.name) for c in Prediction.__table__.columns if c.name != "id"})
         with pytest.raises(IntegrityError), db.session() as s:
             s.add(copy)
     finally:

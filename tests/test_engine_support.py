@@ -63,11 +63,8 @@ def tiny_onnx(size: int = SIZE, with_cam: bool = True, batch: int | str = "N", g
         ]
         outputs.append(helper.make_tensor_value_info("cam", TensorProto.FLOAT, [batch, size // 8, size // 8]))
     graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 1, size, size])],
-        outputs,
-        inits,
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 1, size, size])],
+        outputs, inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -77,39 +74,20 @@ def tiny_onnx(size: int = SIZE, with_cam: bool = True, batch: int | str = "N", g
 
 def manifest_dict(name: str = "tiny-ptx", version: str = "1.0.0", with_cam: bool = True) -> dict[str, Any]:
     """A complete manifest as TOML data, for an adult PA/AP chest radiograph model."""
-    outputs: dict[str, Any] = {
-        "probability": {"kind": "probability", "meaning": "P(pneumothorax)", "calibrated": False}
-    }
+    outputs: dict[str, Any] = {"probability": {"kind": "probability", "meaning": "P(pneumothorax)",
+                                               "calibrated": False}}
     if with_cam:
         outputs["cam"] = {"kind": "class_activation_map"}
     return {
         "schema_version": 1,
-        "model": {
-            "name": name,
-            "version": version,
-            "task": "triage",
-            "description": "Tiny test model",
-            "licence": "Apache-2.0",
-            "synthetic_training_data": True,
-        },
-        "findings": [
-            {
-                "name": "pneumothorax",
-                "output": "probability",
-                "code": {"scheme": "SCT", "value": "36118008", "meaning": "Pneumothorax"},
-                "site": {"scheme": "SCT", "value": "39607008", "meaning": "Lung structure"},
-            }
-        ],
-        "intended_use": {
-            "modalities": ["CR", "DX"],
-            "sop_classes": [DX_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.1"],
-            "body_parts": ["CHEST"],
-            "views": ["PA", "AP"],
-            "age_min": 18,
-            "age_max": 120,
-            "sexes": ["F", "M", "O"],
-            "summary": "Adult PA/AP chest radiographs",
-        },
+        "model": {"name": name, "version": version, "task": "triage",
+                  "description": "Tiny test model", "licence": "Apache-2.0", "synthetic_training_data": True},
+        "findings": [{"name": "pneumothorax", "output": "probability",
+                      "code": {"scheme": "SCT", "value": "36118008", "meaning": "Pneumothorax"},
+                      "site": {"scheme": "SCT", "value": "39607008", "meaning": "Lung structure"}}],
+        "intended_use": {"modalities": ["CR", "DX"], "sop_classes": [DX_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.1"],
+                         "body_parts": ["CHEST"], "views": ["PA", "AP"], "age_min": 18, "age_max": 120,
+                         "sexes": ["F", "M", "O"], "summary": "Adult PA/AP chest radiographs"},
         "preprocessing": {"height": SIZE, "width": SIZE, "channels": 1},
         "outputs": outputs,
         "operating_points": [
@@ -122,22 +100,11 @@ def manifest_dict(name: str = "tiny-ptx", version: str = "1.0.0", with_cam: bool
     }
 
 
-def build_package(
-    dest: Path,
-    name: str = "tiny-ptx",
-    version: str = "1.0.0",
-    with_cam: bool = True,
-    as_zip: bool = False,
-    weights: bytes | None = None,
-) -> Path:
+def build_package(dest: Path, name: str = "tiny-ptx", version: str = "1.0.0", with_cam: bool = True,
+                  as_zip: bool = False, weights: bytes | None = None) -> Path:
     manifest = Manifest.from_dict(manifest_dict(name, version, with_cam))
-    write_package(
-        dest,
-        manifest,
-        weights if weights is not None else tiny_onnx(with_cam=with_cam),
-        f"# {name} {version}\n\nA tiny test model. Synthetic, not for clinical use.\n",
-        as_zip=as_zip,
-    )
+    write_package(dest, manifest, weights if weights is not None else tiny_onnx(with_cam=with_cam),
+                  f"# {name} {version}\n\nA tiny test model. Synthetic, not for clinical use.\n", as_zip=as_zip)
     return dest
 
 
@@ -189,10 +156,8 @@ def make_dx(
     pixels = rng.integers(900, 1100, size=(rows, rows)).astype(np.uint16)
     if bright_lesion:
         scale = rows // SIZE
-        lesion = (
-            slice(LESION[0].start * scale, LESION[0].stop * scale),
-            slice(LESION[1].start * scale, LESION[1].stop * scale),
-        )
+        lesion = (slice(LESION[0].start * scale, LESION[0].stop * scale),
+                  slice(LESION[1].start * scale, LESION[1].stop * scale))
         pixels[lesion] = 3900
     if photometric == "MONOCHROME1":
         pixels = (4095 - pixels).astype(np.uint16)
@@ -211,52 +176,25 @@ def index_series(db: Database, settings: Settings, datasets: list[Dataset], stat
     store = Path(settings.store_dir)
     with db.session() as s:
         if s.get(Study, first.StudyInstanceUID) is None:
-            s.add(
-                Study(
-                    StudyInstanceUID=first.StudyInstanceUID,
-                    StudyDate=first.get("StudyDate"),
-                    status=status,
-                    num_instances=len(datasets),
-                    first_received=now,
-                    last_received=now,
-                    completed_at=now,
-                )
-            )
+            s.add(Study(StudyInstanceUID=first.StudyInstanceUID, StudyDate=first.get("StudyDate"), status=status,
+                        num_instances=len(datasets), first_received=now, last_received=now, completed_at=now))
             s.flush()  # no ORM relationship orders the inserts: the study must exist before its series
-        s.add(
-            Series(
-                SeriesInstanceUID=first.SeriesInstanceUID,
-                StudyInstanceUID=first.StudyInstanceUID,
-                Modality=first.Modality,
-                SeriesDescription=first.get("SeriesDescription"),
-                num_instances=len(datasets),
-                status=status,
-                first_received=now,
-                last_received=now,
-                completed_at=now,
-            )
-        )
+        s.add(Series(SeriesInstanceUID=first.SeriesInstanceUID, StudyInstanceUID=first.StudyInstanceUID,
+                     Modality=first.Modality, SeriesDescription=first.get("SeriesDescription"),
+                     num_instances=len(datasets), status=status, first_received=now, last_received=now,
+                     completed_at=now))
         for ds in datasets:
             rel = Path(ds.StudyInstanceUID) / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
             (store / rel).parent.mkdir(parents=True, exist_ok=True)
             ds.save_as(store / rel, enforce_file_format=True)
             data = (store / rel).read_bytes()
             features = features_from_dataset(ds)
-            s.add(
-                Instance(
-                    SOPInstanceUID=ds.SOPInstanceUID,
-                    revision=1,
-                    SOPClassUID=ds.SOPClassUID,
-                    StudyInstanceUID=ds.StudyInstanceUID,
-                    SeriesInstanceUID=ds.SeriesInstanceUID,
-                    InstanceNumber=int(ds.InstanceNumber),
-                    TransferSyntaxUID=str(ds.file_meta.TransferSyntaxUID),
-                    path=rel.as_posix(),
-                    size=len(data),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    received_at=now,
-                    source="import",
-                    **{k: v for k, v in features.items() if k not in ("SOPClassUID", "SeriesDescription")},
-                )
-            )
+            s.add(Instance(
+                SOPInstanceUID=ds.SOPInstanceUID, revision=1, SOPClassUID=ds.SOPClassUID,
+                StudyInstanceUID=ds.StudyInstanceUID, SeriesInstanceUID=ds.SeriesInstanceUID,
+                InstanceNumber=int(ds.InstanceNumber), TransferSyntaxUID=str(ds.file_meta.TransferSyntaxUID),
+                path=rel.as_posix(), size=len(data), sha256=hashlib.sha256(data).hexdigest(), received_at=now,
+                source="import",
+                **{k: v for k, v in features.items() if k not in ("SOPClassUID", "SeriesDescription")},
+            ))
     return str(first.SeriesInstanceUID)

@@ -52,9 +52,7 @@ def test_import_decodes_jpeg2000_cr_in_the_background_check(tmp_path: Path) -> N
     settings = load_settings(data_dir=tmp_path / "d", environ={})
     db = database_for(settings)
     store = InstanceStore(settings, db)
-    summary = import_paths(
-        store, [Path(get_testdata_file("RG1_J2KR.dcm")), Path(get_testdata_file("RG1_UNCR.dcm"))]
-    )
+    summary = import_paths(store, [Path(get_testdata_file("RG1_J2KR.dcm")), Path(get_testdata_file("RG1_UNCR.dcm"))])
     assert summary.counts["stored"] + summary.counts["revision"] == 2
     assert PixelChecker(store, db).run_once() == 2
     from sqlalchemy import select

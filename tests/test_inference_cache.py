@@ -27,9 +27,7 @@ def _deploy(tmp_path: Path, settings: Settings, db: Database) -> ModelPackage:
     return ModelPackage.open(package)
 
 
-def test_prewarmed_tensor_equals_the_engine_rendering(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_prewarmed_tensor_equals_the_engine_rendering(tmp_path: Path, settings: Settings, db: Database) -> None:
     prep = _deploy(tmp_path, settings, db).manifest.preprocessing
     uid = index_series(db, settings, [make_dx(bright_lesion=True, photometric="MONOCHROME1")])
     with db.session() as s:
@@ -41,16 +39,12 @@ def test_prewarmed_tensor_equals_the_engine_rendering(
     np.testing.assert_array_equal(cached, to_tensor(to_display(ds), prep))
 
 
-def test_engine_uses_the_cache_and_ignores_stale_entries(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_engine_uses_the_cache_and_ignores_stale_entries(tmp_path: Path, settings: Settings, db: Database) -> None:
     prep = _deploy(tmp_path, settings, db).manifest.preprocessing
     cache = TensorCache(settings.data_dir)
     uids = [index_series(db, settings, [make_dx(bright_lesion=True)]) for _ in range(2)]
     with db.session() as s:
-        first, second = (
-            s.scalars(select(Instance).where(Instance.SeriesInstanceUID == u)).one() for u in uids
-        )
+        first, second = (s.scalars(select(Instance).where(Instance.SeriesInstanceUID == u)).one() for u in uids)
     blank = np.zeros((prep.channels, prep.height, prep.width), dtype=np.float32)
     cache.put(prep, first.SOPInstanceUID, first.sha256, blank)  # current: the engine must take it
     cache.put(prep, second.SOPInstanceUID, "0" * 64, blank)  # another content hash: must be ignored

@@ -90,9 +90,7 @@ def test_monochrome1_is_inverted_like_dcmtk(tmp_path: Path) -> None:
 def test_model_input_matches_resized_dcmtk(tmp_path: Path) -> None:
     path = _testfile("RG1_UNCR.dcm")
     reference = _dcmtk(path, ["+Wi", "1"], tmp_path / "ref.png").astype(np.float32)
-    box = np.asarray(
-        Image.fromarray(reference, mode="F").resize((32, 32), Image.Resampling.BOX), dtype=np.float64
-    )
+    box = np.asarray(Image.fromarray(reference, mode="F").resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
     prep = Manifest.from_dict(manifest_dict()).preprocessing
     tensor = preprocess(pydicom.dcmread(path), prep)
     assert tensor.shape == (1, 32, 32) and tensor.dtype == np.float32

@@ -46,9 +46,7 @@ def test_scores_match_the_model_worked_by_hand() -> None:
     runtime = OnnxRuntime(tiny_onnx(), RuntimeOptions(intra_op_threads=1, batch_size=4))
     out = runtime.run(_images(3, bright=(1,)))
     assert out["probability"].shape == (3,) and out["cam"].shape == (3, SIZE // 8, SIZE // 8)
-    np.testing.assert_allclose(
-        out["probability"], [_expected(0.25), _expected(1.0), _expected(0.25)], rtol=1e-5
-    )
+    np.testing.assert_allclose(out["probability"], [_expected(0.25), _expected(1.0), _expected(0.25)], rtol=1e-5)
 
 
 def test_batches_are_split_for_fixed_batch_models() -> None:
@@ -67,19 +65,14 @@ def test_garbage_weights_are_refused() -> None:
 def test_manifest_outputs_must_exist_in_graph(tmp_path: Path) -> None:
     # Manifest declares a CAM but the graph has none.
     path = build_package(tmp_path / "pkg", weights=tiny_onnx(with_cam=False))
-    with pytest.raises(
-        ModelLoadError, match="names output\\(s\\) cam, but the ONNX graph has only probability"
-    ):
+    with pytest.raises(ModelLoadError, match="names output\\(s\\) cam, but the ONNX graph has only probability"):
         LoadedModel.load(ModelPackage.open(path))
 
 
 def test_flags_per_operating_point(tmp_path: Path) -> None:
     model = LoadedModel.load(ModelPackage.open(build_package(tmp_path / "pkg")))
     assert model.flags({"pneumothorax": 0.4}) == {"high-sensitivity": True, "balanced": False}
-    assert model.flags({"pneumothorax": 0.5}) == {
-        "high-sensitivity": True,
-        "balanced": True,
-    }  # at threshold: flag
+    assert model.flags({"pneumothorax": 0.5}) == {"high-sensitivity": True, "balanced": True}  # at threshold: flag
 
 
 def test_cam_map_points_at_the_lesion(tmp_path: Path) -> None:

@@ -140,11 +140,7 @@ def test_cli_add_list_show_verify_remove(tmp_path: Path, settings: Settings) -> 
     rows = [r for r in json.loads(result.stdout) if r["name"] == "tiny-ptx"]
     assert rows[0]["registered_by"] == "alice" and rows[0]["synthetic"] is True
     result = runner.invoke(app, ["models", "show", "tiny-ptx", *data])
-    assert (
-        result.exit_code == 0
-        and "high-sensitivity" in result.output
-        and "not for clinical use" in result.output
-    )
+    assert result.exit_code == 0 and "high-sensitivity" in result.output and "not for clinical use" in result.output
     assert runner.invoke(app, ["models", "verify", "tiny-ptx", *data]).exit_code == 0
     _tamper(settings.data_dir / "models" / "tiny-ptx" / "1.0.0")
     result = runner.invoke(app, ["models", "verify", "tiny-ptx", *data])

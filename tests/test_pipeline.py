@@ -116,6 +116,4 @@ def test_silent_result_is_stored_and_never_sent(tmp_path: Path) -> None:
         assert prediction.mode == "silent"
         found = httpx.get(f"{orthanc.dicomweb_url}/studies/{study}/series").json()
         assert found == [] or all(item["00080060"]["Value"][0] == "DX" for item in found)
-        assert not (settings.data_dir / "results").exists() or not any(
-            (settings.data_dir / "results").rglob("*.dcm")
-        )
+        assert not (settings.data_dir / "results").exists() or not any((settings.data_dir / "results").rglob("*.dcm"))

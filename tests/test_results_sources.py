@@ -31,14 +31,8 @@ def test_source_without_birth_date_accession_or_study_time(tmp_path: Path) -> No
         region=((1.0, 1.0), (10.0, 1.0), (10.0, 10.0)),
     )
     result = AIResult(
-        model_name="tiny",
-        model_version="1.0.0",
-        model_sha256="a" * 64,
-        synthetic=True,
-        task="triage",
-        findings=(finding,),
-        window_center=2048,
-        window_width=4096,
+        model_name="tiny", model_version="1.0.0", model_sha256="a" * 64, synthetic=True, task="triage",
+        findings=(finding,), window_center=2048, window_width=4096,
     )
     objects = build_objects(result, [ds], ResultIdentity("regression-type2"))
     assert [kind for kind, _ in objects] == ["SR", "PR"]

@@ -62,10 +62,7 @@ def test_paediatric_is_skipped_with_reason() -> None:
 def test_every_failed_rule_is_listed() -> None:
     ok, reason = _route(view="LATERAL", age="004Y", body_part="ABDOMEN")
     assert not ok
-    assert (
-        reason
-        == "BodyPartExamined ABDOMEN is not in CHEST; ViewPosition LATERAL is not in PA, AP; age 4Y outside 18–120"
-    )
+    assert reason == "BodyPartExamined ABDOMEN is not in CHEST; ViewPosition LATERAL is not in PA, AP; age 4Y outside 18–120"
 
 
 def test_other_modality_names_its_sop_class() -> None:
@@ -93,25 +90,13 @@ def test_age_from_birth_date_when_no_patient_age() -> None:
 
 def test_rule_kinds_from_toml_tables() -> None:
     features = {"Modality": "DX", "SeriesDescription": "Chest PA erect", "KVP": 125.0, "PatientAge": 30.0}
-    assert (
-        rule_from_dict({"attribute": "Modality", "equals": "dx"}).check(features) is None
-    )  # case-insensitive
+    assert rule_from_dict({"attribute": "Modality", "equals": "dx"}).check(features) is None  # case-insensitive
     assert rule_from_dict({"attribute": "SeriesDescription", "regex": "(?i)chest"}).check(features) is None
-    assert (
-        rule_from_dict({"attribute": "KVP", "min": 60, "max": 110}).check(features)
-        == "KVP 125 outside 60–110"
-    )
+    assert rule_from_dict({"attribute": "KVP", "min": 60, "max": 110}).check(features) == "KVP 125 outside 60–110"
     assert isinstance(rule_from_dict({"attribute": "PatientAge", "min": 16}), AgeRange)
-    assert (
-        Regex("SeriesDescription", "LAT").check(features)
-        == "SeriesDescription 'Chest PA erect' does not match /LAT/"
-    )
+    assert Regex("SeriesDescription", "LAT").check(features) == "SeriesDescription 'Chest PA erect' does not match /LAT/"
     assert Equals("Modality", "CR").check(features) == "Modality DX is not CR"
-    assert OneOf("Modality", ("CR",)).to_dict() == {
-        "attribute": "Modality",
-        "one_of": ["CR"],
-        "missing": "fail",
-    }
+    assert OneOf("Modality", ("CR",)).to_dict() == {"attribute": "Modality", "one_of": ["CR"], "missing": "fail"}
     assert Range("KVP", max=150).describe() == "KVP in up to 150"
 
 
@@ -159,12 +144,7 @@ def test_deployments_from_config_file(tmp_path: Path) -> None:
     path.write_text(CONFIG, encoding="utf-8")
     [spec] = load_deployments_file(path, default_site="st-elsewhere")
     assert (spec.name, spec.model, spec.version, spec.mode, spec.site) == (
-        "ptx-triage",
-        "tiny-ptx",
-        "1.0.0",
-        "silent",
-        "st-elsewhere",
-    )
+        "ptx-triage", "tiny-ptx", "1.0.0", "silent", "st-elsewhere")
     assert spec.destinations == ("PACS@127.0.0.1:11112",) and spec.drop_rules == ("BodyPartExamined",)
     assert spec.rules == (AgeRange(16, 120),)
 
@@ -213,9 +193,7 @@ def test_sync_set_mode_and_audit(tmp_path: Path, settings: Settings, db: Databas
         assert [d.mode for d in list_deployments(s)] == ["off"]
 
 
-def test_unknown_model_and_double_deployment_are_refused(
-    tmp_path: Path, settings: Settings, db: Database
-) -> None:
+def test_unknown_model_and_double_deployment_are_refused(tmp_path: Path, settings: Settings, db: Database) -> None:
     _install(tmp_path, settings, db)
     with db.session() as s, pytest.raises(DeploymentError, match="No model named 'other'"):
         sync_deployments(s, [DeploymentSpec("x", "other", "1.0.0")])
@@ -235,7 +213,4 @@ def test_decide_records_off_deployments_too(tmp_path: Path, settings: Settings, 
         sync_deployments(s, [DeploymentSpec("ptx", "tiny-ptx", "1.0.0", mode="off")])
         deployment = get_deployment(s, "ptx")
     decision = decide(features_from_dataset(make_dx(view="LL")), deployment)
-    assert (decision.decision, decision.reason) == (
-        "off",
-        "deployment is off (and ViewPosition LL is not in PA, AP)",
-    )
+    assert (decision.decision, decision.reason) == ("off", "deployment is off (and ViewPosition LL is not in PA, AP)")

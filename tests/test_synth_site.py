@@ -126,9 +126,7 @@ def test_headers_follow_the_profile(profile_sites: dict[str, Path], name: str) -
         assert np.percentile(pixels, 99) - np.percentile(pixels, 1) > 0.4 * profile.max_stored
         shown = to_display(ds).pixels
         assert 0.15 < float(shown.mean()) < 0.85
-        if (
-            profile.voi == "lut"
-        ):  # the display is the LUT applied to the stored values, then inverted if MONO1
+        if profile.voi == "lut":  # the display is the LUT applied to the stored values, then inverted if MONO1
             table = np.asarray(ds.VOILUTSequence[0].LUTData, dtype=np.float64) / 4095.0
             expected = table[pixels.astype(np.int64)]
             if profile.photometric == "MONOCHROME1":

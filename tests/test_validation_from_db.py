@@ -22,9 +22,8 @@ from tests.test_engine_support import build_package, index_series, make_dx
 def _site(tmp_path: Path, settings: Settings, db: Database) -> dict[str, int]:
     with db.session() as s:
         add_model(s, build_package(tmp_path / "pkg"), settings.data_dir)
-        sync_deployments(
-            s, [DeploymentSpec(name="tiny", model="tiny-ptx", version="1.0.0", site="default", mode="silent")]
-        )
+        sync_deployments(s, [DeploymentSpec(name="tiny", model="tiny-ptx", version="1.0.0", site="default",
+                                            mode="silent")])
     truth: dict[str, int] = {}
     rng = np.random.default_rng(5)
     for i in range(24):
@@ -46,10 +45,8 @@ def _site(tmp_path: Path, settings: Settings, db: Database) -> dict[str, int]:
 def test_cases_and_report_from_database(tmp_path: Path, settings: Settings, db: Database) -> None:
     truth = _site(tmp_path, settings, db)
     csv = tmp_path / "truth.csv"
-    csv.write_text(
-        "SeriesInstanceUID,label,source,date\n"
-        + "".join(f"{uid},{label},radiologist,2026-01-15\n" for uid, label in truth.items())
-    )
+    csv.write_text("SeriesInstanceUID,label,source,date\n" + "".join(
+        f"{uid},{label},radiologist,2026-01-15\n" for uid, label in truth.items()))
     runner = CliRunner()
     cli.register_commands()
     data = ["--data-dir", str(settings.data_dir)]
@@ -64,20 +61,8 @@ def test_cases_and_report_from_database(tmp_path: Path, settings: Settings, db: 
     assert set(cases.attributes["PatientSex"]) == {"F", "M"}
 
     out = tmp_path / "report"
-    result = runner.invoke(
-        cli.app,
-        [
-            "report",
-            "validation",
-            "--out",
-            str(out),
-            "--model-name",
-            "tiny-ptx",
-            "--subgroup",
-            "PatientSex",
-            *data,
-        ],
-    )
+    result = runner.invoke(cli.app, ["report", "validation", "--out", str(out), "--model-name", "tiny-ptx",
+                                     "--subgroup", "PatientSex", *data])
     assert result.exit_code == 0, result.output
     html = next(out.glob("*.html")).read_text()
     assert "not applicable: ViewPosition LL is not in PA, AP" in html
@@ -89,16 +74,7 @@ def test_cases_and_report_from_database(tmp_path: Path, settings: Settings, db: 
 
 def test_age_band() -> None:
     assert [age_band(a) for a in (None, 9, 18, 29.9, 30, 45, 79, 80, "x")] == [
-        "unknown",
-        "<18",
-        "18-29",
-        "18-29",
-        "30-39",
-        "40-49",
-        "70-79",
-        "80+",
-        "unknown",
-    ]
+        "unknown", "<18", "18-29", "18-29", "30-39", "40-49", "70-79", "80+", "unknown"]
 
 
 def test_validate_an_exported_predictions_csv_keeps_not_applicable_reasons(
@@ -115,25 +91,10 @@ def test_validate_an_exported_predictions_csv_keeps_not_applicable_reasons(
     result = runner.invoke(cli.app, ["truth", "import", str(labels), "--source", "synthetic", *data])
     assert result.exit_code == 0, result.output
     exported = tmp_path / "pred.csv"
-    assert (
-        runner.invoke(
-            cli.app, ["predictions", "export", "--format", "csv", "--out", str(exported), *data]
-        ).exit_code
-        == 0
-    )
-    result = runner.invoke(
-        cli.app,
-        [
-            "validate",
-            str(exported),
-            "--score-col",
-            "score",
-            "--uid-col",
-            "SeriesInstanceUID",
-            "--json",
-            *data,
-        ],
-    )
+    assert runner.invoke(cli.app, ["predictions", "export", "--format", "csv", "--out", str(exported), *data]
+                         ).exit_code == 0
+    result = runner.invoke(cli.app, ["validate", str(exported), "--score-col", "score", "--uid-col",
+                                     "SeriesInstanceUID", "--json", *data])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["n"] == 24 and out["case_flow"]["excluded"] == {
