@@ -5,20 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, err_console, fail, settings_from
-from radgate.config import Settings
-from radgate.db import database_for
-from radgate.db.engine import Database
-from radgate.engine import Engine, export_csv, summarise
-from radgate.engine.service import prepare
-from radgate.models import RegistryError
-from radgate.models.registry import whoami
-from radgate.routing import DeploymentError, deployment_history, get_deployment, list_deployments, set_mode
+
+if TYPE_CHECKING:
+    from radgate.config import Settings
+    from radgate.db.engine import Database
 
 deployments_app = typer.Typer(help="Deployments: model version x site x rules x mode.", no_args_is_help=True)
 predictions_app = typer.Typer(help="Stored predictions and routing decisions.", no_args_is_help=True)
@@ -29,6 +24,11 @@ app.add_typer(engine_app, name="engine")
 
 
 def _open(data_dir: Path | None, config: Path | None) -> tuple[Settings, Database]:
+    from radgate.db import database_for
+    from radgate.engine.service import prepare
+    from radgate.models import RegistryError
+    from radgate.routing import DeploymentError
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:
@@ -46,6 +46,10 @@ def deployments_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List deployments and their modes (after applying the config's [[deployments]])."""
+    from rich.table import Table
+
+    from radgate.routing import list_deployments
+
     _, db = _open(data_dir, config)
     with db.session() as s:
         deployments = list_deployments(s)
@@ -91,6 +95,10 @@ def deployments_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show a deployment: its model, rules in force, destinations and the history of changes."""
+    from rich.table import Table
+
+    from radgate.routing import DeploymentError, deployment_history, get_deployment
+
     _, db = _open(data_dir, config)
     try:
         with db.session() as s:
@@ -135,6 +143,9 @@ def deployments_set_mode(
     note: Annotated[str | None, typer.Option("--note", help="Why (kept in the audit).")] = None,
 ) -> None:
     """Change a deployment's mode now, without a restart; the change is recorded with who and when."""
+    from radgate.models.registry import whoami
+    from radgate.routing import DeploymentError, set_mode
+
     _, db = _open(data_dir, config)
     try:
         with db.session() as s:
@@ -155,6 +166,9 @@ def predictions_export(
     mode: Annotated[str | None, typer.Option("--mode", help="Only silent or live results.")] = None,
 ) -> None:
     """Export one row per series x model: UIDs, model, mode, score, flag, decision, reason, latencies."""
+    from radgate.db import database_for
+    from radgate.engine import export_csv
+
     if format_ != "csv":
         raise fail(f"--format {format_!r} is not supported; expected csv.", 2)
     if mode not in (None, "off", "silent", "live"):
@@ -173,6 +187,9 @@ def predictions_export(
 @predictions_app.command("summary")
 def predictions_summary(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Processed, flagged, not applicable (with reasons), queued and failed counts."""
+    from radgate.db import database_for
+    from radgate.engine import summarise
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with db.session() as s:
@@ -190,6 +207,8 @@ def engine_run(
     ] = 600.0,
 ) -> None:
     """Run queued jobs in the foreground until none is left (the server runs the same engine in threads)."""
+    from radgate.engine import Engine, summarise
+
     settings, db = _open(data_dir, config)
     engine = Engine(settings, db)
     handled = engine.run_until_idle(timeout_s)

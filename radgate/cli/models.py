@@ -7,20 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.db import database_for
-from radgate.models import (
-    PackageError,
-    RegistryError,
-    add_model,
-    ensure_default_models,
-    get_model,
-    list_models,
-    remove_model,
-    verify_model,
-)
+
+# The registry and the database are imported inside each command: importing this module stays cheap.
 
 models_app = typer.Typer(help="Model packages: install, list, show, verify, remove.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -38,6 +28,9 @@ def add(
     by: Annotated[str | None, typer.Option("--by", help="Who installs it (default: the OS user).")] = None,
 ) -> None:
     """Check a package (manifest and SHA-256 of the weights) and install it."""
+    from radgate.db import database_for
+    from radgate.models import PackageError, RegistryError, add_model
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:
@@ -57,6 +50,11 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List installed model versions (the bundled demo model is registered when present)."""
+    from rich.table import Table
+
+    from radgate.db import database_for
+    from radgate.models import ensure_default_models, list_models
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with db.session() as s:
@@ -106,6 +104,11 @@ def show(
     card: Annotated[bool, typer.Option("--card", help="Also print MODEL_CARD.md.")] = False,
 ) -> None:
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
+    from rich.table import Table
+
+    from radgate.db import database_for
+    from radgate.models import RegistryError, get_model
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:
@@ -153,6 +156,9 @@ def verify(
     config: ConfigOpt = None,
 ) -> None:
     """Re-hash installed weights and compare them with the registered SHA-256 (exit 1 on any mismatch)."""
+    from radgate.db import database_for
+    from radgate.models import RegistryError, list_models, verify_model
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:
@@ -178,6 +184,9 @@ def remove(
     config: ConfigOpt = None,
 ) -> None:
     """Unregister a model version and delete its installed copy (stored predictions are kept)."""
+    from radgate.db import database_for
+    from radgate.models import RegistryError, remove_model
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:

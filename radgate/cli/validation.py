@@ -11,30 +11,23 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.config import Settings
-from radgate.db import Database, database_for
 from radgate.stats import StatisticsInputError
-from radgate.validation.cases import UID_COLUMNS, CaseSet, CaseTableError, read_cases_csv
-from radgate.validation.criteria import AcceptanceCriteria, CriteriaError
-from radgate.validation.from_db import cases_from_database
-from radgate.validation.metrics import validate_cases
-from radgate.validation.plan import deployment_plan
-from radgate.validation.report import ReportContext, build_report
-from radgate.validation.trial import (
-    TrialError,
-    TrialEvaluation,
-    evaluate_cases,
-    evaluate_trial,
-    get_trial,
-    start_trial,
-)
-from radgate.validation.truth import TruthImportError, import_ground_truth, reference_labels
+from radgate.validation.cases import CaseTableError
+from radgate.validation.criteria import CriteriaError
+from radgate.validation.trial import TrialError
+from radgate.validation.truth import TruthImportError
+
+if TYPE_CHECKING:
+    from radgate.config import Settings
+    from radgate.db import Database
+    from radgate.validation.cases import CaseSet
+    from radgate.validation.report import ReportContext
+    from radgate.validation.trial import TrialEvaluation
 
 trial_app = typer.Typer(
     help="Silent trials: register acceptance criteria, evaluate against them.", no_args_is_help=True
@@ -90,6 +83,8 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
     if not needed:
         yield None
         return
+    from radgate.db import database_for
+
     db = database_for(settings)
     try:
         yield db
@@ -98,6 +93,8 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
 
 
 def _uids_in(path: Path, uid_col: str | None) -> list[str]:
+    from radgate.validation.cases import UID_COLUMNS
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -120,6 +117,9 @@ def _load_cases(
     compare: str | None = None,
 ) -> CaseSet:
     """Read the cases; without a label column, take each UID's label from the ground-truth table."""
+    from radgate.validation.cases import read_cases_csv
+    from radgate.validation.truth import reference_labels
+
     labels = None
     if label_col is None:
         assert db is not None
@@ -164,6 +164,8 @@ def _print_json(obj: Mapping[str, Any]) -> None:
 
 
 def _print_validation(result: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
     flow = result.get("case_flow")
     table = Table(title="Validation", show_header=True)
     table.add_column("Measure")
@@ -233,6 +235,8 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Validate scores against reference labels: AUC (DeLong), Se/Sp (Wilson), PPV/NPV, subgroups."""
+    from radgate.validation.metrics import validate_cases
+
     settings = settings_from(data_dir, config)
     subgroups = subgroup or []
     with _errors(), _maybe_database(settings, label_col is None) as db:
@@ -259,6 +263,10 @@ def plan(
     config: ConfigOpt = None,
 ) -> None:
     """Expected true positives, false positives and misses per day, and false positives per true positive."""
+    from rich.table import Table
+
+    from radgate.validation.plan import deployment_plan
+
     settings_from(data_dir, config)
     with _errors():
         p = deployment_plan(prevalence, sensitivity, specificity, volume)
@@ -297,6 +305,8 @@ def trial_start(
     config: ConfigOpt = None,
 ) -> None:
     """Start a silent trial: record the criteria's text, SHA-256 and the start date in the database."""
+    from radgate.validation.trial import start_trial
+
     settings = settings_from(data_dir, config)
     with _errors(), _maybe_database(settings, True) as db:
         assert db is not None
@@ -311,6 +321,8 @@ def trial_start(
 
 
 def _print_evaluation(ev: TrialEvaluation) -> None:
+    from rich.table import Table
+
     v = ev.verdict
     color = {"go live": "green", "extend the trial": "yellow"}.get(v.recommendation, "red")
     if ev.trial:
@@ -355,6 +367,9 @@ def trial_evaluate(
     config: ConfigOpt = None,
 ) -> None:
     """Judge the trial's cases against its acceptance criteria: pass/fail with CIs, and a recommendation."""
+    from radgate.validation.criteria import AcceptanceCriteria
+    from radgate.validation.trial import evaluate_cases, evaluate_trial, get_trial
+
     if trial is None and criteria is None:
         raise fail("give --trial NAME (criteria recorded at start) or --criteria FILE", 2)
     settings = settings_from(data_dir, config)
@@ -392,6 +407,8 @@ def truth_import(
     config: ConfigOpt = None,
 ) -> None:
     """Import reference labels (radiologist, biopsy, follow-up ...) into the ground-truth table."""
+    from radgate.validation.truth import import_ground_truth
+
     settings = settings_from(data_dir, config)
     with _errors(), _maybe_database(settings, True) as db:
         assert db is not None
@@ -460,6 +477,11 @@ def report_validation(
     From a CSV (``--csv``, ``--score-col``), or from radgate's own predictions of ``--model-name`` with the
     reference labels of ``radgate truth import`` (and the radiologists' final reads, which land there too).
     """
+    from radgate.validation.criteria import AcceptanceCriteria
+    from radgate.validation.from_db import cases_from_database
+    from radgate.validation.report import ReportContext, build_report
+    from radgate.validation.trial import evaluate_cases, evaluate_trial, get_trial
+
     settings = settings_from(data_dir, config)
     if csv_file is None and model_name is None:
         raise fail(
