@@ -16,11 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.stats import StatisticsInputError
-from radgate.validation.cases import CaseTableError
-from radgate.validation.criteria import CriteriaError
-from radgate.validation.trial import TrialError
-from radgate.validation.truth import TruthImportError
 
 if TYPE_CHECKING:
     from radgate.config import Settings
@@ -38,7 +33,17 @@ app.add_typer(trial_app, name="trial")
 app.add_typer(truth_app, name="truth")
 app.add_typer(report_app, name="report")
 
-_ERRORS = (StatisticsInputError, CaseTableError, CriteriaError, TrialError, TruthImportError, LookupError)
+
+
+def _error_types() -> tuple[type[Exception], ...]:
+    # Imported when an error happens: `radgate validate` on a CSV needs neither SQLAlchemy nor the trials.
+    from radgate.stats import StatisticsInputError
+    from radgate.validation.cases import CaseTableError
+    from radgate.validation.criteria import CriteriaError
+    from radgate.validation.trial import TrialError
+    from radgate.validation.truth import TruthImportError
+
+    return (StatisticsInputError, CaseTableError, CriteriaError, TrialError, TruthImportError, LookupError)
 
 CsvArg = Annotated[Path, typer.Argument(help="CSV file, one case per row, with a header row.")]
 ScoreOpt = Annotated[
@@ -73,8 +78,10 @@ def _errors() -> Iterator[None]:
     """Turn the services' input errors into a clear message and exit code 1."""
     try:
         yield
-    except _ERRORS as exc:
-        raise fail(str(exc)) from exc
+    except (ValueError, LookupError) as exc:  # every one of _error_types() is one of these
+        if isinstance(exc, _error_types()):
+            raise fail(str(exc)) from exc
+        raise
 
 
 @contextmanager
@@ -93,7 +100,7 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
 
 
 def _uids_in(path: Path, uid_col: str | None) -> list[str]:
-    from radgate.validation.cases import UID_COLUMNS
+    from radgate.validation.cases import UID_COLUMNS, CaseTableError
 
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
