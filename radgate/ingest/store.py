@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +82,21 @@ _INSERT_INSTANCE = insert(Instance)
 StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One instance written to its temporary file, waiting for the commit that indexes it."""
+
+    parsed: ParsedInstance
+    source: str
+    calling_ae: str | None
+    current: Path  # where its bytes are now: the temporary file, then the final path
+    final: Path | None = None
+    outcome: StoreOutcome | None = None
+    error: BaseException | None = None
+    leads: bool = False  # woken to lead the next batch
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class InstanceStore:
     """Stores instances durably and indexes them; safe to call from many threads.
 
@@ -101,6 +116,9 @@ class InstanceStore:
         self._fsync = settings.ingest.fsync
         self._rejected_classes = set(settings.ingest.reject_sop_classes)
         self._known_dirs: set[Path] = set()
+        self._queue: list[_Pending] = []  # instances waiting for a group commit
+        self._queue_lock = threading.Lock()
+        self._leading = False  # a thread is running (or about to run) a batch
         self.last_activity = 0.0  # time.monotonic() of the last stored instance, for idle-time work
 
     # ------------------------------------------------------------------ public
@@ -255,34 +273,90 @@ class InstanceStore:
         self._known_dirs.add(path)
 
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
-        digest = parsed.sha256
         tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        self._write_durably(tmp_path, parsed.data)
-        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        item = _Pending(parsed, source, calling_ae, tmp_path)
         try:
-            with self.lock, self.db.session() as s:
-                existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
-                if any(row.sha256 == digest for row in existing):
-                    tmp_path.unlink(missing_ok=True)
-                    return self._outcome("duplicate", parsed, max(r.revision for r in existing))
-                revision = max((r.revision for r in existing), default=0) + 1
-                name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
-                self._ensure_dir(series_dir)
-                final = series_dir / name
-                os.replace(tmp_path, final)
-                self._fsync_dir(series_dir)
-                now = utcnow()
-                self._index(s, parsed, digest, revision, final, now, source, calling_ae)
-                self.last_activity = time.monotonic()
-                # The session committed when the ``with`` block closed: now it is safe to acknowledge.
+            self._write_durably(tmp_path, parsed.data)
+            outcome = self._commit(item)
         finally:
             tmp_path.unlink(missing_ok=True)
-        if revision > 1:
+        if outcome.outcome == "revision":
             log.warning(
                 "SOPInstanceUID %s received again with different content: kept as revision %d",
                 parsed.SOPInstanceUID,
-                revision,
+                outcome.revision,
             )
+        return outcome
+
+    # ------------------------------------------------------------ group commit
+    # Each instance's file is written and fsync'd by its own thread (outside any lock); what remains -- the
+    # rename into place, the directory fsync and the database commit -- is serialised, and is mostly waiting
+    # for the disk. So instances that arrive together (parallel associations, STOW-RS requests) share it:
+    # the first waiting thread leads and handles everything queued in one transaction (one commit, one
+    # fsync per directory), then hands the lead to the next waiting thread. Each instance is acknowledged
+    # only after the commit that holds its row, exactly as before; one instance alone is a batch of one.
+
+    def _commit(self, item: _Pending) -> StoreOutcome:
+        with self._queue_lock:
+            self._queue.append(item)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            item.done.wait()
+        try:
+            while item.outcome is None and item.error is None:  # asked to lead (or leading): run a batch
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        finally:
+            with self._queue_lock:  # hand the lead over to the first one waiting, if any
+                if item.leads or lead:
+                    if self._queue:
+                        self._queue[0].leads = True
+                        self._queue[0].done.set()
+                    else:
+                        self._leading = False
+        if item.error is not None:
+            raise item.error
+        assert item.outcome is not None
+        return item.outcome
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
+            with self.lock, self.db.session() as s:
+                outcomes = [self._place(s, it) for it in batch]
+                for directory in dict.fromkeys(it.final.parent for it in batch if it.final is not None):
+                    self._fsync_dir(directory)
+                self.last_activity = time.monotonic()
+                # The session commits when the ``with`` block closes: then it is safe to acknowledge.
+        except Exception as exc:
+            if len(batch) > 1:  # one bad instance must not fail the others: retry them one by one
+                for it in batch:
+                    self._commit_batch([it])
+                return
+            batch[0].error = exc
+            batch[0].done.set()
+            return
+        for it, outcome in zip(batch, outcomes, strict=True):
+            it.outcome = outcome
+            it.done.set()
+
+    def _place(self, s: Session, it: _Pending) -> StoreOutcome:
+        """In the batch's transaction: detect a duplicate or revision, move the file into place, index it."""
+        parsed = it.parsed
+        digest = parsed.sha256
+        existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
+        if any(row.sha256 == digest for row in existing):
+            return self._outcome("duplicate", parsed, max(r.revision for r in existing))
+        revision = max((r.revision for r in existing), default=0) + 1
+        name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
+        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        self._ensure_dir(series_dir)
+        final = series_dir / name
+        os.replace(it.current, final)
+        it.current = it.final = final
+        self._index(s, parsed, digest, revision, final, utcnow(), it.source, it.calling_ae)
+        s.flush()  # a later instance of the same batch sees this row (duplicates, revisions)
         return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
 
     @staticmethod
