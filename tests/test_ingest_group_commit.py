@@ -112,3 +112,40 @@ def test_one_failing_instance_does_not_fail_its_batch(
         stored = set(s.scalars(select(Instance.SOPInstanceUID)))
     assert stored == {u for u in by_uid if u != bad_uid}
     assert sum(sizes) >= 6
+
+
+def _rows(store: InstanceStore, uid: str) -> list[Instance]:
+    with store.db.session() as s:
+        return list(s.scalars(select(Instance).where(Instance.SOPInstanceUID == uid).order_by(Instance.revision)))
+
+
+def test_a_file_left_by_a_crash_is_replaced(store_on: InstanceStore) -> None:
+    """A first copy is written straight to <SOP>.dcm; a crash before its commit leaves that file unreferenced."""
+    ds = make_dx()
+    data = to_bytes(ds)
+    leftover = store_on.root / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(data[: len(data) // 2])  # half written when the power went
+    outcome = store_on.store_bytes(data, source="dimse")
+    assert (outcome.outcome, outcome.revision) == ("stored", 1)
+    [row] = _rows(store_on, ds.SOPInstanceUID)
+    assert store_on.path_of(row) == leftover and leftover.read_bytes() == data
+
+
+def test_a_missing_revision_1_file_is_restored_by_the_same_bytes(store_on: InstanceStore) -> None:
+    ds = make_dx()
+    data = to_bytes(ds)
+    assert store_on.store_bytes(data, source="dimse").outcome == "stored"
+    [row] = _rows(store_on, ds.SOPInstanceUID)
+    store_on.path_of(row).unlink()  # someone deleted it
+    assert store_on.store_bytes(data, source="dimse").outcome == "duplicate"
+    assert store_on.path_of(row).read_bytes() == data
+
+    store_on.path_of(row).unlink()
+    ds.SeriesDescription = "other content"
+    changed = to_bytes(ds)
+    outcome = store_on.store_bytes(changed, source="dimse")
+    assert (outcome.outcome, outcome.revision) == ("revision", 2)
+    r1, r2 = _rows(store_on, ds.SOPInstanceUID)
+    assert not store_on.path_of(r1).exists()  # still missing: the new content is not revision 1's
+    assert store_on.path_of(r2).name.endswith(".r2.dcm") and store_on.path_of(r2).read_bytes() == changed

@@ -1,10 +1,11 @@
 """The instance store: durable, idempotent storage of received instances, and their index rows.
 
 An instance is acknowledged only after (1) its bytes are written and fsync'd under
-``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file, then its
+``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file and its
 directory) and (2) its row, with the series and study rows it updates, is committed. A crash between the two
 leaves an unreferenced file that the next store of the same instance replaces; it never leaves a row without
-its file.
+its file. A first copy is written straight to its path (file and directory fsync'd at the same time); any
+other goes through ``.incoming`` and a rename. Instances arriving together share one commit (group commit).
 
 Duplicates: the same SOPInstanceUID with the same dataset bytes (file meta excluded, since it differs by
 sender) is a success that stores nothing. The same UID with different bytes becomes revision N+1; earlier
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +93,7 @@ class _Pending:
     calling_ae: str | None
     current: Path  # where its bytes are now: the temporary file, then the final path
     final: Path | None = None
+    placed: Path | None = None  # written straight to its revision-1 path, file and directory fsync'd
     outcome: StoreOutcome | None = None
     error: BaseException | None = None
     leads: bool = False  # woken to lead the next batch
@@ -116,6 +119,8 @@ class InstanceStore:
         self._fsync = settings.ingest.fsync
         self._rejected_classes = set(settings.ingest.reject_sop_classes)
         self._known_dirs: set[Path] = set()
+        self._uid_locks = [threading.Lock() for _ in range(64)]
+        self._sync_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="radgate-fsync")
         self._queue: list[_Pending] = []  # instances waiting for a group commit
         self._queue_lock = threading.Lock()
         self._leading = False  # a thread is running (or about to run) a batch
@@ -273,13 +278,19 @@ class InstanceStore:
         self._known_dirs.add(path)
 
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
-        tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        item = _Pending(parsed, source, calling_ae, tmp_path)
-        try:
-            self._write_durably(tmp_path, parsed.data)
-            outcome = self._commit(item)
-        finally:
-            tmp_path.unlink(missing_ok=True)
+        # One instance's file is written by one thread at a time (two copies of the same SOPInstanceUID
+        # arriving at once wait for each other); different instances proceed in parallel.
+        with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
+            item = self._write_placed(parsed, source, calling_ae)
+            if item is not None:
+                outcome = self._commit(item)
+            else:
+                tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
+                try:
+                    self._write_durably(tmp_path, parsed.data)
+                    outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path))
+                finally:
+                    tmp_path.unlink(missing_ok=True)
         if outcome.outcome == "revision":
             log.warning(
                 "SOPInstanceUID %s received again with different content: kept as revision %d",
@@ -287,6 +298,38 @@ class InstanceStore:
                 outcome.revision,
             )
         return outcome
+
+    def _write_placed(self, parsed: ParsedInstance, source: str, calling_ae: str | None) -> _Pending | None:
+        """Write a first copy straight to ``<SOPInstanceUID>.dcm``; None when that file exists already.
+
+        A new file needs its data and its directory entry on disk: the two fsyncs run at the same time
+        (the file system commits both in one journal transaction) instead of one after the other, and there
+        is no rename left to make durable. Whether it really is revision 1 is still decided under the lock;
+        a file left by a crash before its commit is found by the next copy, which takes the path through
+        ``.incoming`` and replaces it, as before.
+        """
+        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        self._ensure_dir(series_dir)
+        final = series_dir / f"{parsed.SOPInstanceUID}.dcm"
+        try:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileExistsError:
+            return None
+        try:
+            try:
+                view = memoryview(parsed.data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    directory = self._sync_pool.submit(self._fsync_dir, series_dir)
+                    os.fdatasync(fd)
+                    directory.result()
+            finally:
+                os.close(fd)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        return _Pending(parsed, source, calling_ae, final, placed=final)
 
     # ------------------------------------------------------------ group commit
     # Each instance's file is written and fsync'd by its own thread (outside any lock); what remains -- the
@@ -325,7 +368,8 @@ class InstanceStore:
         try:
             with self.lock, self.db.session() as s:
                 outcomes = [self._place(s, it) for it in batch]
-                for directory in dict.fromkeys(it.final.parent for it in batch if it.final is not None):
+                moved = [it.final.parent for it in batch if it.final is not None and it.final != it.placed]
+                for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
                     self._fsync_dir(directory)
                 self.last_activity = time.monotonic()
                 # The session commits when the ``with`` block closes: then it is safe to acknowledge.
@@ -347,13 +391,18 @@ class InstanceStore:
         digest = parsed.sha256
         existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
         if any(row.sha256 == digest for row in existing):
+            same = max(r.revision for r in existing if r.sha256 == digest)
+            if it.placed and same != 1:  # the file written in place is not that revision's: remove it
+                it.current.unlink(missing_ok=True)
+            # (placed and same == 1: revision 1's file had gone missing; the same bytes now restore it)
             return self._outcome("duplicate", parsed, max(r.revision for r in existing))
         revision = max((r.revision for r in existing), default=0) + 1
         name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         self._ensure_dir(series_dir)
         final = series_dir / name
-        os.replace(it.current, final)
+        if it.current != final:
+            os.replace(it.current, final)
         it.current = it.final = final
         self._index(s, parsed, digest, revision, final, utcnow(), it.source, it.calling_ae)
         s.flush()  # a later instance of the same batch sees this row (duplicates, revisions)
