@@ -128,9 +128,9 @@ def orthanc() -> Iterator[tuple[int, str]]:
 
 
 @contextlib.contextmanager
-def radgate() -> Iterator[tuple[int, str]]:
+def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
     data = Path(tempfile.mkdtemp(prefix="bench-radgate-"))
-    env = dict(ENV, RADGATE_LOG_LEVEL="WARNING")
+    env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
     env.pop("RADGATE_CONFIG", None)
     argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -164,7 +164,12 @@ def main() -> int:
     parser.add_argument("--ct", type=int, default=500, help="CT instances (512² 16-bit) in the series run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=["one", "four", "ct"], action="append", help="scenarios to run")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. before a change), measured as 'radgate@base'"
+    )
     args = parser.parse_args()
+    if args.baseline:
+        RECEIVERS["radgate@base"] = lambda: radgate(args.baseline.resolve())
 
     dx = make_files(args.n, args.size)
     scenarios = {
@@ -200,6 +205,7 @@ def main() -> int:
         print(
             f"  radgate / storescp {ratio(scenario, 'storescp'):.2f}x, radgate / orthanc "
             f"{ratio(scenario, 'orthanc'):.2f}x; radgate took {statistics.median(seconds[scenario]):.2f} s"
+            + (f"; radgate / radgate@base {ratio(scenario, 'radgate@base'):.2f}x" if args.baseline else "")
         )
     if "one" in chosen:
         r = ratio("one", "orthanc")
