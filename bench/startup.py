@@ -43,10 +43,11 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--radgate-path", type=Path, default=ROOT, help="checkout whose radgate package runs")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), RADGATE_DATA_DIR=str(data_dir))
+    env = dict(os.environ, PYTHONPATH=str(args.radgate_path.resolve()), RADGATE_DATA_DIR=str(data_dir))
     env.pop("RADGATE_CONFIG", None)
     subprocess.run([RADGATE, "models", "list"], env=env, check=True, capture_output=True)  # create the schema
 
