@@ -1,18 +1,28 @@
-"""Ingest benchmark: the same N instances sent with DCMTK storescu to radgate and to DCMTK storescp.
+"""Ingest benchmark: the same instances sent with DCMTK storescu to radgate, Orthanc and DCMTK storescp.
 
-    .venv/bin/python bench/ingest.py [--n 1000] [--size 512] [--repeats 3]
+    .venv/bin/python bench/ingest.py [--n 1000] [--size 512] [--ct 500] [--repeats 3]
 
-Both receivers run in the same process tree on this machine, alternate, and are measured repeatedly; the
-figure is the median ratio of instances/s (radgate / storescp). storescu and storescp get TCP_NODELAY=1
-(see shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback). radgate runs as
-``radgate serve`` with its defaults (SQLite, fsync per instance, header parse and index row per instance);
-storescp only writes files (no fsync, no database), so it is the upper bound of what a DICOM receiver on
-this machine can do.
+Three scenarios, each measured for the three receivers in alternating order, repeated; the figures are
+medians of instances/s and the median of the per-round ratios:
+
+- one association: ``storescu +sd`` sends N DX instances (SIZE² 16-bit, explicit VR little endian);
+- four associations: the same N instances split in four folders, four ``storescu`` at once (what a PACS
+  does when it pushes a study);
+- a CT-sized series: CT instances (500 x 512² 16-bit by default) in one association, timed from the first
+  instance sent to the last one acknowledged, i.e. stored (radgate acknowledges an instance only once its
+  file is fsync'd and its row committed).
+
+Receivers: radgate as ``radgate serve`` with its defaults (SQLite with synchronous=FULL, fsync of every
+instance); Orthanc (Debian package: files + SQLite index, its defaults, ``TcpNoDelay``); DCMTK storescp
+(writes files, no fsync, no database: the upper bound on this machine). Every DCMTK tool gets
+``TCP_NODELAY=1`` (shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback).
+Targets (issue 15): radgate >= 1.0x Orthanc with one association; >= 0.5x storescp with four.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,95 +31,109 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from radgate.testing.peers import free_port  # noqa: E402
+from radgate.testing.peers import OrthancServer, free_port  # noqa: E402
 from tests.dicomgen import make_dx  # noqa: E402
 
-ENV = dict(os.environ, TCP_NODELAY="1")
+ENV = dict(os.environ, TCP_NODELAY="1", PYTHONPATH=str(ROOT))
+RADGATE = str(Path(sys.executable).parent / "radgate")
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def make_files(n: int, size: int) -> Path:
-    folder = ROOT / ".tmp" / "bench" / f"ingest-{n}-{size}"
-    if folder.is_dir() and len(list(folder.iterdir())) == n:
+def make_files(n: int, size: int, kind: str = "dx") -> Path:
+    folder = ROOT / ".tmp" / "bench" / f"ingest-{kind}-{n}-{size}"
+    if folder.is_dir() and len(list(folder.glob("*.dcm"))) == n:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    study = "1.2.826.0.1.3680043.10.543.5000"
+    study = "1.2.826.0.1.3680043.10.543.5000" + ("1" if kind == "ct" else "")
     for i in range(n):
         ds = make_dx(study, f"{study}.1", f"{study}.1.{i}", size=size, seed=i)
         ds.InstanceNumber = i + 1
+        if kind == "ct":
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+            ds.Modality = "CT"
+            ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+            ds.PixelSpacing = [0.7, 0.7]
+            ds.SliceThickness = 1.0
         ds.save_as(folder / f"{i:05d}.dcm", enforce_file_format=True)
     return folder
 
 
-def send(port: int, folder: Path, aec: str) -> float:
+def split(folder: Path, parts: int) -> list[Path]:
+    """The folder's files as ``parts`` sub-folders of hard links (made once)."""
+    out = []
+    files = sorted(folder.glob("*.dcm"))
+    for k in range(parts):
+        sub = folder / f"part{parts}-{k}"
+        if not sub.is_dir():
+            sub.mkdir()
+            for f in files[k::parts]:
+                os.link(f, sub / f.name)
+        out.append(sub)
+    return out
+
+
+def send(port: int, folders: list[Path], aec: str) -> float:
+    """Wall time for one storescu per folder, all at once, until the last one has its answers."""
     start = time.perf_counter()
-    result = subprocess.run(
-        ["storescu", "-aec", aec, "+sd", "127.0.0.1", str(port), str(folder)],
-        env=ENV,
-        capture_output=True,
-        text=True,
-    )
+    procs = [
+        subprocess.Popen(
+            ["storescu", "-aec", aec, "+sd", "127.0.0.1", str(port), str(f)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in folders
+    ]
+    errors = [p.communicate()[1] for p in procs]
     elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu failed: {result.stderr[-500:]}")
+    for p, err in zip(procs, errors, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err[-500:]}")
     return elapsed
 
 
-def run_storescp(folder: Path) -> float:
+@contextlib.contextmanager
+def storescp() -> Iterator[tuple[int, str]]:
     out = Path(tempfile.mkdtemp(prefix="bench-storescp-"))
     port = free_port()
     proc = subprocess.Popen(
-        ["storescp", "-od", str(out), str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ["storescp", "-od", str(out), str(port)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         for _ in range(100):
-            if (
-                subprocess.run(["echoscu", "127.0.0.1", str(port)], env=ENV, capture_output=True).returncode
-                == 0
-            ):
+            echo = subprocess.run(["echoscu", "127.0.0.1", str(port)], env=ENV, capture_output=True)
+            if echo.returncode == 0:
                 break
             time.sleep(0.05)
-        return send(port, folder, "ANY-SCP")
+        yield port, "ANY-SCP"
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run_radgate(folder: Path, fsync: bool) -> float:
+@contextlib.contextmanager
+def orthanc() -> Iterator[tuple[int, str]]:
+    with OrthancServer(aet="ORTHANC") as server:
+        yield server.dicom_port, "ORTHANC"
+
+
+@contextlib.contextmanager
+def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
     data = Path(tempfile.mkdtemp(prefix="bench-radgate-"))
-    env = dict(
-        ENV,
-        RADGATE_INGEST_FSYNC="true" if fsync else "false",
-        RADGATE_DATABASE_SQLITE_SYNCHRONOUS="FULL" if fsync else "NORMAL",
-        RADGATE_LOG_LEVEL="WARNING",
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "radgate",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--dicom-port",
-            "0",
-            "--http-port",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
+    env.pop("RADGATE_CONFIG", None)
+    argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         port = None
@@ -119,41 +143,78 @@ def run_radgate(folder: Path, fsync: bool) -> float:
                 break
         if port is None:
             raise RuntimeError("radgate serve did not start")
-        return send(int(port), folder, "RADGATE")
+        yield int(port), "RADGATE"
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(data, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, default=1000)
+RECEIVERS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[int, str]]]] = {
+    "storescp": storescp,
+    "orthanc": orthanc,
+    "radgate": radgate,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="DX instances for the 1- and 4-association runs")
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--ct", type=int, default=500, help="CT instances (512² 16-bit) in the series run")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    folder = make_files(args.n, args.size)
-    mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
-    print(f"{args.n} instances, {args.size}x{args.size} 16-bit, {mb:.0f} MB, one association, storescu +sd")
-    rows: dict[str, list[float]] = {"storescp": [], "radgate": [], "radgate (no fsync)": []}
-    for r in range(args.repeats):
-        rows["storescp"].append(args.n / run_storescp(folder))
-        rows["radgate"].append(args.n / run_radgate(folder, fsync=True))
-        rows["radgate (no fsync)"].append(args.n / run_radgate(folder, fsync=False))
-        print(f"  repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rows.items()), flush=True)
-    base = statistics.median(rows["storescp"])
-    print(f"{'receiver':<22}{'median inst/s':>14}{'ratio vs storescp':>20}")
-    for name, values in rows.items():
-        med = statistics.median(values)
-        ratios = [v / s for v, s in zip(values, rows["storescp"], strict=True)]
-        print(f"{name:<22}{med:>14.0f}{statistics.median(ratios):>20.2f}")
-    print(
-        f"target: radgate >= 0.5x storescp -> {'met' if statistics.median([v / s for v, s in zip(rows['radgate'], rows['storescp'], strict=True)]) >= 0.5 else 'NOT met'}"
+    parser.add_argument("--only", choices=["one", "four", "ct"], action="append", help="scenarios to run")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. before a change), measured as 'radgate@base'"
     )
-    del base
+    args = parser.parse_args()
+    if args.baseline:
+        RECEIVERS["radgate@base"] = lambda: radgate(args.baseline.resolve())
+
+    dx = make_files(args.n, args.size)
+    scenarios = {
+        "one": (f"1 association, {args.n} DX {args.size}²", [dx], args.n),
+        "four": (f"4 associations, {args.n} DX {args.size}²", split(dx, 4), args.n),
+        "ct": (f"CT series, {args.ct} x 512² in 1 association", [make_files(args.ct, 512, "ct")], args.ct),
+    }
+    chosen = args.only or list(scenarios)
+    rates: dict[str, dict[str, list[float]]] = {s: {r: [] for r in RECEIVERS} for s in chosen}
+    seconds: dict[str, list[float]] = {s: [] for s in chosen}
+    names = list(RECEIVERS)
+    for repeat in range(args.repeats):
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]
+        for scenario in chosen:
+            _, folders, n = scenarios[scenario]
+            for name in order:
+                with RECEIVERS[name]() as (port, aec):
+                    elapsed = send(port, folders, aec)
+                rates[scenario][name].append(n / elapsed)
+                if name == "radgate":
+                    seconds[scenario].append(elapsed)
+            line = ", ".join(f"{r} {rates[scenario][r][-1]:.0f}/s" for r in names)
+            print(f"  round {repeat + 1} {scenario}: {line}", flush=True)
+
+    def ratio(scenario: str, peer: str) -> float:
+        per_round = zip(rates[scenario]["radgate"], rates[scenario][peer], strict=True)
+        return statistics.median(a / b for a, b in per_round)
+
+    print()
+    for scenario in chosen:
+        title = scenarios[scenario][0]
+        print(f"{title}: " + ", ".join(f"{r} {statistics.median(rates[scenario][r]):.0f}/s" for r in names))
+        print(
+            f"  radgate / storescp {ratio(scenario, 'storescp'):.2f}x, radgate / orthanc "
+            f"{ratio(scenario, 'orthanc'):.2f}x; radgate took {statistics.median(seconds[scenario]):.2f} s"
+            + (f"; radgate / radgate@base {ratio(scenario, 'radgate@base'):.2f}x" if args.baseline else "")
+        )
+    if "one" in chosen:
+        r = ratio("one", "orthanc")
+        print(f"target 1 association: radgate >= 1.0x orthanc -> {r:.2f}x {'met' if r >= 1.0 else 'NOT met'}")
+    if "four" in chosen:
+        r = ratio("four", "storescp")
+        print(f"target 4 associations: radgate >= 0.5x storescp -> {r:.2f}x {'met' if r >= 0.5 else 'NOT met'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -23,7 +23,7 @@ def register_commands() -> None:
 
 
 def main() -> None:
-    register_commands()
+    # Commands are imported when they run (radgate.cli.lazy): `radgate --help` imports none of them.
     app()
 
 

@@ -11,16 +11,26 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from radgate.cli.lazy import LazyGroup
 from radgate.config import ConfigError, Settings, load_settings
 from radgate.errors import RadgateError
 
 app = typer.Typer(
     name="radgate",
+    cls=LazyGroup,
     help="radgate: an AI gateway for medical imaging. Infrastructure, not a medical device.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    # A root callback makes the app a group even before any command module is imported (see lazy.py).
+    pass
+
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

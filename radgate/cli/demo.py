@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail
-from radgate.demo import DEMO_MIN_CASES, DEPLOYMENT, NOT_CLINICAL, OVERRIDE, DemoReport, run_demo
+
+if TYPE_CHECKING:
+    from radgate.demo import DemoReport
 
 
 @app.command()
@@ -25,6 +24,11 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic site.")] = 2026,
 ) -> None:
     """Generate a synthetic site, send it to a gateway, run the demo model and deliver its results."""
+    from rich.panel import Panel
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    from radgate.demo import NOT_CLINICAL, run_demo
+
     if config is not None:
         console.print("[yellow]The demo builds its own configuration; --config is ignored.[/yellow]")
     target = data_dir or Path("radgate-data/demo")
@@ -58,6 +62,10 @@ def demo(
 
 
 def print_report(r: DemoReport) -> None:
+    from rich.table import Table
+
+    from radgate.demo import DEMO_MIN_CASES, DEPLOYMENT, NOT_CLINICAL, OVERRIDE
+
     table = Table(
         title="radgate demo: one synthetic site, silent -> local validation -> live", show_header=False
     )

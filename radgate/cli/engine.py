@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import (
     ConfigOpt,
@@ -39,6 +38,8 @@ app.add_typer(engine_app, name="engine")
 
 
 def _open(data_dir: Path | None, config: Path | None) -> tuple[Settings, Database]:
+    from radgate.db import database_for
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     try:
@@ -56,6 +57,9 @@ def deployments_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List deployments and their modes (after applying the config's [[deployments]])."""
+    from rich.table import Table
+
+
     _, db = _open(data_dir, config)
     deployments = list_all(db)
     if as_json:
@@ -103,6 +107,9 @@ def deployments_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show a deployment: its model, rules in force, destinations and the history of changes."""
+    from rich.table import Table
+
+
     _, db = _open(data_dir, config)
     with cli_errors():
         d, history = show(db, name)
@@ -180,6 +187,8 @@ def readiness_command(
     if as_json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))
     else:
+        from rich.table import Table
+
         table = Table(title=f"Readiness of {name}: {'READY' if verdict.ready else 'NOT READY'}")
         for column in ("Check", "Verdict", "Detail"):
             table.add_column(column, overflow="fold")
@@ -220,6 +229,8 @@ def predictions_export(
 @predictions_app.command("summary")
 def predictions_summary(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Processed, flagged, not applicable (with reasons), queued and failed counts."""
+    from radgate.db import database_for
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     for line in summary(db).lines():
@@ -235,6 +246,7 @@ def engine_run(
     ] = 600.0,
 ) -> None:
     """Run queued jobs in the foreground until none is left (the server runs the same engine in threads)."""
+
     settings, db = _open(data_dir, config)
     handled, result = run_engine(settings, db, timeout_s)
     console.print(f"Handled {handled} job(s).")

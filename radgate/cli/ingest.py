@@ -9,16 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from radgate.assembly import set_expected
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.db import database_for
-from radgate.ingest import InstanceStore, import_paths
-from radgate.ingest.folder import iter_files
-from radgate.ingest.scp import parse_allow_entry
-from radgate.ingest.status import recent_rejections, series_status
+
+# The services are imported inside each command, so that importing this module (to run one command) stays
+# cheap: `radgate series` does not load pydicom, numpy or pynetdicom.
 
 
 @app.command()
@@ -41,6 +36,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages)."""
+    from radgate.ingest.scp import parse_allow_entry
+
     settings = settings_from(
         data_dir,
         config,
@@ -87,6 +84,13 @@ def import_(
     config: ConfigOpt = None,
 ) -> None:
     """Import DICOM files from folders, with a progress bar and a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from radgate.db import database_for
+    from radgate.ingest import InstanceStore, import_paths
+    from radgate.ingest.folder import iter_files
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     store = InstanceStore(settings, db)
@@ -123,6 +127,8 @@ def _print_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], title: str
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from rich.table import Table
+
     table = Table(title=title)
     for col in columns:
         table.add_column(col)
@@ -139,6 +145,9 @@ def rejections(
     as_json: JsonOpt = False,
 ) -> None:
     """List recent rejections and quarantined instances with their reasons."""
+    from radgate.db import database_for
+    from radgate.ingest.status import recent_rejections
+
     db = database_for(settings_from(data_dir, config))
     with db.session() as s:
         rows = recent_rejections(s, limit)
@@ -154,6 +163,9 @@ def series(
     as_json: JsonOpt = False,
 ) -> None:
     """List received series with their assembly status (receiving, complete, incomplete)."""
+    from radgate.db import database_for
+    from radgate.ingest.status import series_status
+
     db = database_for(settings_from(data_dir, config))
     with db.session() as s:
         rows = series_status(s, limit)
@@ -169,6 +181,9 @@ def expect(
     config: ConfigOpt = None,
 ) -> None:
     """Set a series' expected instance count: it completes as soon as that many have arrived."""
+    from radgate.assembly import set_expected
+    from radgate.db import database_for
+
     db = database_for(settings_from(data_dir, config))
     try:
         set_expected(db, series_uid, count)

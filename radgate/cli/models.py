@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
 from radgate.db import database_for
@@ -29,6 +28,7 @@ def add(
     by: Annotated[str | None, typer.Option("--by", help="Who installs it (default: the OS user).")] = None,
 ) -> None:
     """Check a package (manifest and SHA-256 of the weights) and install it."""
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with cli_errors():
@@ -45,6 +45,9 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List installed model versions (the bundled demo model is registered when present)."""
+    from rich.table import Table
+
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     models = models_service.list_installed(db, settings)
@@ -92,6 +95,9 @@ def show(
     card: Annotated[bool, typer.Option("--card", help="Also print MODEL_CARD.md.")] = False,
 ) -> None:
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
+    from rich.table import Table
+
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with cli_errors():
@@ -136,6 +142,7 @@ def verify(
     config: ConfigOpt = None,
 ) -> None:
     """Re-hash installed weights and compare them with the registered SHA-256 (exit 1 on any mismatch)."""
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with cli_errors():
@@ -157,6 +164,7 @@ def remove(
     config: ConfigOpt = None,
 ) -> None:
     """Unregister a model version and delete its installed copy (stored predictions are kept)."""
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with cli_errors():

@@ -6,19 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.clock import utcnow
-from radgate.db import database_for
-from radgate.results import (
-    deliver_pending,
-    destinations_from_settings,
-    list_outbox,
-    results_store,
-    retry,
-)
-from radgate.results.tables import OUTBOX_STATUSES
+from radgate.results.tables import OUTBOX_STATUSES  # in an option's help
 
 outbox_app = typer.Typer(
     help="The results outbox: what was sent where, what failed and why.", no_args_is_help=True
@@ -40,6 +30,11 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List outbox rows: object, destination, status, attempts, next try and the last error."""
+    from rich.table import Table
+
+    from radgate.db import database_for
+    from radgate.results import list_outbox
+
     if status is not None and status not in OUTBOX_STATUSES:
         raise fail(f"--status {status!r} is not one of {', '.join(OUTBOX_STATUSES)}.", code=2)
     settings = settings_from(data_dir, config)
@@ -101,6 +96,10 @@ def retry_(
     ] = None,
 ) -> None:
     """Give failed rows a fresh set of attempts (after the destination is fixed); sent rows are untouched."""
+    from radgate.clock import utcnow
+    from radgate.db import database_for
+    from radgate.results import retry
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     count = retry(db, utcnow(), ids=ids or (), destination=destination)
@@ -113,6 +112,10 @@ def send(
     config: ConfigOpt = None,
 ) -> None:
     """Deliver every due row now to the destinations of results.send_to and results.folder_destination."""
+    from radgate.clock import utcnow
+    from radgate.db import database_for
+    from radgate.results import deliver_pending, destinations_from_settings, results_store
+
     settings = settings_from(data_dir, config)
     try:
         destinations = destinations_from_settings(settings)
@@ -143,6 +146,10 @@ def destinations_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the destinations the configuration names (results.send_to, results.folder_destination)."""
+    from rich.table import Table
+
+    from radgate.results import destinations_from_settings
+
     settings = settings_from(data_dir, config)
     try:
         destinations = destinations_from_settings(settings)

@@ -7,19 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.synth import (
-    PROFILES,
-    ScenarioError,
-    builtin_scenario,
-    builtin_scenario_names,
-    describe_profiles,
-    generate_site,
-    resolve_scenario,
-)
+from radgate.synth import PROFILES, builtin_scenario_names  # in the options' help
 
 synth_app = typer.Typer(
     help="Synthetic site: phantom chest radiographs with realistic headers (not patient data).",
@@ -62,6 +52,11 @@ def synth(
     config: ConfigOpt = None,
 ) -> None:
     """Generate a synthetic site (phantom chest radiographs, labels.csv); or list profiles/scenarios."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from radgate.synth import ScenarioError, generate_site, resolve_scenario
+
     if ctx.invoked_subcommand is not None:
         return
     settings_from(data_dir, config)
@@ -119,6 +114,10 @@ def profiles(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the vendor/detector profiles and their header character."""
+    from rich.table import Table
+
+    from radgate.synth import describe_profiles
+
     settings_from(data_dir, config)
     rows = describe_profiles()
     if as_json:
@@ -158,6 +157,10 @@ def scenarios(
     config: ConfigOpt = None,
 ) -> None:
     """List the built-in scenarios."""
+    from rich.table import Table
+
+    from radgate.synth import builtin_scenario
+
     settings_from(data_dir, config)
     table = Table(title="Built-in synthetic scenarios")
     for col in ("scenario", "months", "studies", "prevalence", "vendors", "description"):

@@ -12,39 +12,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
-from radgate.config import Settings
-from radgate.db import Database, database_for
-from radgate.errors import RadgateError
-from radgate.models.registry import whoami
-from radgate.services.validation import (
-    deployment_threshold,
-    explanation_check_from_db,
-    export_threshold,
-    record_go_live_subgroups,
-    validated_attributes,
-)
-from radgate.stats import StatisticsInputError
-from radgate.validation.cases import UID_COLUMNS, CaseSet, CaseTableError, read_cases_csv
-from radgate.validation.criteria import AcceptanceCriteria, CriteriaError
-from radgate.validation.from_db import cases_from_database, resolve_deployment
-from radgate.validation.metrics import resolve_threshold, validate_cases
-from radgate.validation.plan import deployment_plan
-from radgate.validation.report import ReportContext, build_report
-from radgate.validation.trial import (
-    TrialError,
-    TrialEvaluation,
-    evaluate_cases,
-    evaluate_trial,
-    get_trial,
-    start_trial,
-)
-from radgate.validation.truth import TruthImportError, import_ground_truth, reference_labels
+
+if TYPE_CHECKING:
+    from radgate.config import Settings
+    from radgate.db import Database
+    from radgate.validation.cases import CaseSet
+    from radgate.validation.report import ReportContext
+    from radgate.validation.trial import TrialEvaluation
 
 trial_app = typer.Typer(
     help="Silent trials: register acceptance criteria, evaluate against them.", no_args_is_help=True
@@ -55,15 +34,26 @@ app.add_typer(trial_app, name="trial")
 app.add_typer(truth_app, name="truth")
 app.add_typer(report_app, name="report")
 
-_ERRORS = (
-    StatisticsInputError,
-    CaseTableError,
-    CriteriaError,
-    TrialError,
-    TruthImportError,
-    LookupError,
-    RadgateError,
-)
+
+
+def _error_types() -> tuple[type[Exception], ...]:
+    # Imported when an error happens: `radgate validate` on a CSV needs neither SQLAlchemy nor the trials.
+    from radgate.errors import RadgateError
+    from radgate.stats import StatisticsInputError
+    from radgate.validation.cases import CaseTableError
+    from radgate.validation.criteria import CriteriaError
+    from radgate.validation.trial import TrialError
+    from radgate.validation.truth import TruthImportError
+
+    return (
+        StatisticsInputError,
+        CaseTableError,
+        CriteriaError,
+        TrialError,
+        TruthImportError,
+        LookupError,
+        RadgateError,
+    )
 
 CsvArg = Annotated[Path, typer.Argument(help="CSV file, one case per row, with a header row.")]
 ScoreOpt = Annotated[
@@ -103,8 +93,10 @@ def _errors() -> Iterator[None]:
     """Turn the services' input errors into a clear message and exit code 1."""
     try:
         yield
-    except _ERRORS as exc:
-        raise fail(str(exc)) from exc
+    except (ValueError, LookupError) as exc:  # every one of _error_types() is one of these
+        if isinstance(exc, _error_types()):
+            raise fail(str(exc)) from exc
+        raise
 
 
 @contextmanager
@@ -113,6 +105,8 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
     if not needed:
         yield None
         return
+    from radgate.db import database_for
+
     db = database_for(settings)
     try:
         yield db
@@ -121,6 +115,8 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
 
 
 def _uids_in(path: Path, uid_col: str | None) -> list[str]:
+    from radgate.validation.cases import UID_COLUMNS, CaseTableError
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -143,6 +139,9 @@ def _load_cases(
     compare: str | None = None,
 ) -> CaseSet:
     """Read the cases; without a label column, take each UID's label from the ground-truth table."""
+    from radgate.validation.cases import read_cases_csv
+    from radgate.validation.truth import reference_labels
+
     labels = None
     if label_col is None:
         assert db is not None
@@ -185,6 +184,8 @@ def _print_json(obj: Mapping[str, Any]) -> None:
 
 
 def _print_validation(result: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
     flow = result.get("case_flow")
     table = Table(title="Validation", show_header=True)
     table.add_column("Measure")
@@ -254,6 +255,8 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Validate scores against reference labels: AUC (DeLong), Se/Sp (Wilson), PPV/NPV, subgroups."""
+    from radgate.validation.metrics import export_threshold, resolve_threshold, validate_cases
+
     settings = settings_from(data_dir, config)
     subgroups = subgroup or []
     with _errors(), _maybe_database(settings, label_col is None) as db:
@@ -281,6 +284,10 @@ def plan(
     config: ConfigOpt = None,
 ) -> None:
     """Expected true positives, false positives and misses per day, and false positives per true positive."""
+    from rich.table import Table
+
+    from radgate.validation.plan import deployment_plan
+
     settings_from(data_dir, config)
     with _errors():
         p = deployment_plan(prevalence, sensitivity, specificity, volume)
@@ -319,6 +326,8 @@ def trial_start(
     config: ConfigOpt = None,
 ) -> None:
     """Start a silent trial: record the criteria's text, SHA-256 and the start date in the database."""
+    from radgate.validation.trial import start_trial
+
     settings = settings_from(data_dir, config)
     with _errors(), _maybe_database(settings, True) as db:
         assert db is not None
@@ -333,6 +342,8 @@ def trial_start(
 
 
 def _print_evaluation(ev: TrialEvaluation) -> None:
+    from rich.table import Table
+
     v = ev.verdict
     color = {"go live": "green", "extend the trial": "yellow"}.get(v.recommendation, "red")
     if ev.trial:
@@ -377,6 +388,9 @@ def trial_evaluate(
     config: ConfigOpt = None,
 ) -> None:
     """Judge the trial's cases against its acceptance criteria: pass/fail with CIs, and a recommendation."""
+    from radgate.validation.criteria import AcceptanceCriteria
+    from radgate.validation.trial import evaluate_cases, evaluate_trial, get_trial
+
     if trial is None and criteria is None:
         raise fail("give --trial NAME (criteria recorded at start) or --criteria FILE", 2)
     settings = settings_from(data_dir, config)
@@ -414,6 +428,8 @@ def truth_import(
     config: ConfigOpt = None,
 ) -> None:
     """Import reference labels (radiologist, biopsy, follow-up ...) into the ground-truth table."""
+    from radgate.validation.truth import import_ground_truth
+
     settings = settings_from(data_dir, config)
     with _errors(), _maybe_database(settings, True) as db:
         assert db is not None
@@ -497,6 +513,19 @@ def report_validation(
     From a CSV (``--csv``, ``--score-col``), or from radgate's own predictions of ``--model-name`` with the
     reference labels of ``radgate truth import`` (and the radiologists' final reads, which land there too).
     """
+    from radgate.models.registry import whoami
+    from radgate.services.validation import (
+        deployment_threshold,
+        explanation_check_from_db,
+        record_go_live_subgroups,
+        validated_attributes,
+    )
+    from radgate.validation.criteria import AcceptanceCriteria
+    from radgate.validation.from_db import cases_from_database, resolve_deployment
+    from radgate.validation.metrics import export_threshold, resolve_threshold
+    from radgate.validation.report import ReportContext, build_report
+    from radgate.validation.trial import evaluate_cases, evaluate_trial, get_trial
+
     settings = settings_from(data_dir, config)
     if csv_file is None and model_name is None and deployment is None:
         raise fail(

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radgate.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 # Alembic reports every connection and no-op upgrade at INFO; radgate logs the migrations it runs itself.
@@ -49,6 +53,8 @@ def make_engine(url: str, echo: bool = False, sqlite_synchronous: str = "FULL") 
 
 
 def alembic_config(url: str) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -69,11 +75,27 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every Alembic branch (no-op when up to date)."""
+        if self.at_heads():
+            return  # every command opens the database: skip loading Alembic and every table module
+        from alembic import command
+
         cfg = alembic_config(self.url)
         log.debug("Migrating %s database to the newest revisions", self.backend)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
+
+    def at_heads(self) -> bool:
+        """True when ``alembic_version`` holds exactly the heads of the migration scripts."""
+        heads = script_heads()
+        if heads is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                current = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+        except DBAPIError:  # no alembic_version table yet: a new database
+            return False
+        return current == heads - script_dependencies()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -82,6 +104,64 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@cache
+def script_dependencies() -> frozenset[str]:
+    """Revisions another script ``depends_on``: Alembic records only the dependent one in
+    ``alembic_version`` once both are applied (0021_policy depends on the results and validation heads)."""
+    needed: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "depends_on"
+            ):
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                if isinstance(value, str):
+                    needed.add(value)
+                elif isinstance(value, tuple | list):
+                    needed.update(v for v in value if isinstance(v, str))
+    return frozenset(needed)
+
+
+@cache
+def script_heads() -> frozenset[str] | None:
+    """The head revisions of the migration scripts, read with :mod:`ast` (importing neither Alembic nor the
+    scripts); None when a script does not state ``revision``/``down_revision`` as literals (then Alembic
+    decides)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    values[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            revised.add(down)
+        elif isinstance(down, tuple | list) and all(isinstance(d, str) for d in down):
+            revised.update(down)
+        elif down is not None:
+            return None
+    return frozenset(revisions - revised) or None
 
 
 def open_database(

@@ -1,10 +1,39 @@
 """Ingest: DIMSE C-STORE SCP, STOW-RS and folder import into the durable instance store."""
 
-from radgate.ingest.folder import ImportSummary, import_paths
-from radgate.ingest.parse import IngestRejection, ParsedInstance, Status, parse_part10
-from radgate.ingest.pixels import PixelChecker
-from radgate.ingest.scp import DicomServer
-from radgate.ingest.store import InstanceStore, StoreOutcome
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radgate.ingest.folder import ImportSummary, import_paths
+    from radgate.ingest.parse import IngestRejection, ParsedInstance, Status, parse_part10
+    from radgate.ingest.pixels import PixelChecker
+    from radgate.ingest.scp import DicomServer
+    from radgate.ingest.store import InstanceStore, StoreOutcome
+
+# Imported on first use (PEP 562), so that `radgate.ingest.status` (the `radgate series` query) does not
+# load pydicom, numpy and pynetdicom.
+_EXPORTS = {
+    "DicomServer": "scp",
+    "ImportSummary": "folder",
+    "IngestRejection": "parse",
+    "InstanceStore": "store",
+    "ParsedInstance": "parse",
+    "PixelChecker": "pixels",
+    "Status": "parse",
+    "StoreOutcome": "store",
+    "import_paths": "folder",
+    "parse_part10": "parse",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DicomServer",

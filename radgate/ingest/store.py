@@ -1,10 +1,11 @@
 """The instance store: durable, idempotent storage of received instances, and their index rows.
 
 An instance is acknowledged only after (1) its bytes are written and fsync'd under
-``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file, then its
+``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file and its
 directory) and (2) its row, with the series and study rows it updates, is committed. A crash between the two
 leaves an unreferenced file that the next store of the same instance replaces; it never leaves a row without
-its file.
+its file. A first copy is written straight to its path (file and directory fsync'd at the same time); any
+other goes through ``.incoming`` and a rename. Instances arriving together share one commit (group commit).
 
 Duplicates: the same SOPInstanceUID with the same dataset bytes (file meta excluded, since it differs by
 sender) is a success that stores nothing. The same UID with different bytes becomes revision N+1; earlier
@@ -19,7 +20,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +81,22 @@ _INSERT_INSTANCE = insert(Instance)
 StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One instance written to its temporary file, waiting for the commit that indexes it."""
+
+    parsed: ParsedInstance
+    source: str
+    calling_ae: str | None
+    current: Path  # where its bytes are now: the temporary file, then the final path
+    final: Path | None = None
+    placed: Path | None = None  # written straight to its revision-1 path, file and directory fsync'd
+    outcome: StoreOutcome | None = None
+    error: BaseException | None = None
+    leads: bool = False  # woken to lead the next batch
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class InstanceStore:
     """Stores instances durably and indexes them; safe to call from many threads.
 
@@ -98,6 +116,11 @@ class InstanceStore:
         self._fsync = settings.ingest.fsync
         self._rejected_classes = set(settings.ingest.reject_sop_classes)
         self._known_dirs: set[Path] = set()
+        self._uid_locks = [threading.Lock() for _ in range(64)]
+        self._sync_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="radgate-fsync")
+        self._queue: list[_Pending] = []  # instances waiting for a group commit
+        self._queue_lock = threading.Lock()
+        self._leading = False  # a thread is running (or about to run) a batch
         self.last_activity = 0.0  # time.monotonic() of the last stored instance, for idle-time work
 
     # ------------------------------------------------------------------ public
@@ -254,34 +277,134 @@ class InstanceStore:
         self._known_dirs.add(path)
 
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
-        digest = parsed.sha256
-        tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
-        try:
-            self._write_durably(tmp_path, parsed.data)  # a partial file (disk full) is removed below
-            with self.lock, self.db.session() as s:
-                existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
-                if any(row.sha256 == digest for row in existing):
+        # One instance's file is written by one thread at a time (two copies of the same SOPInstanceUID
+        # arriving at once wait for each other); different instances proceed in parallel.
+        with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
+            item = self._write_placed(parsed, source, calling_ae)
+            if item is not None:
+                outcome = self._commit(item)
+            else:
+                tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
+                try:
+                    self._write_durably(tmp_path, parsed.data)
+                    outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path))
+                finally:
                     tmp_path.unlink(missing_ok=True)
-                    return self._outcome("duplicate", parsed, max(r.revision for r in existing))
-                revision = max((r.revision for r in existing), default=0) + 1
-                name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
-                self._ensure_dir(series_dir)
-                final = series_dir / name
-                os.replace(tmp_path, final)
-                self._fsync_dir(series_dir)
-                now = utcnow()
-                self._index(s, parsed, digest, revision, final, now, source, calling_ae)
-                self.last_activity = time.monotonic()
-                # The session committed when the ``with`` block closed: now it is safe to acknowledge.
-        finally:
-            tmp_path.unlink(missing_ok=True)
-        if revision > 1:
+        if outcome.outcome == "revision":
             log.warning(
                 "SOPInstanceUID %s received again with different content: kept as revision %d",
                 parsed.SOPInstanceUID,
-                revision,
+                outcome.revision,
             )
+        return outcome
+
+    def _write_placed(self, parsed: ParsedInstance, source: str, calling_ae: str | None) -> _Pending | None:
+        """Write a first copy straight to ``<SOPInstanceUID>.dcm``; None when that file exists already.
+
+        A new file needs its data and its directory entry on disk: the two fsyncs run at the same time
+        (the file system commits both in one journal transaction) instead of one after the other, and there
+        is no rename left to make durable. Whether it really is revision 1 is still decided under the lock;
+        a file left by a crash before its commit is found by the next copy, which takes the path through
+        ``.incoming`` and replaces it, as before.
+        """
+        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        self._ensure_dir(series_dir)
+        final = series_dir / f"{parsed.SOPInstanceUID}.dcm"
+        try:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileExistsError:
+            return None
+        try:
+            try:
+                view = memoryview(parsed.data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    directory = self._sync_pool.submit(self._fsync_dir, series_dir)
+                    os.fdatasync(fd)
+                    directory.result()
+            finally:
+                os.close(fd)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        return _Pending(parsed, source, calling_ae, final, placed=final)
+
+    # ------------------------------------------------------------ group commit
+    # Each instance's file is written and fsync'd by its own thread (outside any lock); what remains -- the
+    # rename into place, the directory fsync and the database commit -- is serialised, and is mostly waiting
+    # for the disk. So instances that arrive together (parallel associations, STOW-RS requests) share it:
+    # the first waiting thread leads and handles everything queued in one transaction (one commit, one
+    # fsync per directory), then hands the lead to the next waiting thread. Each instance is acknowledged
+    # only after the commit that holds its row, exactly as before; one instance alone is a batch of one.
+
+    def _commit(self, item: _Pending) -> StoreOutcome:
+        with self._queue_lock:
+            self._queue.append(item)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            item.done.wait()
+        try:
+            while item.outcome is None and item.error is None:  # asked to lead (or leading): run a batch
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        finally:
+            with self._queue_lock:  # hand the lead over to the first one waiting, if any
+                if item.leads or lead:
+                    if self._queue:
+                        self._queue[0].leads = True
+                        self._queue[0].done.set()
+                    else:
+                        self._leading = False
+        if item.error is not None:
+            raise item.error
+        assert item.outcome is not None
+        return item.outcome
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
+            with self.lock, self.db.session() as s:
+                outcomes = [self._place(s, it) for it in batch]
+                moved = [it.final.parent for it in batch if it.final is not None and it.final != it.placed]
+                for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
+                    self._fsync_dir(directory)
+                self.last_activity = time.monotonic()
+                # The session commits when the ``with`` block closes: then it is safe to acknowledge.
+        except Exception as exc:
+            if len(batch) > 1:  # one bad instance must not fail the others: retry them one by one
+                for it in batch:
+                    self._commit_batch([it])
+                return
+            batch[0].error = exc
+            batch[0].done.set()
+            return
+        for it, outcome in zip(batch, outcomes, strict=True):
+            it.outcome = outcome
+            it.done.set()
+
+    def _place(self, s: Session, it: _Pending) -> StoreOutcome:
+        """In the batch's transaction: detect a duplicate or revision, move the file into place, index it."""
+        parsed = it.parsed
+        digest = parsed.sha256
+        existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
+        if any(row.sha256 == digest for row in existing):
+            same = max(r.revision for r in existing if r.sha256 == digest)
+            if it.placed and same != 1:  # the file written in place is not that revision's: remove it
+                it.current.unlink(missing_ok=True)
+            # (placed and same == 1: revision 1's file had gone missing; the same bytes now restore it)
+            return self._outcome("duplicate", parsed, max(r.revision for r in existing))
+        revision = max((r.revision for r in existing), default=0) + 1
+        name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
+        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+        self._ensure_dir(series_dir)
+        final = series_dir / name
+        if it.current != final:
+            os.replace(it.current, final)
+        it.current = it.final = final
+        self._index(s, parsed, digest, revision, final, utcnow(), it.source, it.calling_ae)
+        s.flush()  # a later instance of the same batch sees this row (duplicates, revisions)
         return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
 
     @staticmethod

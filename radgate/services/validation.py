@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,13 +12,14 @@ from radgate.config import Settings
 from radgate.db import Database
 from radgate.engine.tables import Prediction
 from radgate.inference.explain import ExplanationMap
-from radgate.policy import ThresholdSource, choose_operating_point
+from radgate.policy import choose_operating_point
 from radgate.policy.service import record_local_validation
 from radgate.policy.tables import LocalValidation
 from radgate.routing.deployment import get_deployment
 from radgate.stats import auc as auc_value
 from radgate.validation.cases import CaseSet
 from radgate.validation.explanation import ExplanationCheck, explanation_check, read_region_truth
+from radgate.validation.metrics import export_threshold
 
 __all__ = [
     "deployment_threshold",
@@ -36,27 +36,6 @@ def deployment_threshold(db: Database, deployment: str) -> tuple[float, str]:
         d = get_deployment(s, deployment)
         op, source = choose_operating_point(d.manifest, d.operating_point)
     return float(op.threshold), source.value
-
-
-def export_threshold(path: Path) -> tuple[float, str] | None:
-    """The operating threshold an exported predictions CSV (``radgate predictions export``) was decided at.
-
-    Read from its first scored row's ``threshold`` column; ``None`` for any other CSV. An export holds one
-    deployment's rows when validated (``--deployment``), so its first threshold is its threshold.
-    """
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if "threshold" not in (reader.fieldnames or []):
-                return None
-            for row in reader:
-                text = (row.get("threshold") or "").strip()
-                if text:
-                    source = (row.get("threshold_source") or "").strip() or ThresholdSource.DEPLOYMENT.value
-                    return float(text), source
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def validated_attributes(db: Database, deployment: str) -> list[str]:

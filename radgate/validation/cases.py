@@ -13,11 +13,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from radgate.errors import Invalid
+
+if TYPE_CHECKING:
+    from radgate.validation.columnar import CaseUIDs
 
 __all__ = [
     "NO_LABEL",
@@ -72,7 +76,7 @@ class CaseFlow:
 class CaseSet:
     """The analysable cases as arrays (scores, 0/1 labels, attributes by column) plus the case flow."""
 
-    uids: tuple[str, ...]
+    uids: tuple[str, ...] | CaseUIDs  # CaseUIDs: read on demand from a large CSV
     scores: NDArray[np.float64]
     labels: NDArray[np.int64]
     attributes: Mapping[str, tuple[str, ...]]
@@ -197,6 +201,13 @@ def read_cases_csv(
             )
         if label_col is None and uid_col is None:
             raise CaseTableError(f"{path.name}: labels from the ground-truth table need a UID column")
+        from radgate.validation.columnar import read_cases_columnar
+
+        fast = read_cases_columnar(
+            path, header, score_col, label_col, columns, uid_col, compare_col, labels_by_uid
+        )
+        if fast is not None:  # else a value is malformed: the rows below name it
+            return fast
         records = []
         for row_no, row in enumerate(reader, start=2):
             uid = (row.get(uid_col) or "").strip() if uid_col else f"row {row_no}"

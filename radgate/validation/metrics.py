@@ -24,8 +24,10 @@ manifest's operating point explicitly when there is one (``threshold_source`` sa
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -241,6 +243,27 @@ def resolve_threshold(
     if known is not None:
         return float(known[0]), str(known[1])
     return DEFAULT_THRESHOLD, ThresholdSource.DEFAULT.value
+
+
+def export_threshold(path: Path) -> tuple[float, str] | None:
+    """The operating threshold an exported predictions CSV (``radgate predictions export``) was decided at.
+
+    Read from its first scored row's ``threshold`` column; ``None`` for any other CSV. An export holds one
+    deployment's rows when validated (``--deployment``), so its first threshold is its threshold.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if "threshold" not in (reader.fieldnames or []):
+                return None
+            for row in reader:
+                text = (row.get("threshold") or "").strip()
+                if text:
+                    source = (row.get("threshold_source") or "").strip() or ThresholdSource.DEPLOYMENT.value
+                    return float(text), source
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def validate_cases(

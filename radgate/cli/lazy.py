@@ -1,0 +1,229 @@
+"""Lazy commands: ``radgate --help`` lists every command without importing one; a command's module is
+imported only when that command runs.
+
+Each command module (``radgate.cli.models`` ...) registers its commands on the shared Typer ``app`` when it
+is imported, and imports the services it calls (numpy, pydicom, SQLAlchemy, onnxruntime ...). Importing
+all of them made every command wait seconds before doing anything. The root group below knows, from
+:data:`COMMANDS`, which module registers which top-level command and that command's one-line help; it
+imports a module when one of its commands is resolved, and shows the table's help in the command list.
+``tests/test_cli_lazy.py`` checks the table against the modules (names, order and help).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, NamedTuple
+
+from typer import _click as click  # Typer (>= 0.24) vendors click: its groups and errors are these classes
+from typer.core import TyperCommand, TyperGroup
+
+
+class LazyCommand(NamedTuple):
+    module: str
+    """The module under ``radgate.cli`` whose import registers the command."""
+    group: bool
+    """True for a sub-app (``app.add_typer``), False for a command (``@app.command``)."""
+    help: str
+    """The one-line help shown by ``radgate --help``."""
+
+
+# Top-level commands in the order their modules register them (register_commands' order).
+COMMANDS: dict[str, LazyCommand] = {
+    "users": LazyCommand(
+        "users",
+        True,
+        "Users and their roles (radiologist, admin, director, data_scientist, auditor).",
+    ),
+    "audit": LazyCommand(
+        "audit",
+        True,
+        "The append-only, hash-chained audit log.",
+    ),
+    "demo": LazyCommand(
+        "demo",
+        False,
+        "Generate a synthetic site, send it to a gateway, run the demo model and deliver its results.",
+    ),
+    "readiness": LazyCommand(
+        "engine",
+        False,
+        "The go-live gate: is this deployment ready to go live at its site? (exit 1 when not).",
+    ),
+    "deployments": LazyCommand(
+        "engine",
+        True,
+        "Deployments: model version x site x rules x mode.",
+    ),
+    "predictions": LazyCommand(
+        "engine",
+        True,
+        "Stored predictions and routing decisions.",
+    ),
+    "engine": LazyCommand(
+        "engine",
+        True,
+        "The inference engine.",
+    ),
+    "serve": LazyCommand(
+        "ingest",
+        False,
+        "Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages).",
+    ),
+    "import": LazyCommand(
+        "ingest",
+        False,
+        "Import DICOM files from folders, with a progress bar and a summary.",
+    ),
+    "rejections": LazyCommand(
+        "ingest",
+        False,
+        "List recent rejections and quarantined instances with their reasons.",
+    ),
+    "series": LazyCommand(
+        "ingest",
+        False,
+        "List received series with their assembly status (receiving, complete, incomplete).",
+    ),
+    "expect": LazyCommand(
+        "ingest",
+        False,
+        "Set a series' expected instance count: it completes as soon as that many have arrived.",
+    ),
+    "models": LazyCommand(
+        "models",
+        True,
+        "Model packages: install, list, show, verify, remove.",
+    ),
+    "monitor": LazyCommand(
+        "monitoring",
+        True,
+        "Monitoring: periods against the baseline, drift, alerts.",
+    ),
+    "alerts": LazyCommand(
+        "monitoring",
+        True,
+        "Monitoring alerts: list, acknowledge, resolve.",
+    ),
+    "outbox": LazyCommand(
+        "results",
+        True,
+        "The results outbox: what was sent where, what failed and why.",
+    ),
+    "synth": LazyCommand(
+        "synth",
+        True,
+        "Synthetic site: phantom chest radiographs with realistic headers (not patient data).",
+    ),
+    "tokens": LazyCommand(
+        "tokens",
+        True,
+        "API tokens: created for a user, shown once, revocable.",
+    ),
+    "validate": LazyCommand(
+        "validation",
+        False,
+        "Validate scores against reference labels: AUC (DeLong), Se/Sp (Wilson), PPV/NPV, subgroups.",
+    ),
+    "plan": LazyCommand(
+        "validation",
+        False,
+        "Expected true positives, false positives and misses per day, and false positives per true positive.",
+    ),
+    "trial": LazyCommand(
+        "validation",
+        True,
+        "Silent trials: register acceptance criteria, evaluate against them.",
+    ),
+    "truth": LazyCommand(
+        "validation",
+        True,
+        "Ground truth (reference labels) in the database.",
+    ),
+    "report": LazyCommand(
+        "validation",
+        True,
+        "Reports.",
+    ),
+}
+
+
+def listed_order() -> list[str]:
+    """Typer's order: the commands (``@app.command``) first, then the sub-apps, each in registration order."""
+    return [n for n, c in COMMANDS.items() if not c.group] + [n for n, c in COMMANDS.items() if c.group]
+
+
+def _load(name: str) -> click.Command | None:
+    """Import the module that registers ``name`` and build its click command from the Typer app."""
+    import typer.main
+
+    from radgate.cli.app import app
+
+    entry = COMMANDS.get(name)
+    if entry is not None:
+        importlib.import_module(f"radgate.cli.{entry.module}")
+    else:  # a module not in the table yet: import them all (slow, but every command still runs)
+        from radgate.cli import register_commands
+
+        register_commands()
+    options: dict[str, Any] = {
+        "pretty_exceptions_short": app.pretty_exceptions_short,
+        "rich_markup_mode": app.rich_markup_mode,
+    }
+    for info in app.registered_commands:
+        callback = info.callback
+        if (info.name or typer.main.get_command_name(callback.__name__ if callback else "")) == name:
+            return typer.main.get_command_from_info(info, **options)
+    for group in app.registered_groups:
+        if group.name == name:
+            return typer.main.get_group_from_info(group, suggest_commands=app.suggest_commands, **options)
+    return None
+
+
+class LazyGroup(TyperGroup):
+    """The root ``radgate`` group: commands from :data:`COMMANDS`, each module imported on first use."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = listed_order()
+        return names + [n for n in self.commands if n not in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            return command
+        entry = COMMANDS.get(cmd_name)
+        if self._listing and entry is not None:
+            # Only the name and the help line are shown: do not import the module for that.
+            return TyperCommand(cmd_name, help=entry.help)
+        command = _load(cmd_name)
+        if command is not None:
+            self.commands[cmd_name] = command
+        return command
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Typer suggests close matches from ``self.commands``: offer every command, loaded or not.
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.UsageError as exc:
+            if args and "Did you mean" not in exc.message:
+                from difflib import get_close_matches
+
+                matches = get_close_matches(args[0], self.list_commands(ctx))
+                if matches:
+                    exc.message = (
+                        exc.message.rstrip(".")
+                        + ". Did you mean "
+                        + ", ".join(repr(m) for m in matches)
+                        + "?"
+                    )
+            raise
