@@ -138,3 +138,11 @@ def add_result(
         s.add(p)
         s.flush()
         return int(p.id)
+
+
+def audit_entries(db: Database, action: str) -> list[dict[str, object]]:
+    """The audit log's entries whose action starts with ``action``."""
+    from radgate.audit.export import iter_entries
+
+    with db.session() as s:
+        return list(iter_entries(s, action=action))
