@@ -43,7 +43,9 @@ def client(settings: Settings, db: Database) -> Iterator[tuple[TestClient, Insta
 def _dcmtk(path: Path, options: list[str], out: Path) -> np.ndarray:
     exe = shutil.which("dcmj2pnm")
     assert exe is not None, "dcmj2pnm missing: apt-get install dcmtk"
-    subprocess.run([exe, *options, "+on", "--no-overlays", str(path), str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [exe, *options, "+on", "--no-overlays", str(path), str(out)], check=True, capture_output=True
+    )
     return np.asarray(Image.open(out)).astype(np.float64)
 
 
@@ -101,7 +103,9 @@ def test_rendered_errors_and_audit(client: tuple, db: Database) -> None:
     assert bad.status_code == 400 and "SIGMOID" in bad.text
     assert c.get(_url(st, "40,0,LINEAR"), headers=headers).status_code == 400
     assert c.get(_url(st, "a,b"), headers=headers).status_code == 400
-    missing = c.get(f"/dicomweb/studies/{st.study}/series/{st.series}/instances/1.2.3/rendered", headers=headers)
+    missing = c.get(
+        f"/dicomweb/studies/{st.study}/series/{st.series}/instances/1.2.3/rendered", headers=headers
+    )
     assert missing.status_code == 404
     director = bearer(make_token(db, Role.AUDITOR))
     assert c.get(_url(st, None), headers=director).status_code == 403

@@ -56,7 +56,8 @@ def rendered_pixels(
     if window is not None:
         copy = Dataset()
         copy.update(ds)
-        copy.file_meta = getattr(ds, "file_meta", Dataset())
+        if hasattr(ds, "file_meta"):
+            copy.file_meta = ds.file_meta
         if "VOILUTSequence" in copy:
             del copy.VOILUTSequence
         copy.WindowCenter = window.center

@@ -32,7 +32,7 @@ from radgate.config import Settings
 from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance
 from radgate.engine.tables import Prediction
-from radgate.errors import Conflict, Invalid, NotFound
+from radgate.errors import Conflict, Invalid
 from radgate.policy import Release
 from radgate.validation.tables import GroundTruth
 from radgate.worklist.render import encode_png
@@ -104,7 +104,11 @@ def _region(values: np.ndarray, rows: int, columns: int) -> Region | None:
 def _heatmap_url(values: np.ndarray) -> str:
     v = np.nan_to_num(values.astype(np.float32))
     hi = float(v.max()) if v.size else 0.0
-    gray = np.zeros(v.shape, dtype=np.uint8) if hi <= 0 else np.rint(np.clip(v / hi, 0, 1) * 255).astype(np.uint8)
+    gray = (
+        np.zeros(v.shape, dtype=np.uint8)
+        if hi <= 0
+        else np.rint(np.clip(v / hi, 0, 1) * 255).astype(np.uint8)
+    )
     return "data:image/png;base64," + base64.b64encode(encode_png(gray)).decode("ascii")
 
 

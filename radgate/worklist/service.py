@@ -42,6 +42,7 @@ __all__ = [
     "WorklistFilter",
     "WorklistRow",
     "score_band",
+    "synthetic_models",
     "visible_predictions",
     "worklist_rows",
     "worklist_version",
@@ -142,7 +143,7 @@ class WorklistRow:
 
 
 def score_band(score: float, threshold: float | None) -> str:
-    """``low`` below the operating threshold; ``elevated`` from it; ``high`` from 0.9 (or halfway above it)."""
+    """``low`` below the operating threshold; ``elevated`` from it; ``high`` from 0.9 (or halfway above)."""
     t = 0.5 if threshold is None else float(threshold)
     if score < t:
         return "low"
@@ -166,7 +167,8 @@ def _primary_finding(p: Prediction) -> str | None:
     except ValueError:
         return None
     for f in findings:
-        if f.get("declared") and f.get("disposition") != "suppress" and abs(f.get("score", -1) - p.score) < 1e-9:
+        same_score = abs(float(f.get("score", -1)) - p.score) < 1e-9
+        if f.get("declared") and f.get("disposition") != "suppress" and same_score:
             return str(f.get("name"))
     for f in findings:
         if f.get("declared"):
@@ -200,12 +202,17 @@ def worklist_rows(
     identity: bool = False,
     default_site: str | None = None,
     now: datetime | None = None,
+    only: str | None = None,
 ) -> list[WorklistRow]:
-    """Every study ready to read (assembled), in priority order (highest first), after ``flt``."""
+    """Every study ready to read (assembled), in priority order (highest first), after ``flt``.
+
+    ``only``: just that StudyInstanceUID (the review page's one row).
+    """
     now = now or utcnow()
-    studies = list(
-        session.scalars(select(Study).where(Study.status.in_(READABLE_STUDY_STATUSES)))
-    )
+    query = select(Study).where(Study.status.in_(READABLE_STUDY_STATUSES))
+    if only is not None:
+        query = query.where(Study.StudyInstanceUID == only)
+    studies = list(session.scalars(query))
     uids = [s.StudyInstanceUID for s in studies]
     modality: dict[str, str | None] = {}
     if uids:
@@ -279,15 +286,23 @@ def worklist_rows(
     return rows
 
 
+def synthetic_models(session: Session, rows: Iterable[WorklistRow]) -> set[str]:
+    """The "name version" of each model behind ``rows`` whose card says it was trained on synthetic data."""
+    from radgate.models.registry import list_models
+
+    shown = {r.model for r in rows if r.model}
+    if not shown:
+        return set()
+    return {m.label for m in list_models(session) if m.synthetic and m.label in shown}
+
+
 def worklist_version(session: Session) -> str:
     """A token that changes when the worklist may have: a visible result stored, a study assembled or read.
 
     Silent and shadow results do not change it (they are not counted), so they never cause an event.
     """
     last_visible = session.scalar(select(func.max(Prediction.id)).where(Prediction.policy.in_(VISIBLE)))
-    reads = session.scalar(
-        select(func.count(GroundTruth.id)).where(GroundTruth.source == FINAL_READ)
-    )
+    reads = session.scalar(select(func.count(GroundTruth.id)).where(GroundTruth.source == FINAL_READ))
     last_read = session.scalar(
         select(func.max(GroundTruth.imported_at)).where(GroundTruth.source == FINAL_READ)
     )
@@ -301,7 +316,7 @@ def study_row(
     session: Session, study_uid: str, *, identity: bool, default_site: str | None = None
 ) -> WorklistRow:
     """The worklist row of one study (read or not), or NotFound."""
-    for row in worklist_rows(session, WorklistFilter(status=None), identity=identity, default_site=default_site):
-        if row.StudyInstanceUID == study_uid:
-            return row
+    every = WorklistFilter(status=None)
+    for row in worklist_rows(session, every, identity=identity, default_site=default_site, only=study_uid):
+        return row
     raise NotFound(f"Study {study_uid} is not on the worklist (unknown, or not yet assembled).")
