@@ -56,7 +56,7 @@ def test_order_policy_and_ageing(settings: Settings, db: Database, store: Instan
     by = {r.StudyInstanceUID: r for r in rows}
     f = by[flagged.study]
     assert f.ai is AIState.RELEASED and f.flagged and f.score == pytest.approx(0.9)
-    assert f.score_band == "high" and f.finding == "pneumothorax" and f.model == "demo-cxr 1.0.0"
+    assert f.score_band == "high" and f.finding == "pneumothorax" and f.model == "demo-pneumothorax 1.0.0"
     assert f.priority == pytest.approx(95 + 1, abs=0.1)
     w = by[withheld.study]
     assert w.ai is AIState.WITHHELD and w.note == NOT_VALIDATED

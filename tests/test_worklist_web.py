@@ -105,7 +105,8 @@ def test_review_page_and_reads(site: tuple, db: Database, settings: Settings) ->
         'data-action="accept"' in html and 'data-action="modify"' in html and 'data-action="dismiss"' in html
     )
     assert "rough guide, not proof" in html and "0.930" in html and "operating point default" in html
-    assert "demo-cxr 1.0.0" in html
+    assert "demo-pneumothorax 1.0.0" in html
+    assert "synthetic demo model – not for clinical use" in html  # the bundled model's card says synthetic
     # the region of the map's hot cells (rows 8-15, columns 20-27 of 32) in image pixels: 512 x 416 image
     m = re.search(r'<rect id="region" data-region="([^"]+)"', html)
     assert m, html
@@ -121,6 +122,7 @@ def test_review_page_and_reads(site: tuple, db: Database, settings: Settings) ->
     ok = c.post(url, data={"action": "accept"}, headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 200, ok.text
     assert ok.json()["label"] == 1 and ok.json()["next"] is not None
+    assert len(ok.json()["written"]) == 2  # the VERIFIED SR revision and its GSPS, queued for the PACS
     with db.session() as s:
         truth = s.scalars(select(GroundTruth).where(GroundTruth.StudyInstanceUID == flagged.study)).all()
     assert [(t.source, t.label) for t in truth] == [("final_read", 1)]
@@ -163,6 +165,6 @@ def test_review_withheld_and_silent(site: tuple) -> None:
         "No AI result" in silent
         and "0.98" not in silent
         and "0.97" not in silent
-        and "demo-cxr" not in silent
+        and "demo-pneumothorax" not in silent
     )
     assert c.get("/review/1.2.3.4").status_code == 404

@@ -95,7 +95,15 @@ def review_read(
 ) -> JSONResponse:
     with db.session() as s:
         result = record_read(
-            s, settings, principal.actor, study_uid, action, present=present, region=region, reason=reason
+            s,
+            settings,
+            principal.actor,
+            study_uid,
+            action,
+            present=present,
+            region=region,
+            reason=reason,
+            observer=principal.username,
         )
     nxt, _ = _neighbours(db, settings, study_uid)
     return JSONResponse(
@@ -105,6 +113,7 @@ def review_read(
             "label": result.label,
             "region": list(result.region) if result.region else None,
             "reason": result.reason,
+            "written": list(result.written),
             "next": nxt,
         }
     )

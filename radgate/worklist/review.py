@@ -89,6 +89,7 @@ class ReadResult:
     label: int
     region: Region | None
     reason: str | None
+    written: tuple[str, ...] = ()  # SOP Instance UIDs of the verified SR / GSPS revision queued for the PACS
 
 
 def _region(values: np.ndarray, rows: int, columns: int) -> Region | None:
@@ -212,8 +213,15 @@ def record_read(
     present: str | None = None,
     region: str | None = None,
     reason: str | None = None,
+    observer: str | None = None,
+    writeback: bool = True,
 ) -> ReadResult:
-    """Store the final read of ``study_uid`` (ground truth ``final_read``) and its audit entry."""
+    """Store the final read of ``study_uid`` (ground truth ``final_read``) and its audit entry.
+
+    For a released result, also the VERIFIED SR (+ GSPS) revision with ``observer`` (PN, default the
+    actor) as Verifying Observer, queued for the PACS in the same transaction
+    (:func:`radgate.worklist.writeback.publish_review`).
+    """
     try:
         act = ReviewAction(action)
     except ValueError:
@@ -268,5 +276,17 @@ def record_read(
         detail["region"] = list(reg)
     if why is not None:
         detail["reason"] = why
+    written: list[str] = []
+    if row.ai is AIState.RELEASED and writeback:
+        pred = _prediction(session, row)
+        if pred is not None:
+            from radgate.worklist.writeback import publish_review
+
+            # The region drawn on the review page, else (accept) the AI's; none when the finding is absent
+            stored = publish_review(
+                session, settings, pred, observer=observer or actor, present=bool(label), region=reg
+            )
+            written = [o.SOPInstanceUID for o in stored]
+            detail["written"] = written
     audit.record(session, actor, f"review.{act.value}", study_uid, json.loads(json.dumps(detail)))
-    return ReadResult(study_uid, act, label, reg, why)
+    return ReadResult(study_uid, act, label, reg, why, tuple(written))

@@ -99,6 +99,11 @@ def add_result(
             "disposition": "report",
         }
     ]
+    if settings is not None:
+        from radgate.models.registry import ensure_default_models
+
+        with db.session() as s:  # the bundled demo model: the result's model card and SR revisions
+            ensure_default_models(s, settings.data_dir)
     with db.session() as s:
         p = Prediction(
             job_id=0,
@@ -107,7 +112,7 @@ def add_result(
             SOPInstanceUID=st.sop,
             deployment=deployment,
             site=site,
-            model_name="demo-cxr",
+            model_name="demo-pneumothorax",
             model_version="1.0.0",
             model_sha256="0" * 64,
             mode="live" if policy in ("released", "withheld") else policy,
