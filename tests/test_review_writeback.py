@@ -112,3 +112,26 @@ def test_withheld_is_never_written_back(settings: Settings, db: Database) -> Non
     assert result.written == ()
     with db.session() as s:
         assert s.scalars(select(OutboxItem)).all() == []
+
+
+def test_after_review_sends_nothing_before_the_read(settings: Settings, db: Database) -> None:
+    from radgate.config import ConfigError, load_settings
+    from radgate.engine.tables import Prediction
+    from radgate.results.send import destinations_from_settings
+    from radgate.results.sink import Publisher
+
+    settings.results.release = "after_review"
+    store = InstanceStore(settings, db)
+    st = store_study(store, db, "siemens-dx")
+    pid = add_result(db, st, score=0.8, settings=settings)
+    with db.session() as s:
+        Publisher(settings, destinations_from_settings(settings)).publish_prediction(s, s.get(Prediction, pid))
+    with db.session() as s:
+        assert s.scalars(select(OutboxItem)).all() == []  # held: nothing for the PACS yet
+        result = record_read(s, settings, "rita", st.study, "accept")
+    key = f"{st.series}/demo-live/demo-pneumothorax/1.0.0"
+    sr = _sr(settings, db, ResultIdentity(key, 1).sr_sop_uid)  # the first report the PACS sees is verified
+    assert ResultIdentity(key, 1).sr_sop_uid in result.written
+    assert sr.VerificationFlag == "VERIFIED" and "PredecessorDocumentsSequence" not in sr
+    with pytest.raises(ConfigError, match="results.release is 'later'"):
+        load_settings(data_dir=settings.data_dir, environ={}, results__release="later")
