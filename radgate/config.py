@@ -108,6 +108,7 @@ class ResultsSettings:
     outbox_backoff_s: float = 5.0
     outbox_poll_s: float = 1.0
     folder_destination: str = ""  # empty: DATA_DIR/outbox-folder when no other destination exists
+    release: str = "immediate"  # immediate | after_review (sent only after a radiologist's review)
 
 
 @dataclass
@@ -377,6 +378,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"assembly.incomplete_policy is {settings.assembly.incomplete_policy!r}; "
             f"expected one of {sorted(policies)}."
+        )
+    if settings.results.release not in {"immediate", "after_review"}:
+        raise ConfigError(
+            f"results.release is {settings.results.release!r}; expected immediate or after_review."
         )
     _validate_monitoring(settings.monitoring)
     for port_key in ("dicom_port", "http_port"):

@@ -37,6 +37,7 @@ class Permission(enum.StrEnum):
     INGEST_MANAGE = "ingest.manage"  # expected counts and other ingest changes
     WORKLIST_READ = "worklist.read"  # the AI-ordered worklist and the review pages
     REVIEW_WRITE = "review.write"  # accept / modify / dismiss, final reads
+    PATIENT_IDENTITY = "patient.identity"  # patient name and ID on the worklist and review pages
     DEPLOYMENTS_READ = "deployments.read"  # deployments, routing decisions, predictions
     DEPLOYMENTS_MANAGE = "deployments.manage"  # deployment modes, thresholds, policies, models
     VALIDATION_READ = "validation.read"  # validation and silent-trial reports
@@ -50,7 +51,13 @@ _EVERY_ROLE = {Permission.PAGES_VIEW, Permission.API_DOCS}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.RADIOLOGIST: frozenset(
-        _EVERY_ROLE | {Permission.DICOMWEB_READ, Permission.WORKLIST_READ, Permission.REVIEW_WRITE}
+        _EVERY_ROLE
+        | {
+            Permission.DICOMWEB_READ,
+            Permission.WORKLIST_READ,
+            Permission.REVIEW_WRITE,
+            Permission.PATIENT_IDENTITY,
+        }
     ),
     Role.ADMIN: frozenset(
         _EVERY_ROLE

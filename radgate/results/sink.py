@@ -109,6 +109,11 @@ class Publisher:
                 f"prediction {prediction.id} is {prediction.policy} ({prediction.policy_reason}); "
                 "only released results are published"
             )
+        if self.settings.results.release == "after_review":
+            # results.release = "after_review" (issue 11): nothing reaches the PACS before a radiologist has
+            # reviewed it; the review writes the VERIFIED report (radgate.worklist.writeback.publish_review).
+            log.info("prediction %d: held for review (results.release = after_review)", prediction.id)
+            return
         model = get_model(session, prediction.model_name, prediction.model_version)
         manifest = model.manifest
         instance = session.scalars(

@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
 
@@ -235,3 +235,31 @@ def wado_instance(
     principal: Reader,
 ) -> StreamingResponse:
     return _retrieve(request, principal, session, store, study_uid, series_uid, sop_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/rendered")
+def wado_rendered(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: Reader,
+    window: str | None = None,
+) -> Response:
+    """PS3.18 rendered: the image as a PNG, at ``window=CENTER,WIDTH,LINEAR`` or its own default VOI."""
+    from radgate.imaging.decode import DecodeError, read_dataset
+    from radgate.worklist.render import parse_window, render_png
+
+    win = parse_window(window)
+    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    if not paths:
+        raise ApiError(404, f"No stored instance matches {sop_uid}.")
+    detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
+    try:
+        png = render_png(read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes)
+    except (DecodeError, ValueError) as exc:
+        raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
+    _audit_view(request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window})
+    return Response(png, media_type="image/png")

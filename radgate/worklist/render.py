@@ -1,0 +1,94 @@
+"""WADO-RS rendered (PS3.18 10.4.1.1.3, ``window=CENTER,WIDTH,FUNCTION``): a stored image as an 8-bit PNG.
+
+The display values come from :func:`radgate.imaging.to_display`, the one rendering pipeline that the model
+input and the presentation states share (Modality LUT, VOI, MONOCHROME1 inversion). A ``window`` parameter
+replaces the image's own VOI (its VOI LUT Sequence as well as its Window Center/Width), as PS3.18 says;
+only the ``LINEAR`` function is supported (``SIGMOID`` and ``LINEAR_EXACT`` are refused with a reason).
+The PNG is written here (zlib, 8-bit greyscale) rather than through an image library.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from radgate.errors import Invalid
+from radgate.imaging import to_display
+from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES
+
+__all__ = ["Window", "encode_png", "parse_window", "render_png", "rendered_pixels"]
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+    function: str = "LINEAR"
+
+
+def parse_window(text: str | None) -> Window | None:
+    """``"CENTER,WIDTH,LINEAR"`` (PS3.18 Table 8.3.5-1) -> :class:`Window`; None when absent."""
+    if text is None or text == "":
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (2, 3):
+        raise Invalid(f"window {text!r} must be CENTER,WIDTH,FUNCTION (e.g. 40,400,LINEAR).")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise Invalid(f"window {text!r}: center and width must be numbers (e.g. 40,400,LINEAR).") from None
+    function = parts[2].upper() if len(parts) == 3 else "LINEAR"
+    if function != "LINEAR":
+        raise Invalid(f"window function {parts[2]!r} is not supported; use LINEAR.")
+    if not np.isfinite(center) or not np.isfinite(width) or width < 1:
+        raise Invalid(f"window {text!r}: width must be at least 1 (PS3.3 C.11.2.1.2).")
+    return Window(center, width, function)
+
+
+def rendered_pixels(
+    ds: Dataset, window: Window | None = None, frame: int = 0, max_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> np.ndarray:
+    """Display values in [0, 1] (float32) with ``window`` in place of the image's own VOI."""
+    if window is not None:
+        copy = Dataset()
+        copy.update(ds)
+        if hasattr(ds, "file_meta"):
+            copy.file_meta = ds.file_meta
+        if "VOILUTSequence" in copy:
+            del copy.VOILUTSequence
+        copy.WindowCenter = window.center
+        copy.WindowWidth = window.width
+        ds = copy
+    return to_display(ds, frame, max_bytes=max_bytes).pixels
+
+
+def encode_png(gray8: np.ndarray) -> bytes:
+    """An 8-bit greyscale PNG of a 2-D uint8 array (PNG spec: IHDR, one IDAT, IEND; filter type 0)."""
+    if gray8.ndim != 2 or gray8.dtype != np.uint8:
+        raise ValueError(f"encode_png expects a 2-D uint8 array, got {gray8.dtype} {gray8.shape}.")
+    h, w = gray8.shape
+    raw = np.empty((h, w + 1), dtype=np.uint8)
+    raw[:, 0] = 0
+    raw[:, 1:] = gray8
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 3))
+        + chunk(b"IEND", b"")
+    )
+
+
+def render_png(
+    ds: Dataset, window: Window | None = None, frame: int = 0, max_bytes: int = DEFAULT_MAX_DECODED_BYTES
+) -> bytes:
+    pixels = rendered_pixels(ds, window, frame, max_bytes)
+    return encode_png(np.rint(pixels * 255.0).astype(np.uint8))

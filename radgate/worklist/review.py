@@ -1,0 +1,292 @@
+"""The review of one study: what the page shows (image at the model's window, region, heatmap) and the read.
+
+The read is one of :class:`ReviewAction`:
+
+- ``accept``: the AI's suggestion is right; the final read is the released flag (finding present when
+  flagged, absent when not). Only a released result can be accepted.
+- ``modify``: the radiologist states the finding present or absent and may move/resize the region.
+- ``dismiss``: the AI's finding is rejected (finding absent), with an optional reason from
+  :data:`DISMISS_REASONS`.
+
+Each read becomes ground truth with source ``final_read`` (one row per study; a later read replaces the
+label) and an audit entry in the same transaction (``review.accept`` ...). Validation and monitoring read
+``ground_truth`` already.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from radgate import audit
+from radgate.clock import utcnow
+from radgate.config import Settings
+from radgate.db.queries import newest_instances
+from radgate.db.schema import Instance
+from radgate.engine.tables import Prediction
+from radgate.errors import Conflict, Invalid
+from radgate.policy import Release
+from radgate.validation.tables import GroundTruth
+from radgate.worklist.render import encode_png
+from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
+
+__all__ = [
+    "DISMISS_REASONS",
+    "SYNTHETIC_NOTICE",
+    "ReadResult",
+    "ReviewAction",
+    "ReviewView",
+    "record_read",
+    "review_view",
+]
+
+SYNTHETIC_NOTICE = "synthetic demo model – not for clinical use"
+DISMISS_REASONS = (
+    "false positive",
+    "artefact or device",
+    "finding already known",
+    "image quality",
+    "other",
+)
+
+
+class ReviewAction(enum.StrEnum):
+    ACCEPT = "accept"
+    MODIFY = "modify"
+    DISMISS = "dismiss"
+
+
+Region = tuple[float, float, float, float]  # left, top, right, bottom in image pixels
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    row: WorklistRow
+    rows: int | None
+    columns: int | None
+    window_center: float | None
+    window_width: float | None
+    region: Region | None  # released only
+    heatmap_png: str | None  # data: URL, released only
+    synthetic: bool
+    model_card: str | None  # the model's description from its card (manifest)
+    threshold: float | None
+    final_label: int | None  # the study's final read, if read
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    StudyInstanceUID: str
+    action: ReviewAction
+    label: int
+    region: Region | None
+    reason: str | None
+    written: tuple[str, ...] = ()  # SOP Instance UIDs of the verified SR / GSPS revision queued for the PACS
+
+
+def _region(values: np.ndarray, rows: int, columns: int) -> Region | None:
+    from radgate.results.sink import region_from_map
+
+    corners = region_from_map(values, rows, columns)
+    if corners is None:
+        return None
+    (left, top), _, (right, bottom), _ = corners
+    return (left, top, right, bottom)
+
+
+def _heatmap_url(values: np.ndarray) -> str:
+    v = np.nan_to_num(values.astype(np.float32))
+    hi = float(v.max()) if v.size else 0.0
+    gray = (
+        np.zeros(v.shape, dtype=np.uint8)
+        if hi <= 0
+        else np.rint(np.clip(v / hi, 0, 1) * 255).astype(np.uint8)
+    )
+    return "data:image/png;base64," + base64.b64encode(encode_png(gray)).decode("ascii")
+
+
+def _prediction(session: Session, row: WorklistRow) -> Prediction | None:
+    if row.SeriesInstanceUID is None:
+        return None
+    return session.scalars(
+        select(Prediction)
+        .where(
+            Prediction.StudyInstanceUID == row.StudyInstanceUID,
+            Prediction.SeriesInstanceUID == row.SeriesInstanceUID,
+            Prediction.SOPInstanceUID == row.SOPInstanceUID,
+            Prediction.policy.in_(VISIBLE),
+        )
+        .order_by(Prediction.urgency.desc(), Prediction.id)
+    ).first()
+
+
+def review_view(session: Session, settings: Settings, study_uid: str, *, identity: bool) -> ReviewView:
+    row = study_row(session, study_uid, identity=identity, default_site=settings.site)
+    rows = columns = None
+    center = width = None
+    region = None
+    heatmap = None
+    synthetic = False
+    card = None
+    threshold = None
+    pred = _prediction(session, row)
+    if row.SOPInstanceUID is not None:
+        inst = session.scalars(
+            newest_instances(str(row.SeriesInstanceUID)).where(Instance.SOPInstanceUID == row.SOPInstanceUID)
+        ).first()
+        if inst is not None:
+            from radgate.imaging import to_display
+            from radgate.imaging.decode import DecodeError, read_dataset
+
+            try:
+                ds = read_dataset(settings.store_dir / inst.path)
+                display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
+                rows, columns = int(ds.Rows), int(ds.Columns)
+                # The model's window: the VOI the model input was rendered with (radgate.imaging.display).
+                center, width = display.window_center, max(display.window_width, 1.0)
+            except (DecodeError, ValueError):
+                rows = columns = None
+    if pred is not None:
+        try:
+            from radgate.models.registry import get_model
+
+            model = get_model(session, pred.model_name, pred.model_version)
+            synthetic = model.synthetic
+            card = model.description or None
+        except Exception:  # noqa: BLE001 - a model removed since: the page still shows the result
+            synthetic = False
+        if pred.policy == Release.RELEASED.value:
+            threshold = pred.threshold
+            if pred.explanation_path and rows and columns:
+                path = Path(settings.data_dir) / pred.explanation_path
+                if path.is_file():
+                    from radgate.inference.explain import ExplanationMap
+
+                    values = ExplanationMap.load(path).values
+                    region = _region(values, rows, columns)
+                    heatmap = _heatmap_url(values)
+    final = session.scalars(
+        select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
+    ).first()
+    return ReviewView(
+        row=row,
+        rows=rows,
+        columns=columns,
+        window_center=center,
+        window_width=width,
+        region=region if row.ai is AIState.RELEASED else None,
+        heatmap_png=heatmap if row.ai is AIState.RELEASED else None,
+        synthetic=synthetic,
+        model_card=card,
+        threshold=threshold,
+        final_label=None if final is None else int(final.label),
+    )
+
+
+def _parse_region(text: str | None) -> Region | None:
+    if text in (None, ""):
+        return None
+    try:
+        parts = [float(p) for p in str(text).split(",")]
+    except ValueError:
+        raise Invalid(f"region {text!r} must be LEFT,TOP,RIGHT,BOTTOM in image pixels.") from None
+    if len(parts) != 4 or not all(np.isfinite(parts)) or parts[2] <= parts[0] or parts[3] <= parts[1]:
+        raise Invalid(f"region {text!r} must be LEFT,TOP,RIGHT,BOTTOM with RIGHT > LEFT and BOTTOM > TOP.")
+    return (parts[0], parts[1], parts[2], parts[3])
+
+
+def record_read(
+    session: Session,
+    settings: Settings,
+    actor: str,
+    study_uid: str,
+    action: str,
+    *,
+    present: str | None = None,
+    region: str | None = None,
+    reason: str | None = None,
+    observer: str | None = None,
+    writeback: bool = True,
+) -> ReadResult:
+    """Store the final read of ``study_uid`` (ground truth ``final_read``) and its audit entry.
+
+    For a released result, also the VERIFIED SR (+ GSPS) revision with ``observer`` (PN, default the
+    actor) as Verifying Observer, queued for the PACS in the same transaction
+    (:func:`radgate.worklist.writeback.publish_review`).
+    """
+    try:
+        act = ReviewAction(action)
+    except ValueError:
+        raise Invalid(f"action {action!r} is not known; use accept, modify or dismiss.") from None
+    row = study_row(session, study_uid, identity=False, default_site=settings.site)
+    reg = _parse_region(region)
+    why: str | None = None
+    if act is ReviewAction.ACCEPT:
+        if row.ai is not AIState.RELEASED:
+            raise Conflict(
+                f"Study {study_uid} has no released AI result to accept; use modify to record the read."
+            )
+        label = int(row.flagged)
+    elif act is ReviewAction.MODIFY:
+        if present not in ("present", "absent"):
+            raise Invalid(f"present {present!r} is not known; modify needs present or absent.")
+        label = 1 if present == "present" else 0
+    else:
+        if reason not in (None, "") and reason not in DISMISS_REASONS:
+            raise Invalid(f"reason {reason!r} is not known; use one of: {', '.join(DISMISS_REASONS)}.")
+        why = reason or None
+        label = 0
+    now = utcnow()
+    existing = session.scalars(
+        select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
+    ).first()
+    origin = f"review:{actor}:{act.value}"
+    if existing is None:
+        session.add(
+            GroundTruth(
+                StudyInstanceUID=study_uid,
+                SeriesInstanceUID=row.SeriesInstanceUID,
+                label=label,
+                source=FINAL_READ,
+                reference_date=now.date(),
+                imported_at=now,
+                origin=origin,
+            )
+        )
+    else:
+        existing.label = label
+        existing.reference_date = now.date()
+        existing.imported_at = now
+        existing.origin = origin
+    detail: dict[str, Any] = {
+        "StudyInstanceUID": study_uid,
+        "SeriesInstanceUID": row.SeriesInstanceUID,
+        "ai": row.ai.value,
+        "label": label,
+    }
+    if reg is not None:
+        detail["region"] = list(reg)
+    if why is not None:
+        detail["reason"] = why
+    written: list[str] = []
+    if row.ai is AIState.RELEASED and writeback:
+        pred = _prediction(session, row)
+        if pred is not None:
+            from radgate.worklist.writeback import publish_review
+
+            # The region drawn on the review page, else (accept) the AI's; none when the finding is absent
+            stored = publish_review(
+                session, settings, pred, observer=observer or actor, present=bool(label), region=reg
+            )
+            written = [o.SOPInstanceUID for o in stored]
+            detail["written"] = written
+    audit.record(session, actor, f"review.{act.value}", study_uid, json.loads(json.dumps(detail)))
+    return ReadResult(study_uid, act, label, reg, why, tuple(written))
