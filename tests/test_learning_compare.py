@@ -70,7 +70,9 @@ def test_only_labelled_pairs_count(tmp_path: Path, settings: Settings, db: Datab
         compare_deployments(db, "champion", "champion")
 
 
-def test_promotion_gated_by_locked_criteria_then_rollback(tmp_path: Path, settings: Settings, db: Database) -> None:
+def test_promotion_gated_by_locked_criteria_then_rollback(
+    tmp_path: Path, settings: Settings, db: Database
+) -> None:
     paired_site(tmp_path, settings, db, n=600, challenger_gain=2.5)
     with pytest.raises(Conflict, match="no promotion criteria are locked"):
         promote(db, settings, "challenger", by="ds", override="test")

@@ -54,13 +54,17 @@ def _site(path: Path, rng: np.random.Generator, n: int, d: float) -> tuple[np.nd
 
 def test_pool_files_per_site_and_pooled(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    data = [_site(tmp_path / f"{name}.csv", rng, n, d) for name, n, d in (("a", 300, 2.0), ("b", 200, 1.2),
-                                                                          ("c", 250, 2.5))]
+    data = [
+        _site(tmp_path / f"{name}.csv", rng, n, d)
+        for name, n, d in (("a", 300, 2.0), ("b", 200, 1.2), ("c", 250, 2.5))
+    ]
     out = pool_files([tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"], threshold=0.4)
     assert [r["site"] for r in out["sites"]] == ["a", "b", "c"] and out["n"] == 750
     aucs = [delong(y, s) for y, s in data]
     assert [r["auc"] for r in out["sites"]] == pytest.approx([a.auc for a in aucs], abs=1e-12)
-    ref = combine_effects(np.array([a.auc for a in aucs]), np.array([a.variance for a in aucs]), method_re="dl")
+    ref = combine_effects(
+        np.array([a.auc for a in aucs]), np.array([a.variance for a in aucs]), method_re="dl"
+    )
     assert out["auc_meta"]["random"] == pytest.approx(ref.mean_effect_re, rel=1e-12)
     assert out["heterogeneity"]["i2"] == pytest.approx(ref.i2, rel=1e-12)
     y_all = np.concatenate([y for y, _ in data])

@@ -15,7 +15,8 @@ from radgate.config import Settings
 from radgate.db import Database
 from radgate.errors import Invalid
 from radgate.learning.queue import label_requests, queue_cases
-from radgate.learning.strategies import STRATEGIES, allocate, k_centre_greedy, select as pick
+from radgate.learning.strategies import STRATEGIES, allocate, k_centre_greedy
+from radgate.learning.strategies import select as pick
 from radgate.validation.tables import GroundTruth
 from tests.helpers.learning import paired_site
 
@@ -72,13 +73,23 @@ def test_queue_from_stored_predictions(tmp_path: Path, settings: Settings, db: D
         assert any(s.startswith("Agfa") for s in scanners), strategy  # every scanner room is represented
     batch, cases = queue_cases(db, "champion", 15, "hybrid", by="ds")
     again = queue_cases(db, "champion", 15, "hybrid", by="ds")[1]
-    assert not {c.SeriesInstanceUID for c in cases} & {c.SeriesInstanceUID for c in again}  # open ones skipped
+    assert not {c.SeriesInstanceUID for c in cases} & {
+        c.SeriesInstanceUID for c in again
+    }  # open ones skipped
     requests = label_requests(db, "champion", status="open")
     assert len(requests) == 30 and requests[0]["batch"] == batch
     with db.session() as s:
-        s.add(GroundTruth(StudyInstanceUID=cases[0].StudyInstanceUID, SeriesInstanceUID=None, label=1,
-                          source="radiologist", reference_date=dt.date(2025, 6, 1), imported_at=utcnow(),
-                          origin="test"))
+        s.add(
+            GroundTruth(
+                StudyInstanceUID=cases[0].StudyInstanceUID,
+                SeriesInstanceUID=None,
+                label=1,
+                source="radiologist",
+                reference_date=dt.date(2025, 6, 1),
+                imported_at=utcnow(),
+                origin="test",
+            )
+        )
     assert len(label_requests(db, "champion", status="labelled")) == 1
     with db.session() as s:
         assert "learning.queue" in [e.action for e in s.scalars(select(AuditEntry))]

@@ -156,7 +156,9 @@ def _calibration(labels: NDArray[np.bool_], scores: NDArray[np.float64]) -> dict
     return out
 
 
-def _row(level: str, labels: NDArray[np.bool_], a: NDArray[np.float64], b: NDArray[np.float64]) -> dict[str, Any]:
+def _row(
+    level: str, labels: NDArray[np.bool_], a: NDArray[np.float64], b: NDArray[np.float64]
+) -> dict[str, Any]:
     pos = int(labels.sum())
     neg = int(labels.size - pos)
     row: dict[str, Any] = {"level": level, "n": int(labels.size), "positives": pos, "negatives": neg}
@@ -186,7 +188,10 @@ class Comparison:
 
 
 def compare_deployments(
-    db: Database, champion: str, challenger: str, confidence: float = 0.95,
+    db: Database,
+    champion: str,
+    challenger: str,
+    confidence: float = 0.95,
     subgroups: Sequence[str] = SUBGROUP_COLUMNS,
 ) -> Comparison:
     """Compare ``challenger`` with ``champion`` on their paired, labelled cases."""
@@ -231,7 +236,8 @@ def compare_deployments(
             "correct_calls": {"b": overall.b, "c": overall.c, "p": overall.p, "method": overall.method},
             "sensitivity": {"b": sens.b, "c": sens.c, "p": sens.p, "method": sens.method},
             "specificity": {"b": spec.b, "c": spec.c, "p": spec.p, "method": spec.method},
-            "note": "b: challenger right where the champion is wrong; c: the reverse (each at its own operating point)",
+            "note": "b: challenger right where the champion is wrong; c: the reverse "
+            "(each at its own operating point)",
         },
         "operating_points": {
             "champion": {

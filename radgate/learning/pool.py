@@ -52,9 +52,16 @@ class MetaAnalysis:
     def as_dict(self, transform: Any = None) -> dict[str, Any]:
         t = transform or (lambda v: v)
         return {
-            "k": self.k, "fixed": t(self.fixed), "fixed_ci": [t(self.fixed_ci[0]), t(self.fixed_ci[1])],
-            "random": t(self.random), "random_ci": [t(self.random_ci[0]), t(self.random_ci[1])],
-            "cochran_q": self.q, "df": self.df, "q_p": self.q_p, "i2": self.i2, "tau2": self.tau2,
+            "k": self.k,
+            "fixed": t(self.fixed),
+            "fixed_ci": [t(self.fixed_ci[0]), t(self.fixed_ci[1])],
+            "random": t(self.random),
+            "random_ci": [t(self.random_ci[0]), t(self.random_ci[1])],
+            "cochran_q": self.q,
+            "df": self.df,
+            "q_p": self.q_p,
+            "i2": self.i2,
+            "tau2": self.tau2,
         }
 
 
@@ -79,8 +86,18 @@ def meta_analysis(effects: ArrayLike, variances: ArrayLike, confidence: float = 
     random_se = math.sqrt(1.0 / float(np.sum(wr)))
     i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
     return MetaAnalysis(
-        int(y.size), fixed, fixed_se, (fixed - z * fixed_se, fixed + z * fixed_se), random, random_se,
-        (random - z * random_se, random + z * random_se), q, df, float(sps.chi2.sf(q, df)), i2, tau2,
+        int(y.size),
+        fixed,
+        fixed_se,
+        (fixed - z * fixed_se, fixed + z * fixed_se),
+        random,
+        random_se,
+        (random - z * random_se, random + z * random_se),
+        q,
+        df,
+        float(sps.chi2.sf(q, df)),
+        i2,
+        tau2,
     )
 
 
@@ -126,6 +143,8 @@ def pool_sites(
             if a.variance > 0:
                 aucs.append(a.auc)
                 auc_vars.append(a.variance)
+            else:
+                row["note"] = "DeLong variance 0 (perfect separation): left out of the AUC meta-analysis"
         row["sensitivity"] = _rate(tp, pos, confidence)
         row["specificity"] = _rate(tn, neg, confidence)
         if pos:
@@ -154,15 +173,22 @@ def pool_sites(
     for key, values in (("sensitivity_meta", sens), ("specificity_meta", spec)):
         out[key] = (
             meta_analysis([e for e, _ in values], [v for _, v in values], confidence).as_dict(_expit)
-            if len(values) >= 2 else None
+            if len(values) >= 2
+            else None
         )
-    if out["auc_meta"] is not None:
-        out["heterogeneity"] = {k: out["auc_meta"][k] for k in ("cochran_q", "df", "q_p", "i2", "tau2")}
+    out["heterogeneity"] = (
+        {k: out["auc_meta"][k] for k in ("cochran_q", "df", "q_p", "i2", "tau2")}
+        if out["auc_meta"] is not None
+        else None
+    )
     return out
 
 
 def pool_files(
-    paths: Sequence[Path], threshold: float, score_col: str = "score", label_col: str = "label",
+    paths: Sequence[Path],
+    threshold: float,
+    score_col: str = "score",
+    label_col: str = "label",
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """:func:`pool_sites` on CSV files, one per site (the site is named after the file)."""

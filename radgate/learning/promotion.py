@@ -183,8 +183,15 @@ class LockedCriteria:
 
 def _locked(row: PromotionCriteria) -> LockedCriteria:
     return LockedCriteria(
-        row.id, row.challenger, row.champion, row.criteria_sha256, row.criteria_toml, row.criteria_path,
-        row.locked_at.isoformat(), row.locked_by, row.challenger_results_at_lock,
+        row.id,
+        row.challenger,
+        row.champion,
+        row.criteria_sha256,
+        row.criteria_toml,
+        row.criteria_path,
+        row.locked_at.isoformat(),
+        row.locked_by,
+        row.challenger_results_at_lock,
     )
 
 
@@ -205,21 +212,32 @@ def lock_criteria(db: Database, challenger: str, champion: str, path: Path, by: 
             or 0
         )
         row = PromotionCriteria(
-            challenger=challenger, champion=champion, criteria_sha256=sha256_text(text), criteria_toml=text,
-            criteria_path=str(path.resolve()), locked_at=utcnow(), locked_by=by,
+            challenger=challenger,
+            champion=champion,
+            criteria_sha256=sha256_text(text),
+            criteria_toml=text,
+            criteria_path=str(path.resolve()),
+            locked_at=utcnow(),
+            locked_by=by,
             challenger_results_at_lock=existing,
         )
         s.add(row)
         s.flush()
-        audit.record(s, by, "learning.lock_criteria", challenger,
-                     {"champion": champion, "criteria_sha256": row.criteria_sha256, "criteria_id": row.id})
+        audit.record(
+            s,
+            by,
+            "learning.lock_criteria",
+            challenger,
+            {"champion": champion, "criteria_sha256": row.criteria_sha256, "criteria_id": row.id},
+        )
         return _locked(row)
 
 
 def latest_criteria(db: Database, challenger: str) -> LockedCriteria:
     with db.session() as s:
         row = s.scalars(
-            select(PromotionCriteria).where(PromotionCriteria.challenger == challenger)
+            select(PromotionCriteria)
+            .where(PromotionCriteria.challenger == challenger)
             .order_by(PromotionCriteria.id.desc())
         ).first()
         if row is None:
@@ -240,12 +258,17 @@ class Promotion:
     record: dict[str, Any]
 
 
-def _canonical(data: dict[str, Any]) -> str:
+def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def promote(
-    db: Database, settings: Settings, challenger: str, *, by: str, override: str | None = None,
+    db: Database,
+    settings: Settings,
+    challenger: str,
+    *,
+    by: str,
+    override: str | None = None,
     champion_mode: str = "shadow",
 ) -> Promotion:
     """Promote ``challenger`` over the champion its locked criteria name (see the module docstring)."""
@@ -257,7 +280,8 @@ def promote(
     flags = []
     if locked.challenger_results_at_lock:
         flags.append(
-            f"criteria were locked when {challenger} already had {locked.challenger_results_at_lock} result(s)"
+            f"criteria were locked when {challenger} already had "
+            f"{locked.challenger_results_at_lock} result(s)"
         )
     if locked.path:
         try:
@@ -290,10 +314,12 @@ def promote(
             f"(sha256 {locked.sha256[:12]}...): {listed}. It stays {chall.mode}."
         )
     note = f"promotion over {locked.champion} (criteria sha256 {locked.sha256[:12]})"
-    change = set_deployment_mode(db, settings, challenger, Mode.LIVE.value, by=by, note=note, override=override)
+    change = set_deployment_mode(
+        db, settings, challenger, Mode.LIVE.value, by=by, note=note, override=override
+    )
     set_deployment_mode(db, settings, locked.champion, demoted.value, by=by, note=f"replaced by {challenger}")
     values = comparison.values
-    record = {
+    record: dict[str, Any] = {
         "kind": "promotion",
         "what": {
             "challenger": values["challenger"],
@@ -302,14 +328,35 @@ def promote(
             "modes_after": {challenger: Mode.LIVE.value, locked.champion: demoted.value},
         },
         "data": {
-            "n_pairs": values["n_pairs"], "positives": values["positives"], "negatives": values["negatives"],
-            "left_out": values["left_out"], "paired_cases_sha256": values["data_sha256"],
+            "n_pairs": values["n_pairs"],
+            "positives": values["positives"],
+            "negatives": values["negatives"],
+            "left_out": values["left_out"],
+            "paired_cases_sha256": values["data_sha256"],
         },
-        "metrics": {k: values[k] for k in (
-            "auc_champion", "auc_challenger", "delta_auc", "delta_auc_ci", "delong_p", "mcnemar_p",
-            "operating_points", "calibration", "per_scanner", "subgroups", "mcnemar")},
-        "criteria": {"id": locked.id, "sha256": locked.sha256, "locked_at": locked.locked_at,
-                     "locked_by": locked.locked_by, "flags": flags},
+        "metrics": {
+            k: values[k]
+            for k in (
+                "auc_champion",
+                "auc_challenger",
+                "delta_auc",
+                "delta_auc_ci",
+                "delong_p",
+                "mcnemar_p",
+                "operating_points",
+                "calibration",
+                "per_scanner",
+                "subgroups",
+                "mcnemar",
+            )
+        },
+        "criteria": {
+            "id": locked.id,
+            "sha256": locked.sha256,
+            "locked_at": locked.locked_at,
+            "locked_by": locked.locked_by,
+            "flags": flags,
+        },
         "verdict": [c.as_dict() for c in verdict],
         "approved_by": by,
         "override": change.override,
@@ -317,20 +364,38 @@ def promote(
     digest = hashlib.sha256(_canonical(record).encode()).hexdigest()
     with db.session() as s:
         row = ChangeRecord(
-            kind="promotion", status="promoted", challenger=challenger, champion=locked.champion,
-            what=_canonical(record["what"]), data=_canonical(record["data"]),
-            metrics=_canonical(record["metrics"]), verdict=_canonical({"criteria": record["verdict"],
-                                                                      "flags": flags}),
-            criteria_id=locked.id, criteria_sha256=locked.sha256, approved_by=by, override=change.override,
-            record_sha256=digest, created_at=utcnow(),
+            kind="promotion",
+            status="promoted",
+            challenger=challenger,
+            champion=locked.champion,
+            what=_canonical(record["what"]),
+            data=_canonical(record["data"]),
+            metrics=_canonical(record["metrics"]),
+            verdict=_canonical({"criteria": record["verdict"], "flags": flags}),
+            criteria_id=locked.id,
+            criteria_sha256=locked.sha256,
+            approved_by=by,
+            override=change.override,
+            record_sha256=digest,
+            created_at=utcnow(),
         )
         s.add(row)
         s.flush()
-        audit.record(s, by, "learning.promote", challenger, {
-            "change_record": row.id, "record_sha256": digest, "champion": locked.champion,
-            "criteria_sha256": locked.sha256, "override": change.override,
-            "delta_auc": values["delta_auc"], "n_pairs": values["n_pairs"],
-        })
+        audit.record(
+            s,
+            by,
+            "learning.promote",
+            challenger,
+            {
+                "change_record": row.id,
+                "record_sha256": digest,
+                "champion": locked.champion,
+                "criteria_sha256": locked.sha256,
+                "override": change.override,
+                "delta_auc": values["delta_auc"],
+                "n_pairs": values["n_pairs"],
+            },
+        )
         record_id = row.id
     return Promotion(record_id, True, verdict, comparison, tuple(flags), record | {"record_sha256": digest})
 
@@ -342,7 +407,12 @@ class Rollback:
 
 
 def rollback(
-    db: Database, settings: Settings, deployment: str, *, by: str, note: str | None = None,
+    db: Database,
+    settings: Settings,
+    deployment: str,
+    *,
+    by: str,
+    note: str | None = None,
     override: str | None = None,
 ) -> Rollback:
     """Undo the latest promotion that involved ``deployment``: both deployments get their modes back."""
@@ -350,12 +420,16 @@ def rollback(
         get_deployment(s, deployment)
         row = s.scalars(
             select(ChangeRecord)
-            .where(ChangeRecord.status == "promoted",
-                   (ChangeRecord.challenger == deployment) | (ChangeRecord.champion == deployment))
+            .where(
+                ChangeRecord.status == "promoted",
+                (ChangeRecord.challenger == deployment) | (ChangeRecord.champion == deployment),
+            )
             .order_by(ChangeRecord.id.desc())
         ).first()
         if row is None:
-            raise NotFound(f"no promotion of or over {deployment!r} to roll back (see `radgate deployments changes`)")
+            raise NotFound(
+                f"no promotion of or over {deployment!r} to roll back (see `radgate deployments changes`)"
+            )
         before: dict[str, str] = json.loads(row.what)["modes_before"]
         record_id, challenger, champion = row.id, row.challenger, row.champion
     why = note or f"rollback of change record {record_id}"
@@ -369,8 +443,13 @@ def rollback(
         row.rolled_back_at = utcnow()
         row.rolled_back_by = by
         row.rollback_note = note
-        audit.record(s, by, "learning.rollback", deployment,
-                     {"change_record": record_id, "modes": before, "note": note})
+        audit.record(
+            s,
+            by,
+            "learning.rollback",
+            deployment,
+            {"change_record": record_id, "modes": before, "note": note},
+        )
     return Rollback(record_id, before)
 
 
@@ -381,11 +460,20 @@ def change_records(db: Database, deployment: str | None = None) -> list[dict[str
             q = q.where((ChangeRecord.challenger == deployment) | (ChangeRecord.champion == deployment))
         return [
             {
-                "id": r.id, "kind": r.kind, "status": r.status, "challenger": r.challenger,
-                "champion": r.champion, "approved_by": r.approved_by, "created_at": r.created_at.isoformat(),
-                "criteria_sha256": r.criteria_sha256, "record_sha256": r.record_sha256,
-                "override": r.override, "what": json.loads(r.what), "data": json.loads(r.data),
-                "metrics": json.loads(r.metrics), "verdict": json.loads(r.verdict),
+                "id": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "challenger": r.challenger,
+                "champion": r.champion,
+                "approved_by": r.approved_by,
+                "created_at": r.created_at.isoformat(),
+                "criteria_sha256": r.criteria_sha256,
+                "record_sha256": r.record_sha256,
+                "override": r.override,
+                "what": json.loads(r.what),
+                "data": json.loads(r.data),
+                "metrics": json.loads(r.metrics),
+                "verdict": json.loads(r.verdict),
                 "rolled_back_at": r.rolled_back_at.isoformat() if r.rolled_back_at else None,
                 "rolled_back_by": r.rolled_back_by,
             }

@@ -39,7 +39,11 @@ __all__ = ["NUMERIC", "CATEGORICAL", "QueuedCase", "feature_matrix", "label_requ
 
 NUMERIC = ("KVP", "PatientAge", "Rows", "Columns", "PixelSpacing", "BitsStored")
 CATEGORICAL = (
-    "Manufacturer", "ManufacturerModelName", "StationName", "ViewPosition", "PatientSex",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "StationName",
+    "ViewPosition",
+    "PatientSex",
     "PhotometricInterpretation",
 )
 
@@ -88,23 +92,42 @@ class QueuedCase:
     rank: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"SeriesInstanceUID": self.SeriesInstanceUID, "score": self.score, "reason": self.reason,
-                "StudyInstanceUID": self.StudyInstanceUID, "priority": self.priority, "stratum": self.stratum,
-                "rank": self.rank}
+        return {
+            "SeriesInstanceUID": self.SeriesInstanceUID,
+            "score": self.score,
+            "reason": self.reason,
+            "StudyInstanceUID": self.StudyInstanceUID,
+            "priority": self.priority,
+            "stratum": self.stratum,
+            "rank": self.rank,
+        }
 
 
 def queue_cases(
-    db: Database, deployment: str, budget: int, strategy: str, *, by: str, subgroup: str | None = "PatientSex",
-    seed: int = 0, store: bool = True,
+    db: Database,
+    deployment: str,
+    budget: int,
+    strategy: str,
+    *,
+    by: str,
+    subgroup: str | None = "PatientSex",
+    seed: int = 0,
+    store: bool = True,
 ) -> tuple[str, list[QueuedCase]]:
     """Pick up to ``budget`` unlabelled cases of ``deployment`` not already requested; store them as a
     batch of label requests (audited as ``learning.queue``). Returns (batch id, picked cases in order)."""
     with db.session() as s:
         _deployment(s, deployment)
-        preds = s.scalars(select(Prediction).where(Prediction.deployment == deployment)
-                          .order_by(Prediction.id)).all()
-        open_requests = set(s.scalars(select(LabelRequest.SeriesInstanceUID).where(
-            LabelRequest.deployment == deployment, LabelRequest.status == "open")))
+        preds = s.scalars(
+            select(Prediction).where(Prediction.deployment == deployment).order_by(Prediction.id)
+        ).all()
+        open_requests = set(
+            s.scalars(
+                select(LabelRequest.SeriesInstanceUID).where(
+                    LabelRequest.deployment == deployment, LabelRequest.status == "open"
+                )
+            )
+        )
         s.expunge_all()
     if not preds:
         raise Invalid(f"deployment {deployment!r} has no stored predictions to pick from")
@@ -114,13 +137,16 @@ def queue_cases(
     features = [json.loads(p.features or "{}") for p in preds]
     scores = np.asarray([p.score for p in preds], dtype=np.float64)
     x = feature_matrix(features, scores)
-    candidates = np.asarray([not lab and p.SeriesInstanceUID not in open_requests
-                             for p, lab in zip(preds, labelled, strict=True)])
+    candidates = np.asarray(
+        [not lab and p.SeriesInstanceUID not in open_requests for p, lab in zip(preds, labelled, strict=True)]
+    )
     idx = np.flatnonzero(candidates)
     if idx.size == 0:
-        raise Invalid(f"every stored case of {deployment!r} is labelled or already requested; nothing to queue")
+        raise Invalid(
+            f"every stored case of {deployment!r} is labelled or already requested; nothing to queue"
+        )
     thresholds = np.asarray([p.threshold if p.threshold is not None else 0.5 for p in preds])[idx]
-    finding_scores = _finding_scores([preds[i].scores for i in idx], scores[idx])
+    finding_scores = _finding_scores([preds[int(i)].scores for i in idx], scores[idx])
 
     def stratum(f: dict[str, Any]) -> str:
         parts = [_scanner(f)]
@@ -131,26 +157,65 @@ def queue_cases(
 
     strata = [stratum(features[i]) for i in idx]
     picks = select_cases(
-        strategy, budget, scores[idx], thresholds, strata, features=x[idx],
-        labelled_features=x[np.asarray(labelled)], finding_scores=finding_scores, seed=seed,
+        strategy,
+        budget,
+        scores[idx],
+        thresholds,
+        strata,
+        features=x[idx],
+        labelled_features=x[np.asarray(labelled)],
+        finding_scores=finding_scores,
+        seed=seed,
     )
     batch = uuid.uuid4().hex[:12]
     out = []
     for rank, pick in enumerate(picks, start=1):
         p = preds[int(idx[pick.index])]
-        out.append(QueuedCase(p.SeriesInstanceUID, p.StudyInstanceUID, float(p.score), pick.priority,
-                              pick.reason, strata[pick.index], rank))
+        out.append(
+            QueuedCase(
+                p.SeriesInstanceUID,
+                p.StudyInstanceUID,
+                float(p.score),
+                pick.priority,
+                pick.reason,
+                strata[pick.index],
+                rank,
+            )
+        )
     if store:
         now = utcnow()
         with db.session() as s:
             for c in out:
-                s.add(LabelRequest(batch=batch, deployment=deployment, StudyInstanceUID=c.StudyInstanceUID,
-                                   SeriesInstanceUID=c.SeriesInstanceUID, strategy=strategy, rank=c.rank,
-                                   score=c.score, priority=c.priority, stratum=c.stratum, reason=c.reason,
-                                   status="open", requested_by=by, requested_at=now))
-            audit.record(s, by, "learning.queue", deployment,
-                         {"batch": batch, "strategy": strategy, "budget": budget, "picked": len(out),
-                          "series": [c.SeriesInstanceUID for c in out]})
+                s.add(
+                    LabelRequest(
+                        batch=batch,
+                        deployment=deployment,
+                        StudyInstanceUID=c.StudyInstanceUID,
+                        SeriesInstanceUID=c.SeriesInstanceUID,
+                        strategy=strategy,
+                        rank=c.rank,
+                        score=c.score,
+                        priority=c.priority,
+                        stratum=c.stratum,
+                        reason=c.reason,
+                        status="open",
+                        requested_by=by,
+                        requested_at=now,
+                    )
+                )
+            audit.record(
+                s,
+                by,
+                "learning.queue",
+                deployment,
+                {
+                    "batch": batch,
+                    "strategy": strategy,
+                    "budget": budget,
+                    "picked": len(out),
+                    "series": [c.SeriesInstanceUID for c in out],
+                },
+            )
     return batch, out
 
 
@@ -164,7 +229,9 @@ def _finding_scores(raw: Sequence[str], fallback: NDArray[np.float64]) -> NDArra
     return np.asarray([[float(d.get(k, fallback[i])) for k in names] for i, d in enumerate(parsed)])
 
 
-def label_requests(db: Database, deployment: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def label_requests(
+    db: Database, deployment: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     """Label requests with their status brought up to date: ``labelled`` once ``ground_truth`` has a label."""
     with db.session() as s:
         q = select(LabelRequest).order_by(LabelRequest.id)
@@ -179,10 +246,20 @@ def label_requests(db: Database, deployment: str | None = None, status: str | No
                 if r.SeriesInstanceUID in by_series or r.StudyInstanceUID in by_study:
                     r.status = "labelled"
         out = [
-            {"id": r.id, "batch": r.batch, "deployment": r.deployment, "SeriesInstanceUID": r.SeriesInstanceUID,
-             "StudyInstanceUID": r.StudyInstanceUID, "strategy": r.strategy, "rank": r.rank, "score": r.score,
-             "reason": r.reason, "status": r.status, "requested_by": r.requested_by,
-             "requested_at": r.requested_at.isoformat()}
+            {
+                "id": r.id,
+                "batch": r.batch,
+                "deployment": r.deployment,
+                "SeriesInstanceUID": r.SeriesInstanceUID,
+                "StudyInstanceUID": r.StudyInstanceUID,
+                "strategy": r.strategy,
+                "rank": r.rank,
+                "score": r.score,
+                "reason": r.reason,
+                "status": r.status,
+                "requested_by": r.requested_by,
+                "requested_at": r.requested_at.isoformat(),
+            }
             for r in rows
         ]
     return [r for r in out if status is None or r["status"] == status]

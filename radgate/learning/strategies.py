@@ -85,7 +85,9 @@ def allocate(sizes: Sequence[int], budget: int) -> list[int]:
 
 
 def k_centre_greedy(
-    features: NDArray[np.float64], k: int, reference: NDArray[np.float64] | None = None,
+    features: NDArray[np.float64],
+    k: int,
+    reference: NDArray[np.float64] | None = None,
     candidates: NDArray[np.intp] | None = None,
 ) -> list[tuple[int, float]]:
     """Pick ``k`` rows of ``features`` (among ``candidates``), each the farthest (Euclidean) from the
@@ -126,7 +128,8 @@ def select(
     seed: int = 0,
 ) -> list[Pick]:
     """Pick up to ``budget`` candidates (see the module docstring); ``features`` are standardised vectors
-    (required by ``diversity`` and ``hybrid``); ``finding_scores`` is (cases × findings), default the score."""
+    (required by ``diversity`` and ``hybrid``); ``finding_scores`` is (cases × findings), default the
+    score."""
     if strategy not in STRATEGIES:
         raise Invalid(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if budget < 1:
@@ -151,20 +154,35 @@ def select(
         idx = members[lv]
         if strategy == "uncertainty":
             order = idx[np.argsort(distance_to_op[idx], kind="stable")][:quota]
-            picks += [Pick(int(i), float(-distance_to_op[i]),
-                           f"score {scores[i]:.3f} near the operating point {thresholds[i]:.3f} "
-                           f"(logit distance {distance_to_op[i]:.2f}); stratum {lv}") for i in order]
+            picks += [
+                Pick(
+                    int(i),
+                    float(-distance_to_op[i]),
+                    f"score {scores[i]:.3f} near the operating point {thresholds[i]:.3f} "
+                    f"(logit distance {distance_to_op[i]:.2f}); stratum {lv}",
+                )
+                for i in order
+            ]
         elif strategy == "margin":
             order = idx[np.argsort(margin[idx], kind="stable")][:quota]
-            picks += [Pick(int(i), float(1 - margin[i]), f"smallest margin {margin[i]:.3f} between the classes; "
-                           f"stratum {lv}") for i in order]
+            picks += [
+                Pick(
+                    int(i),
+                    float(1 - margin[i]),
+                    f"smallest margin {margin[i]:.3f} between the classes; stratum {lv}",
+                )
+                for i in order
+            ]
         elif strategy == "entropy":
             order = idx[np.argsort(-entropy[idx], kind="stable")][:quota]
-            picks += [Pick(int(i), float(entropy[i]), f"entropy {entropy[i]:.3f} bits; stratum {lv}")
-                      for i in order]
+            picks += [
+                Pick(int(i), float(entropy[i]), f"entropy {entropy[i]:.3f} bits; stratum {lv}") for i in order
+            ]
         elif strategy == "random":
             order = idx[np.argsort(random_key[idx], kind="stable")][:quota]
-            picks += [Pick(int(i), float(random_key[i]), f"random (seed {seed}); stratum {lv}") for i in order]
+            picks += [
+                Pick(int(i), float(random_key[i]), f"random (seed {seed}); stratum {lv}") for i in order
+            ]
         else:
             assert features is not None
             pool = idx
@@ -176,6 +194,11 @@ def select(
                 picked_features.append(features[i])
                 extra = f", score {scores[i]:.3f} near the operating point" if strategy == "hybrid" else ""
                 what = "farthest from every labelled or picked case" if reference is not None else "core-set"
-                picks.append(Pick(int(i), dist if math.isfinite(dist) else 1e9,
-                                  f"k-centre: {what} (distance {dist:.2f}){extra}; stratum {lv}"))
+                picks.append(
+                    Pick(
+                        int(i),
+                        dist if math.isfinite(dist) else 1e9,
+                        f"k-centre: {what} (distance {dist:.2f}){extra}; stratum {lv}",
+                    )
+                )
     return picks
