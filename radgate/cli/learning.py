@@ -319,3 +319,57 @@ def pool_command(
             f"Heterogeneity of the AUCs: Cochran's Q = {meta['cochran_q']:.2f} (df {meta['df']}, "
             f"p = {meta['q_p']:.3g}), I² = {100 * meta['i2']:.0f}%, τ² = {meta['tau2']:.2g}"
         )
+
+
+export_app = typer.Typer(help="De-identified exports (DICOM PS3.15 Annex E).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("dataset")
+def export_dataset_command(
+    deployment: Annotated[str, typer.Option("--deployment", help="Whose scored series to export.")],
+    out: Annotated[Path, typer.Option("--out", help="New or empty directory to write.")],
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Also write labels.csv keyed by the new UIDs.")
+    ] = False,
+    profile: Annotated[str, typer.Option("--profile", help="basic (Annex E Basic Profile).")] = "basic",
+    retain_device_identity: Annotated[
+        bool, typer.Option("--retain-device-identity", help="Retain Device Identity Option.")
+    ] = False,
+    retain_dates: Annotated[
+        str | None,
+        typer.Option(
+            "--retain-dates", help="modified: Retain Longitudinal Temporal Information, Modified Dates."
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a deployment's images and radgate's SR/GSPS, de-identified (Basic Profile, Clean Graphics and
+    Clean Structured Content for radgate's own objects), UIDs remapped consistently."""
+    from radgate.learning.export import export_dataset
+
+    settings, db = _open(data_dir, config)
+    with cli_errors():
+        summary = export_dataset(
+            db,
+            settings,
+            deployment,
+            out,
+            by=_by(by),
+            labels=labels,
+            profile=profile,
+            retain_device_identity=retain_device_identity,
+            retain_dates=retain_dates,
+        )
+    if as_json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return
+    console.print(
+        f"Exported {summary.images} image(s) and {summary.results} radgate result object(s) of "
+        f"{summary.series} series to {out}" + (f"; {summary.labels} label(s) in labels.csv" if labels else "")
+    )
+    for skipped in summary.skipped:
+        err_console.print(f"[yellow]Left out[/yellow] {skipped['what']}: {skipped['reason']}")
