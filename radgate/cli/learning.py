@@ -373,3 +373,48 @@ def export_dataset_command(
     )
     for skipped in summary.skipped:
         err_console.print(f"[yellow]Left out[/yellow] {skipped['what']}: {skipped['reason']}")
+
+
+def _models_app() -> typer.Typer:
+    from radgate.cli.models import models_app
+
+    return models_app
+
+
+@_models_app().command("recalibrate")
+def recalibrate_command(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version whose stored site scores to recalibrate.")],
+    site: Annotated[str, typer.Option("--site", help="Site whose labelled cases fit the map.")],
+    method: Annotated[str, typer.Option("--method", help="platt | isotonic")] = "platt",
+    new_version: Annotated[
+        str | None, typer.Option("--new-version", help="Version of the result (default VERSION-METHOD.SITE).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a new model version with the same weights and a site calibration map the runtime applies; its
+    cross-validated calibration goes into the model card."""
+    from radgate.learning.recalibrate import recalibrate_model
+
+    settings, db = _open(data_dir, config)
+    with cli_errors():
+        result = recalibrate_model(
+            db, settings, model, version, method, site, by=_by(by), new_version=new_version
+        )
+    if as_json:
+        print(json.dumps(dataclasses_asdict(result), indent=2))
+        return
+    console.print(
+        f"Installed {result.name} {result.version} (same weights, sha256 {result.sha256[:12]}...): "
+        f"ECE {result.before['ece']:.3f} before, {result.after['ece']:.3f} after ({result.n} cases, "
+        "5-fold cross-validated)."
+    )
+
+
+def dataclasses_asdict(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(value)
