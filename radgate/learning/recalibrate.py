@@ -18,7 +18,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -95,7 +95,8 @@ def recalibrate_model(
             f"negative case(s); {folds}-fold recalibration needs at least {folds} of each. Import labels "
             "with `radgate truth import`."
         )
-    fit = cross_validated_recalibration(y, scores, method, folds=folds, on_logit=method == "platt")
+    kind: Literal["platt", "isotonic"] = "platt" if method == "platt" else "isotonic"
+    fit = cross_validated_recalibration(y, scores, kind, folds=folds, on_logit=kind == "platt")
     before, after = _metrics(y, scores), _metrics(y, fit.out_of_fold)
     package = open_model(installed)
     manifest = package.manifest
