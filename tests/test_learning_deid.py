@@ -329,7 +329,7 @@ def test_export_dataset_end_to_end(tmp_path: Path, settings: Settings, db: Datab
     import radgate.cli.learning  # noqa: F401  (registers the commands)
     from radgate.cli.app import app
 
-    def cli(*args: str):  # type: ignore[no-untyped-def]
+    def cli(*args: str):
         return CliRunner().invoke(
             app, [*args, "--data-dir", str(settings.data_dir)], env={"RADGATE_CONFIG": ""}
         )
@@ -338,7 +338,11 @@ def test_export_dataset_end_to_end(tmp_path: Path, settings: Settings, db: Datab
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["images"] == 1 and not (tmp_path / "cli" / "labels.csv").exists()
     busy = cli("export", "dataset", "--deployment", "champion", "--out", str(out))
-    assert busy.exit_code != 0 and "is not empty" in " ".join(busy.stderr.split()) and "Traceback" not in busy.output
+    assert (
+        busy.exit_code != 0
+        and "is not empty" in " ".join(busy.stderr.split())
+        and "Traceback" not in busy.output
+    )
     bad = cli(
         "export",
         "dataset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -34,7 +35,8 @@ def test_recalibrated_version(tmp_path: Path, settings: Settings, db: Database, 
     manifest = package.manifest
     assert manifest.calibration is not None and manifest.calibration.method == method
     assert Manifest.from_toml(manifest.to_toml()) == manifest  # the map survives the round trip
-    ref = cross_validated_recalibration(data["labels"], data["champion"], method, on_logit=method == "platt")
+    kind: Literal["platt", "isotonic"] = "platt" if method == "platt" else "isotonic"
+    ref = cross_validated_recalibration(data["labels"], data["champion"], kind, on_logit=kind == "platt")
     assert result.after["ece"] == pytest.approx(expected_calibration_error(data["labels"], ref.out_of_fold))
     assert result.before["ece"] == pytest.approx(expected_calibration_error(data["labels"], data["champion"]))
     assert result.after["ece"] < result.before["ece"]  # the simulated scores are miscalibrated
