@@ -105,6 +105,11 @@ def test_promotion_gated_by_locked_criteria_then_rollback(
     assert result.record["what"]["challenger"]["version"] == "2.0.0"
     assert result.record["data"]["n_pairs"] == 600 and len(result.record["data"]["paired_cases_sha256"]) == 64
 
+    with pytest.raises(Conflict, match="not ready to go live"):  # the gate refuses: nothing changes
+        rollback(db, settings, "challenger", by="dr-lead")
+    with db.session() as s:
+        assert get_deployment(s, "challenger").mode == "live"
+        assert get_deployment(s, "champion").mode == "shadow"
     back = rollback(db, settings, "challenger", by="dr-lead", note="complaints", override="restore champion")
     assert back.modes == {"champion": "live", "challenger": "shadow"}
     with db.session() as s:

@@ -433,9 +433,10 @@ def rollback(
         before: dict[str, str] = json.loads(row.what)["modes_before"]
         record_id, challenger, champion = row.id, row.challenger, row.champion
     why = note or f"rollback of change record {record_id}"
-    # the challenger leaves live first, so two live deployments never score the same site afterwards
-    set_deployment_mode(db, settings, challenger, before[challenger], by=by, note=why)
+    # the champion comes back first (through the go-live gate): if the gate refuses, nothing has changed and
+    # the challenger stays live, so the site is never left without its live deployment
     set_deployment_mode(db, settings, champion, before[champion], by=by, note=why, override=override)
+    set_deployment_mode(db, settings, challenger, before[challenger], by=by, note=why)
     with db.session() as s:
         row = s.get(ChangeRecord, record_id)
         assert row is not None
