@@ -270,6 +270,8 @@ def pool_command(
     ] = 0.5,
     score_col: Annotated[str, typer.Option("--score-col", help="Score column.")] = "score",
     label_col: Annotated[str, typer.Option("--label-col", help="Label column (0/1).")] = "label",
+    data_dir: DataDirOpt = None,  # accepted like every command; pooling reads only the files given
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Pool de-identified exports from several sites: per-site and pooled AUC, sensitivity, specificity
