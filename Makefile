@@ -44,6 +44,7 @@ bench: venv peers train-extra
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/fuzz.py
+	$(BIN)/python bench/active_learning.py
 
 clean:
 	rm -rf $(VENV) radgate-data .tmp .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ def register_commands() -> None:
         demo,
         engine,
         ingest,
+        learning,
         models,
         monitoring,
         results,

@@ -24,6 +24,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.monitoring.tables",
     "radgate.auth.tables",
     "radgate.audit.tables",
+    "radgate.learning.tables",
 )
 
 

@@ -60,6 +60,9 @@ class LoadedModel:
         for finding in self.manifest.findings:
             values = np.asarray(outputs[finding.output])
             out[finding.name] = float(values.reshape(values.shape[0], -1)[index, 0])
+        calibration = self.manifest.calibration  # a site's recalibration (radgate models recalibrate)
+        if calibration is not None and calibration.finding in out:
+            out[calibration.finding] = calibration.apply(out[calibration.finding])
         return out
 
     def flags(self, scores: dict[str, float]) -> dict[str, bool]:

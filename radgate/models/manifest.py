@@ -22,6 +22,7 @@ from radgate.errors import Invalid
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Calibration",
     "Code",
     "Explanation",
     "Finding",
@@ -356,6 +357,78 @@ class Weights:
             raise _fail("weights.sha256", self.sha256, "64 lower-case hexadecimal digits (SHA-256)")
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """``[calibration]`` (optional; written by ``radgate models recalibrate``): a site's map from the raw
+    score of ``finding`` to a calibrated probability, applied by the runtime after the model runs.
+
+    ``platt``: :math:`1/(1 + e^{-(a f + b)})`, :math:`f` the score (or its logit when ``on_logit``);
+    ``isotonic``: linear interpolation through the knots ``x`` → ``y``, flat outside.
+    """
+
+    method: str  # platt | isotonic
+    finding: str
+    site: str
+    slope: float = 1.0
+    intercept: float = 0.0
+    on_logit: bool = False
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in ("platt", "isotonic"):
+            raise _fail("calibration.method", self.method, "'platt' or 'isotonic'")
+        _str("calibration.finding", self.finding)
+        _str("calibration.site", self.site)
+        if self.method == "isotonic" and (len(self.x) < 1 or len(self.x) != len(self.y)):
+            raise _fail("calibration.x", list(self.x), "as many knots as calibration.y, at least one")
+        if list(self.x) != sorted(self.x):
+            raise _fail("calibration.x", list(self.x), "ascending knots")
+
+    def apply(self, score: float) -> float:
+        if self.method == "isotonic":
+            xs, ys = self.x, self.y
+            if score <= xs[0]:
+                return float(ys[0])
+            if score >= xs[-1]:
+                return float(ys[-1])
+            lo, hi = 0, len(xs) - 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if xs[mid] <= score else (lo, mid)
+            t = (score - xs[lo]) / (xs[hi] - xs[lo]) if xs[hi] > xs[lo] else 0.0
+            return float(ys[lo] + t * (ys[hi] - ys[lo]))
+        f = score
+        if self.on_logit:
+            q = min(max(score, 1e-7), 1 - 1e-7)
+            f = math.log(q / (1 - q))
+        return 1.0 / (1.0 + math.exp(-(self.slope * f + self.intercept)))
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Calibration:
+        c = _table("calibration", raw)
+        keys = ("method", "finding", "site", "slope", "intercept", "on_logit", "x", "y")
+        _no_unknown("calibration", c, keys)
+        return cls(
+            method=_require("calibration", c, "method"),
+            finding=_require("calibration", c, "finding"),
+            site=_require("calibration", c, "site"),
+            slope=float(c.get("slope", 1.0)),
+            intercept=float(c.get("intercept", 0.0)),
+            on_logit=bool(c.get("on_logit", False)),
+            x=tuple(float(v) for v in c.get("x", [])),
+            y=tuple(float(v) for v in c.get("y", [])),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "finding": self.finding, "site": self.site}
+        if self.method == "platt":
+            out |= {"slope": self.slope, "intercept": self.intercept, "on_logit": self.on_logit}
+        else:
+            out |= {"x": list(self.x), "y": list(self.y)}
+        return out
+
+
 # -- the manifest -------------------------------------------------------------------------------------------
 
 
@@ -374,6 +447,7 @@ class Manifest:
     training_data: TrainingData
     validated_subgroups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    calibration: Calibration | None = None  # a site's recalibration map (radgate models recalibrate)
 
     def __post_init__(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
@@ -405,6 +479,8 @@ class Manifest:
             output = self.outputs[self.finding_for(op).output]
             if output.kind == "probability":
                 _number(f"operating_points[{op.name}].threshold", op.threshold, 0, 1)
+        if self.calibration is not None and self.calibration.finding not in finding_names:
+            raise _fail("calibration.finding", self.calibration.finding, "one of " + ", ".join(finding_names))
         if self.explanation.method == "cam":
             out = self.outputs.get(self.explanation.output or "")
             if out is None or out.kind != "class_activation_map":
@@ -462,6 +538,7 @@ class Manifest:
                 "validated_subgroups",
                 "training_data",
                 "weights",
+                "calibration",
             ),
         )
         schema_version = _int("schema_version", _require("", raw, "schema_version"))
@@ -605,6 +682,7 @@ class Manifest:
             training_data=training_data,
             validated_subgroups=subgroups,
             schema_version=schema_version,
+            calibration=Calibration.from_dict(raw["calibration"]) if "calibration" in raw else None,
         )
 
     # -- writing ----------------------------------------------------------------------------------------
@@ -682,7 +760,7 @@ class Manifest:
                 "profiles": list(self.training_data.profiles),
             },
             "weights": {"file": self.weights.file, "sha256": self.weights.sha256},
-        }
+        } | ({"calibration": self.calibration.to_dict()} if self.calibration is not None else {})
 
     def to_toml(self) -> str:
         """Serialise to TOML (the subset the manifest uses: scalars, arrays, tables, arrays of tables)."""
