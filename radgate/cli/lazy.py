@@ -89,6 +89,26 @@ COMMANDS: dict[str, LazyCommand] = {
         False,
         "Set a series' expected instance count: it completes as soon as that many have arrived.",
     ),
+    "compare": LazyCommand(
+        "learning",
+        False,
+        "Challenger against champion on paired cases: ΔAUC (paired DeLong), McNemar, subgroups, calibration.",
+    ),
+    "pool": LazyCommand(
+        "learning",
+        False,
+        "Pool exports from several sites: per-site and pooled AUC, Se, Sp with CIs; Cochran's Q and I².",
+    ),
+    "learn": LazyCommand(
+        "learning",
+        True,
+        "Active learning: annotation queue and label requests.",
+    ),
+    "export": LazyCommand(
+        "learning",
+        True,
+        "De-identified exports (DICOM PS3.15 Annex E).",
+    ),
     "models": LazyCommand(
         "models",
         True,
@@ -145,6 +165,12 @@ COMMANDS: dict[str, LazyCommand] = {
         "Reports.",
     ),
 }
+
+
+#: Sub-apps that other modules add commands to: ``radgate.cli.learning`` adds ``deployments promote`` (and
+#: lock-criteria, rollback, changes) and ``models recalibrate``. Those modules are imported only when such a
+#: subcommand (or the group's own help) is asked for, so ``radgate models list`` stays light.
+EXTENSIONS: dict[str, tuple[str, ...]] = {"deployments": ("learning",), "models": ("learning",)}
 
 
 def listed_order() -> list[str]:
@@ -211,6 +237,17 @@ class LazyGroup(TyperGroup):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in EXTENSIONS:
+            group = self.get_command(ctx, args[0])
+            sub = next((a for a in args[1:] if not a.startswith("-")), None)
+            known = getattr(group, "commands", {})
+            if sub is None or sub not in known:  # the group's help, or a command another module adds
+                for module in EXTENSIONS[args[0]]:
+                    importlib.import_module(f"radgate.cli.{module}")
+                self.commands.pop(args[0], None)
+                reloaded = _load(args[0])
+                if reloaded is not None:
+                    self.commands[args[0]] = reloaded
         # Typer suggests close matches from ``self.commands``: offer every command, loaded or not.
         try:
             return super().resolve_command(ctx, args)

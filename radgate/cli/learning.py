@@ -38,8 +38,10 @@ def compare_command(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Challenger against champion on paired cases (same series, both scored, labelled): ΔAUC with DeLong's
-    paired test, McNemar at the operating points, per-scanner and subgroup tables, calibration."""
+    """Challenger against champion on paired cases: ΔAUC (paired DeLong), McNemar, subgroups, calibration.
+
+    Paired cases are the same series scored by both deployments and labelled; the tables are per scanner and
+    subgroup."""
     from radgate.learning.compare import compare_deployments
 
     _, db = _open(data_dir, config)
@@ -274,8 +276,9 @@ def pool_command(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pool de-identified exports from several sites: per-site and pooled AUC, sensitivity, specificity
-    with CIs, and heterogeneity between sites (Cochran's Q, I²)."""
+    """Pool exports from several sites: per-site and pooled AUC, Se, Sp with CIs; Cochran's Q and I².
+
+    The exports are de-identified predictions and labels of each site."""
     from radgate.learning.pool import pool_files
 
     if not 0.0 <= threshold <= 1.0:

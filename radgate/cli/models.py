@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
-from radgate.db import database_for
-from radgate.services import models as models_service
+
+# The registry and the database are imported inside each command: importing this module stays cheap.
 
 models_app = typer.Typer(help="Model packages: install, list, show, verify, remove.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -28,6 +28,9 @@ def add(
     by: Annotated[str | None, typer.Option("--by", help="Who installs it (default: the OS user).")] = None,
 ) -> None:
     """Check a package (manifest and SHA-256 of the weights) and install it."""
+
+    from radgate.db import database_for
+    from radgate.services import models as models_service
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
@@ -47,6 +50,8 @@ def list_(
     """List installed model versions (the bundled demo model is registered when present)."""
     from rich.table import Table
 
+    from radgate.db import database_for
+    from radgate.services import models as models_service
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
@@ -97,6 +102,8 @@ def show(
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
     from rich.table import Table
 
+    from radgate.db import database_for
+    from radgate.services import models as models_service
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
@@ -143,6 +150,9 @@ def verify(
 ) -> None:
     """Re-hash installed weights and compare them with the registered SHA-256 (exit 1 on any mismatch)."""
 
+    from radgate.db import database_for
+    from radgate.services import models as models_service
+
     settings = settings_from(data_dir, config)
     db = database_for(settings)
     with cli_errors():
@@ -164,6 +174,9 @@ def remove(
     config: ConfigOpt = None,
 ) -> None:
     """Unregister a model version and delete its installed copy (stored predictions are kept)."""
+
+    from radgate.db import database_for
+    from radgate.services import models as models_service
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
