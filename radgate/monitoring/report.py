@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 import radgate
@@ -30,6 +28,7 @@ from radgate.monitoring.metrics import GroupMetrics
 from radgate.monitoring.periods import PeriodUnit, parse_period
 from radgate.monitoring.plots import deployment_figures, figure_png_base64
 from radgate.monitoring.service import DeploymentSummary, _plain, analyse
+from radgate.validation.report_pdf import write_text_pdf
 
 __all__ = ["MonitoringReport", "build_monitoring_report", "metric_rows"]
 
@@ -212,57 +211,18 @@ def _pdf_lines(context: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _write_pdf(path: Path, context: dict[str, Any], figures: list[Figure]) -> None:
-    style = {
-        "h1": (13, "bold", "black"),
-        "h2": (10, "bold", "#1f4e79"),
-        "text": (7, "normal", "black"),
-        "warn": (8.5, "bold", "#b00020"),
-    }
-    step = {"h1": 0.03, "h2": 0.026, "text": 0.0145, "warn": 0.018}
-    with PdfPages(path) as pdf:
-        info = pdf.infodict()
-        info["Title"] = context["title"]
-        info["Subject"] = SYNTHETIC_NOTICE if context["synthetic"] else "Monitoring"
-        info["Creator"] = f"radgate {radgate.__version__}"
-        fig: Figure | None = None
-        y = 0.0
-        page = 0
-        for kind, text in _pdf_lines(context):
-            size, weight, color = style[kind]
-            for i, piece in enumerate(textwrap.wrap(text, 125 if kind == "text" else 90) or [""]):
-                if fig is None or y < 0.05:
-                    if fig is not None:
-                        pdf.savefig(fig)
-                    page += 1
-                    fig = Figure(figsize=(8.27, 11.69))
-                    if context["synthetic"]:
-                        fig.text(
-                            0.5, 0.985, SYNTHETIC_NOTICE, ha="center", va="top", fontsize=8, color="#b00020"
-                        )
-                    fig.text(
-                        0.5,
-                        0.015,
-                        f"radgate monitoring report — page {page}",
-                        ha="center",
-                        fontsize=7,
-                        color="grey",
-                    )
-                    y = 0.955
-                fig.text(
-                    0.06 if i == 0 else 0.08,
-                    y,
-                    piece,
-                    fontsize=size,
-                    weight=weight,
-                    color=color,
-                    family="monospace" if kind == "text" else "sans-serif",
-                    va="top",
-                )
-                y -= step[kind]
-        if fig is not None:
-            pdf.savefig(fig)
-        for f in figures:
-            pdf.savefig(f)
+    write_text_pdf(
+        path,
+        _pdf_lines(context),
+        figures,
+        title=context["title"],
+        subject=SYNTHETIC_NOTICE if context["synthetic"] else "Monitoring",
+        footer="radgate monitoring report",
+        banner=SYNTHETIC_NOTICE if context["synthetic"] else None,
+        text_size=7.0,
+        text_step=0.0145,
+        text_width=125,
+    )
 
 
 def period_end(period: str, settings: MonitoringSettings) -> dt.date:

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import platform
 import sys
-import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +34,6 @@ import jinja2
 import matplotlib
 import numpy as np
 import scipy
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 import radgate
@@ -61,6 +59,7 @@ from radgate.validation.explanation import ExplanationCheck
 from radgate.validation.metrics import json_ready, validate_cases
 from radgate.validation.plan import deployment_plan
 from radgate.validation.report_html import TEMPLATE
+from radgate.validation.report_pdf import write_text_pdf
 from radgate.validation.report_plots import (
     calibration_figure,
     close_figures,
@@ -454,70 +453,15 @@ def _pdf_text_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _write_pdf(path: Path, report: dict[str, Any], figures: Iterable[Figure]) -> None:
-    style = {
-        "h1": (13, "bold", "black"),
-        "h2": (10, "bold", "#1f4e79"),
-        "text": (7.5, "normal", "black"),
-        "warn": (8.5, "bold", "#b00020"),
-    }
-    step = {"h1": 0.03, "h2": 0.026, "text": 0.0155, "warn": 0.018}
-    with PdfPages(path) as pdf:
-        info = pdf.infodict()
-        info["Title"] = report["title"]
-        info["Subject"] = SYNTHETIC_NOTICE if report["synthetic"] else "Local validation"
-        info["Creator"] = f"radgate {radgate.__version__}"
-        fig: Figure | None = None
-        y = 0.0
-        page = 0
-
-        def new_page() -> Figure:
-            nonlocal y, page
-            page += 1
-            f = Figure(figsize=(8.27, 11.69))
-            if report["synthetic"]:
-                f.text(
-                    0.5,
-                    0.985,
-                    SYNTHETIC_NOTICE,
-                    ha="center",
-                    va="top",
-                    fontsize=9,
-                    color="#b00020",
-                    weight="bold",
-                )
-            f.text(
-                0.5, 0.015, f"radgate validation report — page {page}", ha="center", fontsize=7, color="grey"
-            )
-            y = 0.955
-            return f
-
-        for kind, text in _pdf_text_lines(report):
-            size, weight, color = style[kind]
-            wrapped = textwrap.wrap(text, 120 if kind == "text" else 90) or [""]
-            if kind == "h2" and fig is not None:
-                y -= 0.012
-            for i, piece in enumerate(wrapped):
-                if fig is None or y < 0.05:
-                    if fig is not None:
-                        pdf.savefig(fig)
-                    fig = new_page()
-                fig.text(
-                    0.06 if i == 0 else 0.08,
-                    y,
-                    piece,
-                    fontsize=size,
-                    weight=weight,
-                    color=color,
-                    family="monospace" if kind == "text" else "sans-serif",
-                    va="top",
-                )
-                y -= step[kind]
-            if kind in ("h1", "h2"):
-                y -= 0.006
-        if fig is not None:
-            pdf.savefig(fig)
-        for f in figures:
-            pdf.savefig(f)
+    write_text_pdf(
+        path,
+        _pdf_text_lines(report),
+        figures,
+        title=report["title"],
+        subject=SYNTHETIC_NOTICE if report["synthetic"] else "Local validation",
+        footer="radgate validation report",
+        banner=SYNTHETIC_NOTICE if report["synthetic"] else None,
+    )
 
 
 def _true_positive_uids(cases: CaseSet, threshold: float) -> list[str]:
