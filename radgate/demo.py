@@ -140,6 +140,7 @@ def run_demo(
         raise FileNotFoundError("The bundled demo model package is missing from radgate/data/models.")
     _prepare_dir(data_dir)
     settings = demo_settings(data_dir)
+    database_for(settings, migrate=True).dispose()  # the demo creates its own data directory
     site_dir = data_dir / "site"
     report = DemoReport(data_dir, site_dir, data_dir / "pacs-folder")
 

@@ -43,8 +43,11 @@ class BackgroundService(Protocol):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None, workers: bool = True) -> None:
+        """``workers=False`` (``radgate serve --no-workers``): the network edge, store and assembly only; the
+        engine, results and monitoring workers run as ``radgate worker`` processes."""
         self.settings = settings
+        self.workers = workers
         self.db = db or database_for(settings)
         self.store = InstanceStore(settings, self.db)
         deployments = parse_deployments(settings.deployments, settings.site) if settings.deployments else None
@@ -59,8 +62,9 @@ class Gateway:
         self.outbox = ResultsWorker(settings, self.db)
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
-        self.services: list[BackgroundService] = [self.assembler, self.pixels, self.engine, self.outbox]
-        self.services.append(MonitoringService(self.db, settings))  # monthly rules, alerts, webhooks
+        self.services: list[BackgroundService] = [self.assembler, self.pixels]
+        if workers:
+            self.services += [self.engine, self.outbox, MonitoringService(self.db, settings)]
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
 
@@ -101,6 +105,8 @@ class Gateway:
                     " (port in use?)."
                 )
             time.sleep(0.05)
+        if not self.workers:
+            self.engine.bootstrap()  # deployments the assembler routes to (the engine itself runs elsewhere)
         for service in self.services:
             service.start()
         log.info("radgate gateway running: DICOM port %d, %s", self.dicom.port, self.http_url)

@@ -54,6 +54,10 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    """Settings of a data directory created as ``radgate init`` does (migrations are explicit)."""
+    from tests.helpers.datadir import make_data_dir
+
+    make_data_dir(tmp_path / "data")
     return load_settings(
         data_dir=tmp_path / "data",
         environ={},

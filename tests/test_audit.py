@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from radgate import audit
 from radgate.audit.chain import GENESIS
 from radgate.db import Database, open_database
+from tests.helpers.datadir import make_data_dir
 
 
 def _fill(db: Database, n: int = 5) -> None:
@@ -166,7 +167,7 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     import radgate.cli as cli
 
     cli.register_commands()
-    data = ["--data-dir", str(tmp_path / "d")]
+    data = ["--data-dir", str(make_data_dir(tmp_path / "d"))]
     runner = CliRunner()
     r = runner.invoke(cli.app, ["users", "add", "dora", "--role", "auditor", "--password-stdin", *data],
                       input="a long enough password\n")

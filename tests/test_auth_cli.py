@@ -14,12 +14,14 @@ from radgate.db import database_for
 from radgate.ingest.store import InstanceStore
 from radgate.web import create_app
 from tests.helpers.auth import bearer, sign_in
+from tests.helpers.datadir import make_data_dir
 
 PASSWORD = "a long enough password"
 
 
 def _run(data: Path, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     cli.register_commands()
+    make_data_dir(data)
     return CliRunner().invoke(cli.app, [*args, "--data-dir", str(data)], input=input)
 
 

@@ -17,6 +17,7 @@ from radgate.config import load_settings
 from radgate.db import Instance, Rejection
 from radgate.gateway import Gateway
 from tests.helpers.auth import make_user, sign_in
+from tests.helpers.datadir import make_data_dir
 from tests.helpers.tls import Pki, make_pki
 
 ENV = dict(os.environ, TCP_NODELAY="1")
@@ -33,6 +34,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def _settings(tmp_path: Path, pki: Pki, **overrides: object):  # type: ignore[no-untyped-def]
+    make_data_dir(tmp_path / "data")
     return load_settings(
         data_dir=tmp_path / "data",
         environ={},
@@ -82,7 +84,9 @@ def test_https_with_secure_session_cookie(tmp_path: Path, pki: Pki) -> None:
 
 
 def test_wrong_called_ae_title_is_refused(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path / "d", environ={}, server__dicom_port=0, server__http_port=0)
+    settings = load_settings(
+        data_dir=make_data_dir(tmp_path / "d"), environ={}, server__dicom_port=0, server__http_port=0
+    )
     with Gateway(settings) as gw:
         port = str(gw.dicom.port)
         wrong = run("storescu", "-aet", "MODALITY", "-aec", "SOMEONE-ELSE", "127.0.0.1", port, CT)

@@ -61,10 +61,10 @@ def test_importing_the_app_imports_no_heavy_dependency(tmp_path: Path) -> None:
 def test_light_commands_load_the_database_only(tmp_path: Path, args: list[str]) -> None:
     """They need SQLAlchemy (the database), but neither pydicom, numpy, onnxruntime, highdicom nor matplotlib.
 
-    The first command on a new data directory creates the schema (Alembic loads every table module); the
-    ones after it find the schema at its heads and skip Alembic.
+    `radgate init` creates the schema (Alembic loads every table module); the commands after it find the
+    schema at its heads and skip Alembic.
     """
-    assert run_cli(["series"], tmp_path)["code"] in (0, None)
+    assert run_cli(["init"], tmp_path)["code"] in (0, None)
     out = run_cli(args, tmp_path)
     assert out["code"] in (0, None), out
     assert set(out["heavy"]) <= {"sqlalchemy"}, out  # type: ignore[arg-type]

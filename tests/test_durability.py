@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from radgate.db import Instance, open_database
 from tests.dicomgen import make_dx
+from tests.helpers.datadir import make_data_dir
 
 pytestmark = pytest.mark.slow
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    make_data_dir(data_dir)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import radgate.cli as cli
 from tests.dicomgen import make_dx
+from tests.helpers.datadir import make_data_dir
 
 
 def test_import_folder_with_good_bad_and_duplicate_files(tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_import_folder_with_good_bad_and_duplicate_files(tmp_path: Path) -> None
     rg1_j2k = Path(get_testdata_file("RG1_J2KR.dcm"))  # pydicom-data: real CR chest, JPEG 2000 lossless
     (src / "rg1_j2kr.dcm").write_bytes(rg1_j2k.read_bytes())
 
-    data_dir = tmp_path / "data"
+    data_dir = make_data_dir(tmp_path / "data")
     cli.register_commands()
     runner = CliRunner()
     result = runner.invoke(cli.app, ["import", str(src), "--data-dir", str(data_dir)])
@@ -50,7 +51,7 @@ def test_import_decodes_jpeg2000_cr_in_the_background_check(tmp_path: Path) -> N
     from radgate.ingest import InstanceStore, PixelChecker, import_paths
 
     settings = load_settings(data_dir=tmp_path / "d", environ={})
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     store = InstanceStore(settings, db)
     summary = import_paths(store, [Path(get_testdata_file("RG1_J2KR.dcm")), Path(get_testdata_file("RG1_UNCR.dcm"))])
     assert summary.counts["stored"] + summary.counts["revision"] == 2

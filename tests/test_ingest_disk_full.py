@@ -64,7 +64,7 @@ def test_ingest_on_a_full_disk(small_disk: Path) -> None:
         server__http_port=0,
         assembly__quiet_period_s=0.5,
     )
-    gw = Gateway(settings, database_for(settings))
+    gw = Gateway(settings, database_for(settings, migrate=True))
     gw.start()
     try:
         assert gw.store.store_bytes(_bytes(make_dx()), source="import").ok  # the database file exists now
@@ -117,7 +117,7 @@ def _bytes(ds: object) -> bytes:
 
 def test_a_refused_instance_on_a_full_disk_leaves_no_partial_quarantine_file(small_disk: Path) -> None:
     settings = load_settings(data_dir=small_disk / "data", environ={})
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     from radgate.ingest import InstanceStore
 
     store = InstanceStore(settings, db)

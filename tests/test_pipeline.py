@@ -38,7 +38,7 @@ def _settings(tmp_path: Path, mode: str, send_to: list[str]) -> Settings:
         results__send_to=send_to,
     )
     settings.deployments = [{"name": f"tiny-{mode}", "model": "tiny-ptx", "version": "1.0.0", "mode": mode}]
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     with db.session() as s:
         add_model(s, build_package(tmp_path / "pkg"), settings.data_dir)
     db.dispose()

@@ -16,6 +16,7 @@ from radgate.db import Instance, Rejection
 from radgate.gateway import Gateway
 from radgate.ingest.scp import parse_allow_entry
 from tests.dicomgen import make_dx
+from tests.helpers.datadir import make_data_dir
 
 ENV = dict(os.environ, TCP_NODELAY="1")
 
@@ -79,7 +80,7 @@ def test_refused_calling_ae_and_wrong_host(tmp_path: Path) -> None:
     from radgate.config import load_settings
 
     settings = load_settings(
-        data_dir=tmp_path / "d",
+        data_dir=make_data_dir(tmp_path / "d"),
         environ={},
         server__dicom_port=0,
         server__http_port=0,

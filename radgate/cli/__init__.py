@@ -16,6 +16,7 @@ def register_commands() -> None:
         models,
         monitoring,
         results,
+        scale,
         synth,
         tokens,
         users,

@@ -34,6 +34,14 @@ def serve(
             "--send-to", help="Default C-STORE destination for live results, AET@HOST:PORT (repeatable)."
         ),
     ] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Run the network edge alone (store, assembly, HTTP); engine, results and monitoring run as "
+            "`radgate worker` processes.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages)."""
     from radgate.ingest.scp import parse_allow_entry
@@ -55,7 +63,7 @@ def serve(
             raise fail(str(exc), 2) from exc
     from radgate.gateway import Gateway
 
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, workers=not no_workers)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

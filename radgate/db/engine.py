@@ -1,4 +1,5 @@
-"""Opening the database: engine options per backend, and migrations to the newest revision."""
+"""Opening the database: engine options per backend, and migrations to the newest revision (run explicitly:
+``radgate init``, ``radgate db upgrade``; see :mod:`radgate.db.datadir`)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,26 @@ def script_dependencies() -> frozenset[str]:
 
 
 @cache
+def script_revisions() -> frozenset[str]:
+    """Every revision the migration scripts define (read with :mod:`ast`)."""
+    found: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            if isinstance(node, ast.AnnAssign):
+                target = node.target
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and target.id == "revision" and value is not None:
+                try:
+                    revision = ast.literal_eval(value)
+                except ValueError:
+                    continue
+                if isinstance(revision, str):
+                    found.add(revision)
+    return frozenset(found)
+
+
+@cache
 def script_heads() -> frozenset[str] | None:
     """The head revisions of the migration scripts, read with :mod:`ast` (importing neither Alembic nor the
     scripts); None when a script does not state ``revision``/``down_revision`` as literals (then Alembic
@@ -175,10 +196,23 @@ def open_database(
     return db
 
 
-def database_for(settings: Settings) -> Database:
-    """Open (and migrate) the database a :class:`~radgate.config.Settings` names."""
-    return open_database(
-        settings.database_url,
-        echo=settings.database.echo,
-        sqlite_synchronous=settings.database.sqlite_synchronous,
-    )
+def database_for(settings: Settings, *, migrate: bool = False) -> Database:
+    """Open the database a :class:`~radgate.config.Settings` names.
+
+    By default the data directory must hold a radgate database at this radgate's migration heads, or a
+    :class:`radgate.db.datadir.DataDirError` / :class:`~radgate.db.datadir.SchemaBehind` says what to run
+    (``radgate init``, ``radgate db upgrade``): migrations are explicit. ``migrate=True`` (``radgate init``,
+    ``radgate db upgrade``, ``radgate demo``, test fixtures) creates and migrates it instead.
+    """
+    if migrate:
+        from radgate.db.datadir import upgrade
+
+        upgrade(settings)
+        return Database(
+            settings.database_url,
+            echo=settings.database.echo,
+            sqlite_synchronous=settings.database.sqlite_synchronous,
+        )
+    from radgate.db.datadir import open_checked
+
+    return open_checked(settings)

@@ -37,6 +37,7 @@ from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE, _config
 
 from tests.fuzz.mutators import KINDS, Case
+from tests.helpers.datadir import make_data_dir
 
 # Send the file's dataset bytes as they are (after the file meta), not re-encoded by pydicom: what a
 # modality's corrupt file would put on the wire.
@@ -149,7 +150,7 @@ class FuzzServer:
         self.log_path = self.data_dir / "server.log"
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(self.data_dir)
         log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "radgate", "serve", "--data-dir", str(self.data_dir)]

@@ -21,7 +21,7 @@ from radgate.ingest import DicomServer, InstanceStore, PixelChecker
 
 def main() -> None:
     settings = load_settings(data_dir=Path(sys.argv[1]), server__dicom_port=0)
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     store = InstanceStore(settings, db)
     services = [Assembler(settings, db, [], lock=store.lock), PixelChecker(store, db)]
     dicom = DicomServer(settings, store)

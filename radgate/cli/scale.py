@@ -1,0 +1,148 @@
+"""``radgate init``, ``radgate worker``, ``radgate score`` and ``radgate db upgrade|status``.
+
+Data directories and migrations are explicit (:mod:`radgate.db.datadir`): ``init`` creates one, ``db upgrade``
+migrates it; every other command refuses a directory without a radgate database and a schema that is behind.
+A :class:`radgate.errors.RadgateError` raised here is shown by the root group (:mod:`radgate.cli.lazy`) as
+one red line with its kind's exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+
+db_app = typer.Typer(help="The database schema: migrations to the newest revision, and where it stands.")
+
+
+@app.command("init")
+def init(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The data directory to create (default: --data-dir or RADGATE_DATA_DIR).",
+            metavar="DIR",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a data directory: its database at the newest schema, the instance store, a radgate.toml."""
+    from radgate.db.datadir import init_data_dir
+
+    settings = settings_from(directory or data_dir, config)
+    result = init_data_dir(settings)
+    console.print(
+        f"Created radgate data directory {result.data_dir} (database {result.database}).",
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.wrote_config:
+        console.print(
+            f"Settings: {result.data_dir / 'radgate.toml'} (every key commented).",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("worker")
+def worker(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="engine, results or monitoring (repeatable; default: all three). Run one monitoring worker.",
+            metavar="KIND",
+        ),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", min=1, help="Worker processes to run (each runs every --kind).")
+    ] = 1,
+) -> None:
+    """Run engine, results and monitoring workers as their own processes (beside `serve --no-workers`)."""
+    from radgate.workers import WorkerKind, run_workers, supervise
+
+    kinds: list[WorkerKind] = []
+    for name in kind or [k.value for k in WorkerKind]:
+        try:
+            kinds.append(WorkerKind(name))
+        except ValueError:
+            allowed = ", ".join(k.value for k in WorkerKind)
+            raise fail(f"--kind {name!r} is not a worker kind; expected one of {allowed}.", 2) from None
+    settings = settings_from(data_dir, config)
+    from radgate.db import database_for
+
+    db = database_for(settings)  # refuses a missing data directory and a schema that is behind
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if count > 1:
+        db.dispose()
+        command = [sys.executable, "-m", "radgate", "worker", "--data-dir", str(settings.data_dir)]
+        if config is not None:
+            command += ["--config", str(config)]
+        for k in kinds:
+            command += ["--kind", k.value]
+        names = ", ".join(k.value for k in kinds)
+        console.print(f"radgate: {count} worker processes ({names}). Ctrl-C stops.")
+        supervise(command, count, stop)
+        return
+    console.print(f"radgate worker ({', '.join(k.value for k in kinds)}) running. Ctrl-C stops.")
+    run_workers(settings, db, kinds, stop)
+    db.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Migrate the database to the newest revision of every migration branch (creating it if needed)."""
+    from radgate.db.datadir import SchemaState, display_url, upgrade
+
+    settings = settings_from(data_dir, config)
+    before, after = upgrade(settings)
+    where = display_url(settings.database_url)
+    if before.state is SchemaState.AT_HEADS:
+        heads = ", ".join(sorted(after.current))
+        console.print(f"{where}: already at the newest revisions ({heads}).", markup=False, soft_wrap=True)
+        return
+    was = ", ".join(sorted(before.current)) or "empty"
+    now = ", ".join(sorted(after.current))
+    console.print(f"{where}: migrated from {was} to {now}.", markup=False, soft_wrap=True)
+
+
+@db_app.command("status")
+def db_status(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """The database's current revisions against the newest ones (exit 1 when it needs `db upgrade`)."""
+    from radgate.db.datadir import SchemaState, check_dir, display_url, schema_status
+    from radgate.db.engine import Database
+
+    settings = settings_from(data_dir, config)
+    check_dir(settings)
+    db = Database(settings.database_url)
+    try:
+        status = schema_status(db)
+    finally:
+        db.dispose()
+    console.print(f"database: {display_url(settings.database_url)}", markup=False, soft_wrap=True)
+    current = ", ".join(sorted(status.current)) or "(none)"
+    console.print(f"current:  {current}", markup=False, soft_wrap=True)
+    console.print(f"heads:    {', '.join(sorted(status.heads))}", markup=False, soft_wrap=True)
+    hint = {
+        SchemaState.AT_HEADS: "at the newest revisions",
+        SchemaState.BEHIND: "behind: run `radgate db upgrade`",
+        SchemaState.EMPTY: "empty: run `radgate db upgrade` (or `radgate init`)",
+        SchemaState.AHEAD: "ahead: migrated by a newer radgate",
+    }[status.state]
+    console.print(f"state:    {status.state.value} ({hint})", markup=False, soft_wrap=True)
+    if status.state is not SchemaState.AT_HEADS:
+        raise typer.Exit(1)
+
+
+app.add_typer(db_app, name="db")
