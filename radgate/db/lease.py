@@ -4,7 +4,8 @@ A queue row has ``status``, ``attempts``, ``max_attempts``, ``available_at``, ``
 ``lease_expires_at``, ``finished_at`` and ``last_error``. Every state change is one conditional
 ``UPDATE ... WHERE`` whose row count says whether it happened, which is atomic on SQLite and PostgreSQL alike:
 
-- claim: ``status='queued' AND available_at <= now`` (or a ``running`` row whose lease expired: its worker
+- claim: candidates are read ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent workers take different
+  rows), then ``status='queued' AND available_at <= now`` (or a ``running`` row whose lease expired: its worker
   died) becomes ``running`` with this worker as ``lease_owner`` until ``lease_expires_at``;
 - finish, retry or fail: only ``WHERE lease_owner = me AND status = 'running'``, so a worker that lost its
   lease (too slow, or presumed dead) cannot overwrite the work of the one that took over.
@@ -70,9 +71,16 @@ class LeasedQueue:
     def candidates(
         self, session: Session, limit: int, now: datetime | None = None, *columns: Any
     ) -> list[Any]:
-        """Up to ``limit`` claimable rows' ``id`` (and ``columns``), oldest first."""
+        """Up to ``limit`` claimable rows' ``id`` (and ``columns``), oldest first.
+
+        On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED`` until the transaction ends: workers
+        claiming at the same moment each get different rows instead of queueing on the same ones (the
+        conditional UPDATE of :meth:`claim` stays the guarantee). SQLite has one writer at a time anyway.
+        """
         m, now = self.model, now or utcnow()
         query = select(m.id, *columns).where(self.claimable(now)).order_by(m.id).limit(limit)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=m)
         return list(session.execute(query))
 
     def claim(
