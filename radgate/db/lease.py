@@ -5,8 +5,8 @@ A queue row has ``status``, ``attempts``, ``max_attempts``, ``available_at``, ``
 ``UPDATE ... WHERE`` whose row count says whether it happened, which is atomic on SQLite and PostgreSQL alike:
 
 - claim: candidates are read ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent workers take different
-  rows), then ``status='queued' AND available_at <= now`` (or a ``running`` row whose lease expired: its worker
-  died) becomes ``running`` with this worker as ``lease_owner`` until ``lease_expires_at``;
+  rows), then ``status='queued' AND available_at <= now`` (or a ``running`` row whose lease expired: its
+  worker died) becomes ``running`` with this worker as ``lease_owner`` until ``lease_expires_at``;
 - finish, retry or fail: only ``WHERE lease_owner = me AND status = 'running'``, so a worker that lost its
   lease (too slow, or presumed dead) cannot overwrite the work of the one that took over.
 """
