@@ -187,7 +187,7 @@ def test_three_workers_two_killed_mid_batch_one_result_per_deployment(tmp_path: 
                 proc.wait()
 
 
-def test_claims_skip_rows_another_transaction_locked(postgres_url: str) -> None:
+def test_claims_skip_rows_another_transaction_locked(postgres_url: str, tmp_path: Path) -> None:
     """Two claimers at the same moment on PostgreSQL get different rows, neither waits for the other."""
     reset = Database(postgres_url)
     _reset(reset)
@@ -196,6 +196,9 @@ def test_claims_skip_rows_another_transaction_locked(postgres_url: str) -> None:
 
     db = open_database(postgres_url)
     now = utcnow()
+    with db.session() as s:
+        add_model(s, build_package(tmp_path / "pkg"), tmp_path / "data")
+        sync_deployments(s, [DeploymentSpec("d", "tiny-ptx", "1.0.0")])
     with db.session() as s:
         for i in range(4):
             s.add(Job(StudyInstanceUID="1.2", SeriesInstanceUID=f"1.2.{i}", deployment="d", model_name="m",
@@ -228,3 +231,39 @@ def test_no_workers_serve_starts_no_engine(settings: Settings) -> None:
     assert {"Engine", "ResultsWorker", "MonitoringService"} <= {type(s).__name__ for s in full.services}
     gw.db.dispose()
     full.db.dispose()
+
+
+def test_production_schema_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """p100: JSONB columns, foreign keys and CHECK constraints hold on PostgreSQL; the code still reads text."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import IntegrityError
+
+    reset = Database(postgres_url)
+    _reset(reset)
+    reset.dispose()
+    from radgate.db import open_database
+
+    db = open_database(postgres_url)
+    try:
+        types = {c["name"]: str(c["type"]) for c in inspect(db.engine).get_columns("predictions")}
+        assert types["scores"] == "JSONB" and types["used_instances"] == "JSONB"
+        fks = {fk["name"] for fk in inspect(db.engine).get_foreign_keys("routing_decisions")}
+        assert {"fk_routing_decisions_job", "fk_routing_decisions_deployment"} <= fks
+        with db.session() as s:
+            add_model(s, build_package(tmp_path / "pkg"), tmp_path / "data")
+            sync_deployments(s, [DeploymentSpec("d", "tiny-ptx", "1.0.0")])
+        now = utcnow()
+        fields = dict(StudyInstanceUID="1.2", SeriesInstanceUID="1.2.3", model_name="tiny-ptx", model_version="1.0.0",
+                      attempts=0, max_attempts=3, available_at=now, enqueued_at=now)
+        with pytest.raises(IntegrityError, match="ck_jobs_status"), db.session() as s:
+            s.add(Job(deployment="d", status="sleeping", **fields))
+        with pytest.raises(IntegrityError, match="fk_jobs_deployment"), db.session() as s:
+            s.add(Job(deployment="no-such-deployment", status="queued", **fields))
+        with db.session() as s:
+            s.add(Job(deployment="d", status="queued", instances='["1.2.3.4", "1.2.3.5"]', **fields))
+        with db.session() as s:
+            job = s.scalars(select(Job)).one()
+            assert json.loads(job.instances or "") == ["1.2.3.4", "1.2.3.5"]  # text in, text out
+            assert s.scalar(text("SELECT jsonb_array_length(instances) FROM jobs")) == 2
+    finally:
+        db.dispose()
