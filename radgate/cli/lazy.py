@@ -139,6 +139,12 @@ COMMANDS: dict[str, LazyCommand] = {
         False,
         "Run engine, results and monitoring workers as their own processes (beside `serve --no-workers`).",
     ),
+    "score": LazyCommand(
+        "scale",
+        False,
+        "Score stored or folder images with one model version on Ray Data; write Parquet (and retrospective "
+        "predictions).",
+    ),
     "db": LazyCommand(
         "scale",
         True,

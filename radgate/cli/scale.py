@@ -100,6 +100,84 @@ def worker(
     db.dispose()
 
 
+@app.command("score")
+def score_(
+    model: Annotated[str, typer.Option("--model", help="Installed model name.", metavar="M")],
+    version: Annotated[str, typer.Option("--version", help="Installed model version.", metavar="V")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write (one row per series).")],
+    folder: Annotated[
+        Path | None, typer.Option("--folder", help="Score the DICOM files below this folder.", metavar="DIR")
+    ] = None,
+    study_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--study-list", help="Score these stored studies (StudyInstanceUID, one a line).", metavar="FILE"
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Score the stored studies acquired on or after this date.", metavar="YYYY-MM-DD"
+        ),
+    ] = None,
+    into_db: Annotated[
+        bool,
+        typer.Option(
+            "--into-db", help="Also store predictions in mode `retrospective` (never sent, never shown)."
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="A Ray cluster (ray://HOST:10001 or HOST:6379); default: a local Ray."
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="ONNX Runtime actors (one session each).")
+    ] = 1,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score stored or folder images with one model version on Ray Data; write Parquet (and retrospective
+    predictions)."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from radgate.db import database_for
+    from radgate.scoring import ScoreRequest, score
+
+    since_date = None
+    if since is not None:
+        try:
+            since_date = date.fromisoformat(since)
+        except ValueError:
+            raise fail(f"--since {since!r} is not a date; expected YYYY-MM-DD.", 2) from None
+    settings = settings_from(data_dir, config)
+    request = ScoreRequest(
+        model=model,
+        version=version,
+        out=out,
+        folder=folder,
+        study_list=study_list,
+        since=since_date,
+        into_db=into_db,
+        ray_address=ray_address,
+        actors=actors,
+    )
+    db = database_for(settings)
+    with Progress(
+        TextColumn("[bold]Scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
+        task = bar.add_task("score", total=None)
+        report = score(
+            settings, db, request, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    db.dispose()
+    for line in report.lines():
+        console.print(line, markup=False, soft_wrap=True)
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Migrate the database to the newest revision of every migration branch (creating it if needed)."""

@@ -9,14 +9,13 @@ from radgate.db.schema import Instance
 __all__ = ["newest_instances"]
 
 
-def newest_instances(SeriesInstanceUID: str) -> Select[Instance]:
-    """The newest revision of every instance of a series (older revisions are kept, never served)."""
-    newest = (
-        select(Instance.SOPInstanceUID, func.max(Instance.revision).label("revision"))
-        .where(Instance.SeriesInstanceUID == SeriesInstanceUID)
-        .group_by(Instance.SOPInstanceUID)
-        .subquery()
-    )
+def newest_instances(SeriesInstanceUID: str | None) -> Select[Instance]:
+    """The newest revision of every instance of a series, or of every series with ``None`` (older revisions
+    are kept, never served)."""
+    query = select(Instance.SOPInstanceUID, func.max(Instance.revision).label("revision"))
+    if SeriesInstanceUID is not None:
+        query = query.where(Instance.SeriesInstanceUID == SeriesInstanceUID)
+    newest = query.group_by(Instance.SOPInstanceUID).subquery()
     return select(Instance).join(
         newest,
         and_(Instance.SOPInstanceUID == newest.c.SOPInstanceUID, Instance.revision == newest.c.revision),

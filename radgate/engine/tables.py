@@ -126,7 +126,8 @@ class Prediction(Base):
     model_name: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(32))
     model_sha256: Mapped[str] = mapped_column(String(64))
-    mode: Mapped[str] = mapped_column(String(8))  # radgate.policy.Mode at inference time
+    # radgate.policy.Mode at inference time, or "retrospective" (radgate score --into-db)
+    mode: Mapped[str] = mapped_column(String(16))
     score: Mapped[float] = mapped_column(Float)  # the primary finding's series score
     flag: Mapped[bool] = mapped_column(Boolean)  # at the deployment's operating point (the policy's flag)
     scores: Mapped[str] = mapped_column(JSONText)  # JSON {finding: score}

@@ -45,6 +45,7 @@ class Release(enum.StrEnum):
     SILENT = "silent"
     SHADOW = "shadow"
     OFF = "off"
+    RETROSPECTIVE = "retrospective"  # `radgate score --into-db`: a batch score, never sent, never shown
 
 
 class IncidentalRule(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 JSONB for their JSON columns on PostgreSQL (``radgate.db.types.JSONText``; TEXT on SQLite), foreign keys
 (jobs and routing decisions to their deployment, a routing decision to its job), CHECK constraints on the
-status columns, and indexes for the worklist (policy, urgency) and monitoring (deployment, created_at).
+status columns, ``predictions.mode`` wide enough for ``retrospective``, and indexes for the worklist (policy, urgency) and monitoring (deployment, created_at).
 
 Revision ID: p100
 Revises: 0021
@@ -50,6 +50,8 @@ def upgrade() -> None:
         )
         batch.create_check_constraint("ck_routing_decisions_decision", _one_of("decision", ROUTING_DECISIONS))
     with op.batch_alter_table("predictions") as batch:
+        # "retrospective" (radgate score --into-db) does not fit the deployments' VARCHAR(8)
+        batch.alter_column("mode", type_=sa.String(16), existing_type=sa.String(8), existing_nullable=False)
         batch.create_check_constraint("ck_predictions_mode", _one_of("mode", PREDICTION_MODES))
         batch.create_check_constraint("ck_predictions_policy", _one_of("policy", PREDICTION_POLICIES))
         batch.create_index("ix_predictions_policy_urgency", ["policy", "urgency"])
@@ -62,6 +64,7 @@ def downgrade() -> None:
         batch.drop_index("ix_predictions_policy_urgency")
         batch.drop_constraint("ck_predictions_policy", type_="check")
         batch.drop_constraint("ck_predictions_mode", type_="check")
+        batch.alter_column("mode", type_=sa.String(8), existing_type=sa.String(16), existing_nullable=False)
     with op.batch_alter_table("routing_decisions") as batch:
         batch.drop_constraint("ck_routing_decisions_decision", type_="check")
         batch.drop_constraint("fk_routing_decisions_job", type_="foreignkey")
