@@ -135,6 +135,12 @@ def score_(
     actors: Annotated[
         int, typer.Option("--actors", min=1, help="ONNX Runtime actors (one session each).")
     ] = 1,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(
+            "--num-cpus", min=1, help="CPUs of the local Ray started without --ray-address (default: all)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -164,6 +170,7 @@ def score_(
         into_db=into_db,
         ray_address=ray_address,
         actors=actors,
+        num_cpus=num_cpus,
     )
     db = database_for(settings)
     with Progress(

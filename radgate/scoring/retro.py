@@ -39,6 +39,9 @@ __all__ = ["PARQUET_COLUMNS", "RETROSPECTIVE", "ScoreReport", "ScoreRequest", "S
 log = logging.getLogger(__name__)
 
 RETROSPECTIVE = "retrospective"
+#: Ray CPUs each decode task and each ONNX Runtime actor asks for: half a core, so that a one-CPU Ray still
+#: runs an actor beside the tasks that feed it (an actor holding a whole CPU would starve them).
+STAGE_CPUS = 0.5
 PARQUET_COLUMNS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -310,6 +313,7 @@ def score(
             },
             batch_size=request.batch_size,
             batch_format="numpy",
+            num_cpus=STAGE_CPUS,
         )
         data = data.map_batches(
             OnnxScorer,
@@ -323,6 +327,7 @@ def score(
             batch_size=request.batch_size,
             batch_format="numpy",
             num_gpus=gpus,
+            num_cpus=STAGE_CPUS,
         )
         done = 0
         for batch in data.iter_batches(batch_size=request.batch_size, batch_format="numpy"):
