@@ -267,3 +267,30 @@ def test_production_schema_on_postgresql(postgres_url: str, tmp_path: Path) -> N
             assert s.scalar(text("SELECT jsonb_array_length(instances) FROM jobs")) == 2
     finally:
         db.dispose()
+
+
+def test_supervise_replaces_a_process_that_exits(tmp_path: Path) -> None:
+    import threading
+
+    from radgate.workers import supervise
+
+    marker = tmp_path / "starts"
+    code = f"open({str(marker)!r}, 'a').write('x'); import sys; sys.exit(3)"
+    stop = threading.Event()
+    timer = threading.Timer(3.0, stop.set)
+    timer.start()
+    replaced = supervise([sys.executable, "-c", code], 1, stop, restart_delay_s=0.2)
+    assert replaced >= 1 and len(marker.read_text()) == replaced + 1
+
+
+def test_worker_refuses_an_unknown_kind(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    import radgate.cli as cli
+
+    cli.register_commands()
+    result = CliRunner().invoke(cli.app, ["worker", "--kind", "gpu", "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 2
+    assert "--kind 'gpu' is not a worker kind; expected one of engine, results, monitoring." in " ".join(
+        result.stderr.split()
+    )
