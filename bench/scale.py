@@ -8,7 +8,8 @@ pixel data of the profiles' sizes) and the bundled demo model:
      functions, as ``radgate score`` uses them), ONNX Runtime in batches, same thread settings;
    - *Ray, 1 worker* and *Ray, 2 workers*: ``radgate score --folder DIR --num-cpus N --actors N`` as a user
      runs it, in a fresh process each (Ray's start-up is reported apart and not counted in the rate).
-   Figures: images/s; Ray overhead at 1 worker = 1 - rate(Ray 1) / rate(plain) (target <= 15 %); scaling
+   Figures: images/s over the whole command and in steady state (after its first batch is out: the actors'
+   start-up and model load excluded); Ray overhead at 1 worker = 1 - rate(Ray 1) / rate(plain) (target <= 15 %); scaling
    efficiency at 2 workers = rate(Ray 2) / (2 x rate(Ray 1)) (target >= 0.8).
 2. **Engine on PostgreSQL** (a throwaway cluster, Debian's server binaries): the site imported and
    assembled into jobs, then ``radgate worker --kind engine`` processes (1, then 2) run them; the rate is
@@ -133,11 +134,15 @@ settings = load_settings(data_dir=Path({str(data)!r}), environ={{}})
 db = database_for(settings)
 request = ScoreRequest({model!r}, {version!r}, Path({str(data / f"ray{workers}.parquet")!r}),
                        folder=Path({str(folder)!r}), actors={workers}, batch_size={batch_size})
+marks = []
 t0 = time.perf_counter()
-report = score(settings, db, request)
+report = score(settings, db, request, progress=lambda done, total: marks.append((time.perf_counter(), done)))
 seconds = time.perf_counter() - t0
+(t_first, n_first), (t_last, n_last) = marks[0], marks[-1]
+steady = (n_last - n_first) / (t_last - t_first) if t_last > t_first else float("nan")
 print("RESULT " + json.dumps({{"images": report.instances, "series": len(report.series), "seconds": seconds,
-                               "startup_s": startup, "rate": report.instances / seconds}}))
+                               "startup_s": startup, "rate": report.instances / seconds,
+                               "first_result_s": t_first - t0, "steady_rate": steady}}))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=3600)
@@ -239,6 +244,12 @@ def main() -> None:
             "ray_startup_s": [ray1["startup_s"], ray2["startup_s"]],
             "ray1_overhead": 1 - ray1["rate"] / plain["rate"],
             "ray2_scaling_efficiency": ray2["rate"] / (2 * ray1["rate"]),
+            # after the first batch came out (actor start-up and model load excluded)
+            "ray1_steady_images_per_s": ray1["steady_rate"],
+            "ray2_steady_images_per_s": ray2["steady_rate"],
+            "ray1_steady_overhead": 1 - ray1["steady_rate"] / plain["rate"],
+            "ray2_steady_scaling_efficiency": ray2["steady_rate"] / (2 * ray1["steady_rate"]),
+            "ray_first_result_s": [ray1["first_result_s"], ray2["first_result_s"]],
         }
         print(f"batch scoring, {plain['images']} images, model {model} {version}")
         print(f"  plain loop      {plain['rate']:8.1f} images/s")
@@ -247,6 +258,10 @@ def main() -> None:
         print(f"  Ray, 2 workers  {ray2['rate']:8.1f} images/s  scaling efficiency "
               f"{figures['ray2_scaling_efficiency']:.2f} (target >= 0.8)")
         print(f"  (Ray start-up, not counted: {ray1['startup_s']:.1f} s, {ray2['startup_s']:.1f} s)")
+        print(f"  steady state, after the first batch ({ray1['first_result_s']:.1f} s, "
+              f"{ray2['first_result_s']:.1f} s in): Ray 1 {ray1['steady_rate']:.1f} images/s "
+              f"(overhead {figures['ray1_steady_overhead']:+.1%}), Ray 2 {ray2['steady_rate']:.1f} images/s "
+              f"(efficiency {figures['ray2_steady_scaling_efficiency']:.2f})")
         if not args.no_engine:
             engine = engine_on_postgres(root, folder, [1, 2])
             figures["engine_jobs_per_s"] = {str(k): v["rate"] for k, v in engine.items()}

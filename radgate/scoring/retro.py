@@ -39,9 +39,11 @@ __all__ = ["PARQUET_COLUMNS", "RETROSPECTIVE", "ScoreReport", "ScoreRequest", "S
 log = logging.getLogger(__name__)
 
 RETROSPECTIVE = "retrospective"
-#: Ray CPUs each decode task and each ONNX Runtime actor asks for: half a core, so that a one-CPU Ray still
-#: runs an actor beside the tasks that feed it (an actor holding a whole CPU would starve them).
-STAGE_CPUS = 0.5
+#: Ray CPUs an ONNX Runtime actor asks for (half a core: a one-CPU Ray still runs tasks beside it; an actor
+#: holding a whole CPU would starve the tasks that feed it) and each decode task asks for. The two differ,
+#: so Ray Data keeps decoding in its own parallel tasks instead of fusing it into the actors.
+ACTOR_CPUS = 0.5
+DECODE_CPUS = 0.25
 PARQUET_COLUMNS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -313,7 +315,7 @@ def score(
             },
             batch_size=request.batch_size,
             batch_format="numpy",
-            num_cpus=STAGE_CPUS,
+            num_cpus=DECODE_CPUS,
         )
         data = data.map_batches(
             OnnxScorer,
@@ -327,7 +329,7 @@ def score(
             batch_size=request.batch_size,
             batch_format="numpy",
             num_gpus=gpus,
-            num_cpus=STAGE_CPUS,
+            num_cpus=ACTOR_CPUS,
         )
         done = 0
         for batch in data.iter_batches(batch_size=request.batch_size, batch_format="numpy"):
