@@ -142,8 +142,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "score": LazyCommand(
         "scale",
         False,
-        "Score stored or folder images with one model version on Ray Data; write Parquet (and retrospective "
-        "predictions).",
+        "Score images with one model version on Ray Data; write Parquet (and retrospective predictions).",
     ),
     "db": LazyCommand(
         "scale",

@@ -144,8 +144,7 @@ def score_(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Score stored or folder images with one model version on Ray Data; write Parquet (and retrospective
-    predictions)."""
+    """Score images with one model version on Ray Data; write Parquet (and retrospective predictions)."""
     from datetime import date
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
