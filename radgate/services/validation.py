@@ -26,8 +26,26 @@ __all__ = [
     "explanation_check_from_db",
     "export_threshold",
     "record_go_live_subgroups",
+    "truth_overview",
     "validated_attributes",
 ]
+
+
+def truth_overview(db: Database) -> tuple[int, str | None]:
+    """How many reference labels the ground-truth table holds, and one UID as an example."""
+    from sqlalchemy import func
+
+    from radgate.validation.tables import GroundTruth
+
+    with db.session() as s:
+        count = int(s.scalar(select(func.count(GroundTruth.id))) or 0)
+        row = s.execute(
+            select(GroundTruth.SeriesInstanceUID, GroundTruth.StudyInstanceUID)
+            .order_by(GroundTruth.id)
+            .limit(1)
+        ).first()
+    example = None if row is None else (row[0] or row[1])
+    return count, example
 
 
 def deployment_threshold(db: Database, deployment: str) -> tuple[float, str]:
