@@ -157,23 +157,9 @@ def _load_cases(
 def _with_registry(
     context: ReportContext, db: Database, model_name: str, model_version: str | None
 ) -> tuple[ReportContext, float | None]:
-    """Fill version, weights hash and intended use from the registry; also return the model's first
-    operating point (the threshold a report from the database uses unless --threshold says otherwise)."""
-    from radgate.models import get_model
+    from radgate.services.validation import report_context_from_registry
 
-    try:
-        with db.session() as s:
-            model = get_model(s, model_name, model_version)
-    except LookupError:
-        return context, None
-    updated = replace(
-        context,
-        model_version=model.version,
-        model_sha256=model.sha256,
-        synthetic=context.synthetic or model.synthetic,
-        intended_use=context.intended_use or model.manifest.intended_use.summary or None,
-    )
-    return updated, float(model.manifest.operating_points[0].threshold)
+    return report_context_from_registry(db, context, model_name, model_version)
 
 
 def _fmt(x: Any, spec: str = ".3f") -> str:
