@@ -89,3 +89,19 @@ def test_html_pdf_and_json_render_one_section_model(tmp_path: Path) -> None:
         assert f"<td>{row.name}</td>" in html and f"{row.name}: Brier {row.brier:.4f}" in text
     assert f"TP {v.confusion.tp}" in html and f"TP {v.confusion.tp} " in text
     assert len(sections.false_negatives) == v.confusion.fn
+
+
+def test_criteria_read_the_typed_summary() -> None:
+    from radgate.validation.criteria import AcceptanceCriteria, evaluate_criteria
+
+    y, s, vendor, _ = _data(800)
+    criteria = AcceptanceCriteria.from_text(
+        '[analysis]\nthreshold = 0.5\nsubgroups = ["vendor"]\nmin_positives_per_subgroup = 50\n'
+        'min_negatives_per_subgroup = 50\n[criteria]\nmin_positives = 100\nauc_min = 0.6\n'
+        "sensitivity_min = 0.4\n"
+    )
+    summary = validation_summary(s, y, 0.5, subgroups={"vendor": vendor}, min_positives=50, min_negatives=50)
+    typed = evaluate_criteria(summary, criteria)
+    assert typed == evaluate_criteria(summary.to_json(), criteria)
+    auc = next(r for r in typed.results if r.key == "auc_min")
+    assert auc.ci is not None and auc.ci[0] == summary.auc_ci[0]

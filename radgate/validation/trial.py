@@ -175,7 +175,7 @@ def evaluate_cases(
         all_flags.append(
             "criteria were not registered with `radgate trial start`: this is not a pre-registered evaluation"
         )
-    verdict = evaluate_criteria(summary.to_json(), criteria)
+    verdict = evaluate_criteria(summary, criteria)
     return TrialEvaluation(summary, verdict, criteria, trial, tuple(all_flags))
 
 
