@@ -101,3 +101,17 @@ def test_validate_pool_is_radgate_pool(tmp_path: Path) -> None:
     assert code == 2 and "give one CSV file (2 given); several only with --pool" in out, out
     code, out = _validate(files[0])
     assert code == 2 and "--score-col is required" in out, out
+
+
+def test_report_and_trial_say_the_same(tmp_path: Path) -> None:
+    path = _write(tmp_path / "p.csv", ["StudyInstanceUID", "SeriesInstanceUID", "score"], SCORES)
+    data = str(tmp_path / "data")
+    cli.register_commands()
+    report = runner.invoke(cli.app, ["report", "validation", "--csv", str(path), "--score-col", "score",
+                                     "--out", str(tmp_path / "r"), "--data-dir", data])
+    assert report.exit_code == 1 and "the ground-truth table is empty" in " ".join(report.output.split())
+    criteria = tmp_path / "c.toml"
+    criteria.write_text("[criteria]\nauc_min = 0.8\n", encoding="utf-8")
+    trial = runner.invoke(cli.app, ["trial", "evaluate", str(path), "--score-col", "score", "--criteria",
+                                    str(criteria), "--data-dir", data])
+    assert trial.exit_code == 1 and "the ground-truth table is empty" in " ".join(trial.output.split()), trial.output

@@ -143,7 +143,8 @@ def _load_cases(
     columns: list[str],
     compare: str | None = None,
 ) -> CaseSet:
-    """Read the cases; without a label column, take each UID's label from the ground-truth table."""
+    """Read the cases; without a label column, take each UID's label from the ground-truth table. When no
+    case can be analysed, exit with the reason (:func:`_no_cases`)."""
     from radgate.validation.cases import read_cases_csv
     from radgate.validation.truth import reference_labels
 
@@ -151,7 +152,10 @@ def _load_cases(
     if label_col is None:
         assert db is not None
         labels = reference_labels(db, _uids_in(path, uid_col))
-    return read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
+    cases = read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
+    if cases.flow.analysed == 0:
+        raise fail(_no_cases(db, cases, path, label_col, uid_col))
+    return cases
 
 
 def _with_registry(
@@ -293,8 +297,6 @@ def validate(
     subgroups = subgroup or []
     with _errors(), _maybe_database(settings, label_col is None) as db:
         cases = _load_cases(db, csv_file, score_col, label_col, uid_col, subgroups, compare)
-        if cases.flow.analysed == 0:
-            raise fail(_no_cases(db, cases, csv_file, label_col, uid_col))
         value, source = resolve_threshold(threshold, export_threshold(csv_file))
         result = validate_cases(cases, value, prevalence, subgroups, compare, threshold_source=source)
     if as_json:
