@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -50,6 +51,12 @@ def process_command(
             err_console.print(f"[dim]{change}[/dim]")
     except (DeploymentError, RegistryError) as exc:
         raise fail(str(exc), 2) from exc
+    # The bar and the summary say what happened to each series; per-series INFO lines would only break
+    # the bar (warnings and errors still show; log_level = "DEBUG" shows everything).
+    quiet = logging.getLogger("radgate")
+    level = quiet.level
+    if quiet.getEffectiveLevel() >= logging.INFO:
+        quiet.setLevel(logging.WARNING)
     with Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -65,8 +72,12 @@ def process_command(
                 tasks[stage] = bar.add_task(_LABELS.get(stage, stage), total=max(total, 0))
             bar.update(tasks[stage], completed=done, total=max(total, 0))
 
-        report = process(settings, db, progress=on_progress, timeout_s=timeout_s,
-                         finish_receiving=not keep_receiving)
+        try:
+            report = process(
+                settings, db, progress=on_progress, timeout_s=timeout_s, finish_receiving=not keep_receiving
+            )
+        finally:
+            quiet.setLevel(level)
     for line in report.lines():
         console.print(line, markup=False)
     for line in report.summary.lines():
