@@ -27,6 +27,7 @@ from radgate.ingest import DicomServer, InstanceStore, PixelChecker
 from radgate.monitoring.service import MonitoringService
 from radgate.results.sink import ResultsWorker
 from radgate.routing import parse_deployments
+from radgate.services.processing import Pipeline
 from radgate.web import create_app
 
 __all__ = ["BackgroundService", "Gateway"]
@@ -51,15 +52,17 @@ class Gateway:
         self.db = db or database_for(settings)
         self.store = InstanceStore(settings, self.db)
         deployments = parse_deployments(settings.deployments, settings.site) if settings.deployments else None
-        self.engine = Engine(settings, self.db, deployments=deployments)
-        self.hooks: list[SeriesCompleteHook] = [self.engine.hook]
-        self.assembler = Assembler(settings, self.db, self.hooks, lock=self.store.lock)
+        # The stages behind the edge, composed as `radgate process` composes them (services.processing).
+        self.pipeline = Pipeline(settings, self.db, lock=self.store.lock, deployments=deployments)
+        self.engine: Engine = self.pipeline.engine
+        self.assembler: Assembler = self.pipeline.assembler
+        self.hooks: list[SeriesCompleteHook] = self.assembler.hooks
         # Model inputs are rendered as images arrive (idle priority), so completion leaves only inference.
         prewarm = TensorPrewarmer(
             self.db, settings.data_dir, max_decoded_bytes=settings.ingest.max_decoded_bytes
         )
         self.pixels = PixelChecker(self.store, self.db, on_decoded=[prewarm])
-        self.outbox = ResultsWorker(settings, self.db)
+        self.outbox: ResultsWorker = self.pipeline.results
         self.dicom = DicomServer(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
         self.services: list[BackgroundService] = [self.assembler, self.pixels]

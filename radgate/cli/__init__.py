@@ -15,6 +15,7 @@ def register_commands() -> None:
         learning,
         models,
         monitoring,
+        process,
         results,
         scale,
         synth,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from radgate.cli.app import (
     ConfigOpt,
@@ -20,14 +21,19 @@ from radgate.cli.app import (
     settings_from,
 )
 from radgate.config import Settings
-from radgate.db import database_for
 from radgate.db.engine import Database
 from radgate.engine.service import prepare
 from radgate.models import RegistryError
 from radgate.models.registry import whoami
 from radgate.routing import DeploymentError
 from radgate.services.deployments import deployment_readiness, list_all, set_deployment_mode, show
-from radgate.services.predictions import export_predictions, run_engine, summary
+from radgate.services.predictions import (
+    empty_export_reason,
+    export_predictions,
+    run_engine,
+    summary,
+    unfinished_work,
+)
 
 deployments_app = typer.Typer(help="Deployments: model version x site x rules x mode.", no_args_is_help=True)
 predictions_app = typer.Typer(help="Stored predictions and routing decisions.", no_args_is_help=True)
@@ -215,15 +221,18 @@ def predictions_export(
     used instances, latencies."""
     if format_ != "csv":
         raise fail(f"--format {format_!r} is not supported; expected csv.", 2)
-    settings = settings_from(data_dir, config)
-    db = database_for(settings)
+    _, db = _open(data_dir, config)  # the config's [[deployments]] applied, as `deployments list` sees them
     with cli_errors():
         if out is None:
-            export_predictions(db, sys.stdout, mode, actor=f"cli:{whoami()}")
-            return
-        with out.open("w", encoding="utf-8", newline="") as fh:
-            count = export_predictions(db, fh, mode, actor=f"cli:{whoami()}", destination=out.name)
-    console.print(f"Wrote {count} rows to {out}.")
+            count = export_predictions(db, sys.stdout, mode, actor=f"cli:{whoami()}")
+        else:
+            with out.open("w", encoding="utf-8", newline="") as fh:
+                count = export_predictions(db, fh, mode, actor=f"cli:{whoami()}", destination=out.name)
+            console.print(f"Wrote {count} rows to {out}.")
+        # stdout carries the CSV alone; the explanation goes to stderr
+        note = empty_export_reason(db, mode) if count == 0 else unfinished_work(db)
+    if note:
+        err_console.print(f"[yellow]{'0 rows' if count == 0 else 'Note'}:[/yellow] {escape(note)}")
 
 
 @predictions_app.command("summary")
@@ -252,3 +261,6 @@ def engine_run(
     console.print(f"Handled {handled} job(s).")
     for line in result.lines():
         console.print(line, markup=False)
+    note = unfinished_work(db)  # `engine run` only runs queued jobs: say what it leaves and how to finish
+    if note:
+        err_console.print(f"[yellow]Note:[/yellow] {escape(note)}")

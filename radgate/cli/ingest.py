@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, fail, settings_from
 
 # The services are imported inside each command, so that importing this module (to run one command) stays
 # cheap: `radgate series` does not load pydicom, numpy or pynetdicom.
@@ -96,26 +96,22 @@ def import_(
     from rich.table import Table
 
     from radgate.db import database_for
-    from radgate.ingest import InstanceStore, import_paths
-    from radgate.ingest.folder import iter_files
+    from radgate.services.ingest import count_files, import_files
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    store = InstanceStore(settings, db)
-    try:
-        total = sum(1 for _ in iter_files(paths))
-    except FileNotFoundError as exc:
-        raise fail(str(exc), 2) from exc
-    with Progress(
-        TextColumn("[bold]Importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("import", total=total)
-        summary = import_paths(store, paths, progress=lambda *_: progress.advance(task))
+    with cli_errors():
+        total = count_files(paths)
+        with Progress(
+            TextColumn("[bold]Importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("import", total=total)
+            summary = import_files(settings, db, paths, progress=lambda: progress.advance(task))
     table = Table(title="Import summary")
     table.add_column("Outcome")
     table.add_column("Files", justify="right")
@@ -126,6 +122,11 @@ def import_(
         console.print(f"[red]rejected[/red] {path}: {reason}")
     if len(summary.rejected) > 50:
         console.print(f"... and {len(summary.rejected) - 50} more (see `radgate rejections`).")
+    if summary.counts.get("stored", 0) + summary.counts.get("revision", 0):
+        console.print(
+            "Stored, not processed yet: `radgate process` assembles, scores and publishes them now "
+            "(a running `radgate serve` does it by itself)."
+        )
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -154,11 +155,10 @@ def rejections(
 ) -> None:
     """List recent rejections and quarantined instances with their reasons."""
     from radgate.db import database_for
-    from radgate.ingest.status import recent_rejections
+    from radgate.services.ingest import rejections as recent_rejections
 
     db = database_for(settings_from(data_dir, config))
-    with db.session() as s:
-        rows = recent_rejections(s, limit)
+    rows = recent_rejections(db, limit)
     columns = ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")
     _print_rows(rows, columns, "Recent rejections", as_json)
 
@@ -172,11 +172,10 @@ def series(
 ) -> None:
     """List received series with their assembly status (receiving, complete, incomplete)."""
     from radgate.db import database_for
-    from radgate.ingest.status import series_status
+    from radgate.services.ingest import series as series_status
 
     db = database_for(settings_from(data_dir, config))
-    with db.session() as s:
-        rows = series_status(s, limit)
+    rows = series_status(db, limit)
     columns = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
     _print_rows(rows, columns, "Series", as_json)
 
@@ -189,12 +188,10 @@ def expect(
     config: ConfigOpt = None,
 ) -> None:
     """Set a series' expected instance count: it completes as soon as that many have arrived."""
-    from radgate.assembly import set_expected
     from radgate.db import database_for
+    from radgate.services.ingest import expect_instances
 
     db = database_for(settings_from(data_dir, config))
-    try:
-        set_expected(db, series_uid, count)
-    except (LookupError, ValueError) as exc:
-        raise fail(str(exc), 2) from exc
+    with cli_errors():
+        expect_instances(db, series_uid, count)
     console.print(f"Series {series_uid}: expecting {count} instance(s).")

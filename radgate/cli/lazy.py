@@ -124,6 +124,11 @@ COMMANDS: dict[str, LazyCommand] = {
         True,
         "Monitoring alerts: list, acknowledge, resolve.",
     ),
+    "process": LazyCommand(
+        "process",
+        False,
+        "Assemble, route, run the models and publish to completion, without a server.",
+    ),
     "outbox": LazyCommand(
         "results",
         True,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, console, fail, settings_from
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
 from radgate.results.tables import OUTBOX_STATUSES  # in an option's help
 
 outbox_app = typer.Typer(
@@ -33,13 +33,12 @@ def list_(
     from rich.table import Table
 
     from radgate.db import database_for
-    from radgate.results import list_outbox
+    from radgate.services.outbox import outbox_rows
 
-    if status is not None and status not in OUTBOX_STATUSES:
-        raise fail(f"--status {status!r} is not one of {', '.join(OUTBOX_STATUSES)}.", code=2)
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    rows = list_outbox(db, status=status, destination=destination, limit=limit)
+    with cli_errors():
+        rows = outbox_rows(db, status=status, destination=destination, limit=limit)
     if as_json:
         print(
             json.dumps(
@@ -96,13 +95,12 @@ def retry_(
     ] = None,
 ) -> None:
     """Give failed rows a fresh set of attempts (after the destination is fixed); sent rows are untouched."""
-    from radgate.clock import utcnow
     from radgate.db import database_for
-    from radgate.results import retry
+    from radgate.services.outbox import retry_failed
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    count = retry(db, utcnow(), ids=ids or (), destination=destination)
+    count = retry_failed(db, ids=ids or (), destination=destination)
     console.print(f"{count} failed row(s) queued again.")
 
 
@@ -112,23 +110,13 @@ def send(
     config: ConfigOpt = None,
 ) -> None:
     """Deliver every due row now to the destinations of results.send_to and results.folder_destination."""
-    from radgate.clock import utcnow
     from radgate.db import database_for
-    from radgate.results import deliver_pending, destinations_from_settings, results_store
+    from radgate.services.outbox import configured_destinations, send_due
 
     settings = settings_from(data_dir, config)
-    try:
-        destinations = destinations_from_settings(settings)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from exc
-    db = database_for(settings)
-    report = deliver_pending(
-        db,
-        destinations,
-        utcnow(),
-        results_dir=results_store(settings.data_dir),
-        backoff_s=settings.results.outbox_backoff_s,
-    )
+    with cli_errors():
+        configured_destinations(settings)  # a bad destination is reported before the database is opened
+        report, destinations = send_due(settings, database_for(settings))
     console.print(
         f"Sent {report.sent}, to retry {report.retried}, failed {report.failed} "
         f"(destinations: {', '.join(d.name for d in destinations)})."
@@ -148,13 +136,11 @@ def destinations_(
     """Show the destinations the configuration names (results.send_to, results.folder_destination)."""
     from rich.table import Table
 
-    from radgate.results import destinations_from_settings
+    from radgate.services.outbox import configured_destinations
 
     settings = settings_from(data_dir, config)
-    try:
-        destinations = destinations_from_settings(settings)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from exc
+    with cli_errors():
+        destinations = configured_destinations(settings)
     if as_json:
         print(json.dumps([{"name": d.name, "kind": _kind(d)} for d in destinations], indent=2))
         return

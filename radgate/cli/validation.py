@@ -114,7 +114,8 @@ def _maybe_database(settings: Settings, needed: bool) -> Iterator[Database | Non
         db.dispose()
 
 
-def _uids_in(path: Path, uid_col: str | None) -> list[str]:
+def _uid_column(path: Path, uid_col: str | None) -> tuple[str, list[str]]:
+    """The UID column of a case table (``uid_col``, else the first of UID_COLUMNS) and its values."""
     from radgate.validation.cases import UID_COLUMNS, CaseTableError
 
     try:
@@ -124,9 +125,13 @@ def _uids_in(path: Path, uid_col: str | None) -> list[str]:
             col = uid_col or next((c for c in UID_COLUMNS if c in header), None)
             if col is None:
                 raise CaseTableError(f"{path.name}: labels from the ground-truth table need a UID column")
-            return [(row.get(col) or "").strip() for row in reader]
+            return col, [(row.get(col) or "").strip() for row in reader]
     except OSError as exc:
         raise CaseTableError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _uids_in(path: Path, uid_col: str | None) -> list[str]:
+    return _uid_column(path, uid_col)[1]
 
 
 def _load_cases(
@@ -138,7 +143,8 @@ def _load_cases(
     columns: list[str],
     compare: str | None = None,
 ) -> CaseSet:
-    """Read the cases; without a label column, take each UID's label from the ground-truth table."""
+    """Read the cases; without a label column, take each UID's label from the ground-truth table. When no
+    case can be analysed, exit with the reason (:func:`_no_cases`)."""
     from radgate.validation.cases import read_cases_csv
     from radgate.validation.truth import reference_labels
 
@@ -146,29 +152,18 @@ def _load_cases(
     if label_col is None:
         assert db is not None
         labels = reference_labels(db, _uids_in(path, uid_col))
-    return read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
+    cases = read_cases_csv(path, score_col, label_col, columns, uid_col, compare, labels_by_uid=labels)
+    if cases.flow.analysed == 0:
+        raise fail(_no_cases(db, cases, path, label_col, uid_col))
+    return cases
 
 
 def _with_registry(
     context: ReportContext, db: Database, model_name: str, model_version: str | None
 ) -> tuple[ReportContext, float | None]:
-    """Fill version, weights hash and intended use from the registry; also return the model's first
-    operating point (the threshold a report from the database uses unless --threshold says otherwise)."""
-    from radgate.models import get_model
+    from radgate.services.validation import report_context_from_registry
 
-    try:
-        with db.session() as s:
-            model = get_model(s, model_name, model_version)
-    except LookupError:
-        return context, None
-    updated = replace(
-        context,
-        model_version=model.version,
-        model_sha256=model.sha256,
-        synthetic=context.synthetic or model.synthetic,
-        intended_use=context.intended_use or model.manifest.intended_use.summary or None,
-    )
-    return updated, float(model.manifest.operating_points[0].threshold)
+    return report_context_from_registry(db, context, model_name, model_version)
 
 
 def _fmt(x: Any, spec: str = ".3f") -> str:
@@ -240,8 +235,21 @@ def _print_validation(result: Mapping[str, Any]) -> None:
 
 @app.command()
 def validate(
-    csv_file: CsvArg,
-    score_col: ScoreOpt,
+    csv_files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV file, one case per row, with a header row (with --pool: one file per site).",
+            metavar="CSV_FILE...",
+        ),
+    ],
+    score_col: Annotated[
+        str | None,
+        typer.Option(
+            "--score-col",
+            help="Column with the model score (higher = more likely positive). Required, except with --pool "
+            "(default there: score).",
+        ),
+    ] = None,
     label_col: LabelOpt = None,
     uid_col: UidOpt = None,
     threshold: ThresholdOpt = None,
@@ -250,11 +258,39 @@ def validate(
     compare: Annotated[
         str | None, typer.Option("--compare", help="Second score column: paired DeLong test and McNemar.")
     ] = None,
+    pool: Annotated[
+        bool,
+        typer.Option(
+            "--pool",
+            help="Pool de-identified exports of several sites (the same as `radgate pool`): per-site and "
+            "pooled AUC, Se, Sp with CIs; Cochran's Q and I². Labels from --label-col (default: label).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Validate scores against reference labels: AUC (DeLong), Se/Sp (Wilson), PPV/NPV, subgroups."""
+    if pool:
+        from radgate.cli.learning import pool_command
+
+        if prevalence is not None or subgroup or compare or uid_col:
+            raise fail("--pool takes --score-col, --label-col, --threshold and --json only.", 2)
+        pool_command(
+            csv_files,
+            threshold=0.5 if threshold is None else threshold,
+            score_col=score_col or "score",
+            label_col=label_col or "label",
+            data_dir=data_dir,
+            config=config,
+            as_json=as_json,
+        )
+        return
+    if len(csv_files) != 1:
+        raise fail(f"give one CSV file ({len(csv_files)} given); several only with --pool.", 2)
+    if score_col is None:
+        raise fail("--score-col is required: the column with the model score (e.g. --score-col score).", 2)
+    [csv_file] = csv_files
     from radgate.validation.metrics import export_threshold, resolve_threshold, validate_cases
 
     settings = settings_from(data_dir, config)
@@ -267,6 +303,26 @@ def validate(
         _print_json(result)
     else:
         _print_validation(result)
+
+
+def _no_cases(
+    db: Database | None, cases: CaseSet, path: Path, label_col: str | None, uid_col: str | None
+) -> str:
+    """Why no case of ``path`` can be analysed (an empty file, an empty label column, UIDs matching no
+    reference label, an empty ground-truth table ...), with the counts and an example UID."""
+    from radgate.validation.cases import no_cases_reason
+
+    truth, example, column = None, None, uid_col
+    uids: list[str] = []
+    if label_col is None and db is not None:
+        from radgate.services.validation import truth_overview
+
+        truth, example = truth_overview(db)
+        column, uids = _uid_column(path, uid_col)
+    return no_cases_reason(
+        cases, path.name, label_col=label_col, uid_col=column, file_uids=uids, truth_labels=truth,
+        truth_example=example,
+    )
 
 
 @app.command()

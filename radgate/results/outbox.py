@@ -9,9 +9,14 @@
   failure is retried after ``backoff_s * 2 ** (attempts - 1)`` seconds (capped at ``max_backoff_s``),
   exponential backoff as in RFC 6298 5.5 and the AWS Architecture Blog's "Exponential Backoff and Jitter";
   a permanent failure, or ``max_attempts`` transient ones, ends as ``failed`` with the reason.
-- Crash safety: a claimed row holds a lease (``sending`` until ``lease_until``); if the process dies
-  while sending, the lease runs out and the row is sent again. That resend carries the same file, hence the
-  same SOP Instance UID, so the peer ends up with one instance, not two.
+- Crash safety: a claimed row holds a lease (``sending``, by ``lease_owner`` until ``lease_until``); if
+  the process dies while sending, the lease runs out and the row is sent again. That resend carries the
+  same file, hence the same SOP Instance UID, so the peer ends up with one instance, not two. Only the
+  worker holding the lease records the outcome, so a worker whose lease ran out cannot overwrite the
+  one that took over.
+- The lease, retry, backoff and give-up rules are :class:`radgate.db.lease.LeasedQueue`'s, the primitive
+  under the engine's jobs and the publish intents (:data:`OUTBOX`), in the outbox's words
+  (:data:`radgate.results.tables.OUTBOX_LEASE`).
 
 Time is a parameter (``now``) everywhere, so that tests drive the clock and the backoff can be checked.
 """
@@ -20,22 +25,26 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radgate.db import Database
+from radgate.db.lease import LeasedQueue, LeaseStatus
 from radgate.results.send import Destination, SendOutcome
-from radgate.results.tables import OutboxItem
+from radgate.results.tables import OUTBOX_LEASE, OutboxItem
 
 __all__ = [
+    "OUTBOX",
     "DeliveryReport",
     "StoredObject",
     "backoff_delay",
@@ -53,6 +62,9 @@ DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BACKOFF_S = 5.0
 DEFAULT_MAX_BACKOFF_S = 3600.0
 DEFAULT_LEASE_S = 300.0
+
+#: The lease operations on the outbox (the same primitive as the engine's jobs and the publish intents).
+OUTBOX = LeasedQueue(OutboxItem, OUTBOX_LEASE)
 
 
 @dataclass(frozen=True)
@@ -176,27 +188,31 @@ def enqueue_in(
     return added
 
 
-def _claim(db: Database, names: Sequence[str], now: datetime, lease_s: float, limit: int) -> list[OutboxItem]:
-    """Mark due rows of these destinations ``sending`` with a lease and return them (one transaction)."""
-    due = or_(
-        and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
-        and_(OutboxItem.status == "sending", OutboxItem.lease_until <= now),
-    )
+def _claim(
+    db: Database, names: Sequence[str], now: datetime, lease_s: float, limit: int, worker: str
+) -> list[OutboxItem]:
+    """Lease due rows of these destinations to ``worker`` and return them (one transaction).
+
+    Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease ran out (its worker
+    died) with attempts left; one whose lease ran out on its last attempt ends ``failed``."""
     with db.session() as s:
-        query = (
-            select(OutboxItem)
-            .where(OutboxItem.destination.in_(names), due)
-            .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-            .limit(limit)
+        OUTBOX.reap(s, now)
+        ids = [
+            row.id
+            for row in OUTBOX.candidates(
+                s,
+                limit,
+                now,
+                where=[OutboxItem.destination.in_(list(names))],
+                order_by=[OutboxItem.next_attempt_at, OutboxItem.id],
+            )
+        ]
+        claimed = OUTBOX.claim(s, ids, worker, lease_s, now)
+        if not claimed:
+            return []
+        return list(
+            s.scalars(select(OutboxItem).where(OutboxItem.id.in_(claimed)).order_by(OutboxItem.id))
         )
-        if db.backend == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(s.scalars(query))
-        lease = now + timedelta(seconds=lease_s)
-        for row in rows:
-            row.status = "sending"
-            row.lease_until = lease
-        return rows
 
 
 def _record(
@@ -207,50 +223,59 @@ def _record(
     backoff_s: float,
     max_backoff_s: float,
     report: DeliveryReport,
+    worker: str,
 ) -> None:
+    """Record one send's outcome on a row ``worker`` holds: sent, retried after a backoff, or failed."""
     with db.session() as s:
-        item = s.get(OutboxItem, row.id)
-        if item is None:
-            return
-        item.attempts += 1
-        item.last_attempt_at = now
-        item.lease_until = None
         if outcome.ok:
-            item.status = "sent"
-            item.sent_at = now
-            item.last_error = None
-            report.sent += 1
+            if OUTBOX.finish(s, row.id, worker, LeaseStatus.DONE, now=now, sent_at=now, last_attempt_at=now):
+                report.sent += 1
+            else:
+                log.warning("outbox: %s to %s: lease lost", row.SOPInstanceUID, row.destination)
             return
-        exhausted = item.attempts >= item.max_attempts
-        if outcome.permanent or exhausted:
-            why = "permanent failure" if outcome.permanent else f"gave up after {item.attempts} attempts"
-            item.status = "failed"
-            item.last_error = f"{why}: {outcome.reason}"
+        exhausted = row.attempts >= row.max_attempts
+        final = outcome.permanent or exhausted
+        if final:
+            why = "permanent failure" if outcome.permanent else f"gave up after {row.attempts} attempts"
+            error = f"{why}: {outcome.reason}"
+        else:
+            error = outcome.reason
+        status = OUTBOX.release(
+            s,
+            row.id,
+            row.attempts,
+            row.max_attempts,
+            worker,
+            error,
+            backoff_s,
+            permanent=outcome.permanent,
+            now=now,
+            max_backoff_s=max_backoff_s,
+            last_attempt_at=now,
+        )
+        if status == "lost":
+            log.warning("outbox: %s to %s: lease lost to another worker", row.SOPInstanceUID, row.destination)
+        elif final:
             report.failed += 1
-            report.failures.append(
-                f"{item.kind} {item.SOPInstanceUID} -> {item.destination}: {item.last_error}"
-            )
+            report.failures.append(f"{row.kind} {row.SOPInstanceUID} -> {row.destination}: {error}")
             log.warning(
                 "outbox: %s %s to %s failed for good: %s",
-                item.kind,
-                item.SOPInstanceUID,
-                item.destination,
-                item.last_error,
+                row.kind,
+                row.SOPInstanceUID,
+                row.destination,
+                error,
             )
-            return
-        item.status = "pending"
-        item.last_error = outcome.reason
-        item.next_attempt_at = now + backoff_delay(item.attempts, backoff_s, max_backoff_s)
-        report.retried += 1
-        log.info(
-            "outbox: %s to %s failed (attempt %d of %d), next try at %s: %s",
-            item.SOPInstanceUID,
-            item.destination,
-            item.attempts,
-            item.max_attempts,
-            item.next_attempt_at.isoformat(timespec="seconds"),
-            outcome.reason,
-        )
+        else:
+            report.retried += 1
+            log.info(
+                "outbox: %s to %s failed (attempt %d of %d), next try in %s: %s",
+                row.SOPInstanceUID,
+                row.destination,
+                row.attempts,
+                row.max_attempts,
+                backoff_delay(row.attempts, backoff_s, max_backoff_s),
+                outcome.reason,
+            )
 
 
 def deliver_pending(
@@ -263,17 +288,20 @@ def deliver_pending(
     max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
     lease_s: float = DEFAULT_LEASE_S,
     batch_size: int = 100,
+    worker: str | None = None,
 ) -> DeliveryReport:
     """Send every due outbox row of ``destinations`` once and record the outcomes; the worker loop's step.
 
     Rows for destinations not in ``destinations`` are left alone (another worker, or a destination that was
-    taken out of the configuration: ``radgate outbox list`` shows them).
+    taken out of the configuration: ``radgate outbox list`` shows them). ``worker`` names the lease holder
+    (default: this host, process and call).
     """
+    worker = worker or f"outbox:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     by_name = dict(destinations) if isinstance(destinations, Mapping) else {d.name: d for d in destinations}
     report = DeliveryReport()
     if not by_name:
         return report
-    rows = _claim(db, list(by_name), now, lease_s, batch_size)
+    rows = _claim(db, list(by_name), now, lease_s, batch_size, worker)
     for name, destination in by_name.items():
         batch = [row for row in rows if row.destination == name]
         if not batch:
@@ -282,7 +310,7 @@ def deliver_pending(
         for row in batch:
             if row not in present:
                 missing = SendOutcome(False, f"result file {row.path} is missing from {results_dir}", True)
-                _record(db, row, missing, now, backoff_s, max_backoff_s, report)
+                _record(db, row, missing, now, backoff_s, max_backoff_s, report, worker)
         if not present:
             continue
         try:
@@ -295,7 +323,7 @@ def deliver_pending(
                 present
             )
         for row, outcome in zip(present, outcomes, strict=True):
-            _record(db, row, outcome, now, backoff_s, max_backoff_s, report)
+            _record(db, row, outcome, now, backoff_s, max_backoff_s, report, worker)
     return report
 
 
@@ -325,12 +353,10 @@ def retry(
 
     Returns the number of rows reset. ``sent`` rows are never touched.
     """
-    query = update(OutboxItem).where(OutboxItem.status == "failed")
+    where: list[Any] = []
     if ids:
-        query = query.where(OutboxItem.id.in_(list(ids)))
+        where.append(OutboxItem.id.in_(list(ids)))
     if destination is not None:
-        query = query.where(OutboxItem.destination == destination)
-    query = query.values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
+        where.append(OutboxItem.destination == destination)
     with db.session() as s:
-        result = cast(CursorResult[Any], s.execute(query))
-        return int(result.rowcount or 0)
+        return OUTBOX.requeue_failed(s, *where, now=now)

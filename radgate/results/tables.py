@@ -6,7 +6,13 @@ destination is to receive it; :func:`radgate.results.outbox.deliver_pending` mov
     pending --send ok--> sent
     pending --transient failure--> pending (attempts + 1, next_attempt_at = now + backoff)
     pending --permanent failure, or attempts exhausted--> failed (last_error says why)
-    pending --claimed by a worker--> sending (lease_until); an expired lease counts as pending again
+    pending --claimed by a worker--> sending (lease_owner, lease_until); once the lease runs out it
+        counts as pending again
+
+These are the states of :class:`radgate.db.lease.LeasedQueue` (the primitive under the engine's jobs and the
+publish intents), in the outbox's own words (:data:`OUTBOX_LEASE`): queued = ``pending``, running =
+``sending``, done = ``sent``, failed = ``failed``; ``next_attempt_at`` is when a row may be claimed,
+``lease_until`` when its lease runs out. Only the worker holding the lease records the outcome.
 
 The unique key (SOPInstanceUID, destination) makes enqueueing idempotent; the object's file and its
 SOP Instance UID never change, so every resend delivers the same instance (PS3.4 B.2: a C-STORE of an
@@ -21,11 +27,22 @@ from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from radgate.clock import UTCDateTime
+from radgate.db.lease import LeaseColumns
 from radgate.db.schema import UID, Base
 
-__all__ = ["OUTBOX_STATUSES", "OutboxItem"]
+__all__ = ["OUTBOX_LEASE", "OUTBOX_STATUSES", "OutboxItem"]
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+#: How the outbox spells the shared lease primitive's columns and statuses.
+OUTBOX_LEASE = LeaseColumns(
+    available_at="next_attempt_at",
+    lease_expires_at="lease_until",
+    queued="pending",
+    running="sending",
+    done="sent",
+    failed="failed",
+)
+
+OUTBOX_STATUSES = (OUTBOX_LEASE.queued, OUTBOX_LEASE.running, OUTBOX_LEASE.done, OUTBOX_LEASE.failed)
 
 
 class OutboxItem(Base):
@@ -52,7 +69,9 @@ class OutboxItem(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sent or failed
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -21,13 +23,58 @@ from radgate.validation.cases import CaseSet
 from radgate.validation.explanation import ExplanationCheck, explanation_check, read_region_truth
 from radgate.validation.metrics import export_threshold
 
+if TYPE_CHECKING:
+    from radgate.validation.report import ReportContext
+
 __all__ = [
     "deployment_threshold",
     "explanation_check_from_db",
     "export_threshold",
     "record_go_live_subgroups",
+    "report_context_from_registry",
+    "truth_overview",
     "validated_attributes",
 ]
+
+
+def report_context_from_registry(
+    db: Database, context: ReportContext, model_name: str, model_version: str | None
+) -> tuple[ReportContext, float | None]:
+    """Fill version, weights hash and intended use from the registry; also return the model's first
+    operating point (the threshold a report from the database uses unless --threshold says otherwise).
+    An unknown model leaves the context as it is."""
+    from radgate.models import get_model
+
+    try:
+        with db.session() as s:
+            model = get_model(s, model_name, model_version)
+    except LookupError:
+        return context, None
+    updated = replace(
+        context,
+        model_version=model.version,
+        model_sha256=model.sha256,
+        synthetic=context.synthetic or model.synthetic,
+        intended_use=context.intended_use or model.manifest.intended_use.summary or None,
+    )
+    return updated, float(model.manifest.operating_points[0].threshold)
+
+
+def truth_overview(db: Database) -> tuple[int, str | None]:
+    """How many reference labels the ground-truth table holds, and one UID as an example."""
+    from sqlalchemy import func
+
+    from radgate.validation.tables import GroundTruth
+
+    with db.session() as s:
+        count = int(s.scalar(select(func.count(GroundTruth.id))) or 0)
+        row = s.execute(
+            select(GroundTruth.SeriesInstanceUID, GroundTruth.StudyInstanceUID)
+            .order_by(GroundTruth.id)
+            .limit(1)
+        ).first()
+    example = None if row is None else (row[0] or row[1])
+    return count, example
 
 
 def deployment_threshold(db: Database, deployment: str) -> tuple[float, str]:

@@ -31,6 +31,7 @@ __all__ = [
     "CaseRecord",
     "CaseSet",
     "CaseTableError",
+    "no_cases_reason",
     "read_cases_csv",
 ]
 
@@ -229,3 +230,53 @@ def read_cases_csv(
                 )
             )
     return CaseSet.from_records(records, columns, source=str(path))
+
+
+def no_cases_reason(
+    cases: CaseSet,
+    name: str,
+    *,
+    label_col: str | None,
+    uid_col: str | None = None,
+    file_uids: Sequence[str] = (),
+    truth_labels: int | None = None,
+    truth_example: str | None = None,
+) -> str:
+    """Why no case of ``name`` can be analysed, with the counts and an example, and what to do.
+
+    Tells apart a file with no rows, a label column empty in every row, UIDs that match none of the
+    ground-truth table's labels (``truth_labels`` of them, e.g. ``truth_example``), an empty ground-truth
+    table, and cases left out for other reasons (the case flow's).
+    """
+    flow = cases.flow
+    if flow.received == 0:
+        return (
+            f"{name} has a header but no rows: there is no case to validate. If it is a "
+            "`radgate predictions export`, the export said why it wrote 0 rows."
+        )
+    unlabelled = flow.excluded.get(NO_LABEL, 0)
+    if unlabelled and unlabelled == flow.received - sum(
+        n for reason, n in flow.excluded.items() if reason != NO_LABEL
+    ):
+        example = next((u for u in file_uids if u), None)
+        if label_col is not None:
+            return (
+                f"column {label_col!r} of {name} is empty in all {unlabelled} row(s) that have a score: no "
+                "case has a reference label. Fill it with 0/1, or leave out --label-col to take the labels "
+                "imported with `radgate truth import`."
+            )
+        if not truth_labels:
+            return (
+                f"none of the {unlabelled} case(s) in {name} has a reference label: the ground-truth table "
+                "is empty. Import labels with `radgate truth import LABELS.csv`, or give --label-col."
+            )
+        return (
+            f"none of the {unlabelled} UID(s) in {name} (column {uid_col or 'uid'!s}"
+            + (f", e.g. {example}" if example else "")
+            + f") matches one of the {truth_labels} reference label(s) in the database"
+            + (f" (e.g. {truth_example})" if truth_example else "")
+            + ". Labels are matched by StudyInstanceUID or SeriesInstanceUID: check --uid-col, and that "
+            "the labels are of these studies."
+        )
+    left_out = ", ".join(f"{reason}: {n}" for reason, n in flow.excluded.items())
+    return f"none of the {flow.received} case(s) in {name} can be analysed ({left_out})."

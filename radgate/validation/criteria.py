@@ -44,9 +44,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radgate.errors import Invalid
+
+if TYPE_CHECKING:
+    from radgate.validation.metrics import ValidationSummary
 
 __all__ = [
     "CRITERIA",
@@ -328,20 +331,31 @@ def _judge_point(
     )
 
 
-def evaluate_criteria(result: Mapping[str, Any], criteria: AcceptanceCriteria) -> Verdict:
-    """Judge ``result`` (the :func:`radgate.validation.metrics.validate_table` dict) against ``criteria``."""
+def _field(obj: Any, name: str) -> Any:
+    """``name`` of a typed result (attribute) or of its JSON (key); ``None`` when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def evaluate_criteria(
+    result: ValidationSummary | Mapping[str, Any], criteria: AcceptanceCriteria
+) -> Verdict:
+    """Judge ``result`` against ``criteria``: the typed :class:`~radgate.validation.metrics.ValidationSummary`
+    (what a trial evaluates), or its JSON (``validate --json``, a stored ``validation.json``)."""
     results: list[CriterionResult] = []
     not_validated: list[str] = []
     for column in criteria.analysis.subgroups:
-        for level, sub in (result.get("subgroups", {}).get(column) or {}).items():
-            if sub.get("insufficient"):
+        for level, sub in ((_field(result, "subgroups") or {}).get(column) or {}).items():
+            if _field(sub, "insufficient"):
                 not_validated.append(
-                    f"{column} = {level} ({sub['n_positive']} positive, {sub['n_negative']} negative)"
+                    f"{column} = {level} ({_field(sub, 'n_positive')} positive, "
+                    f"{_field(sub, 'n_negative')} negative)"
                 )
     for key, bound in criteria.criteria.items():
         spec = CRITERIA[key]
         if spec.kind == "count":
-            observed = int(result[spec.metric])
+            observed = int(_field(result, spec.metric))
             ok = observed >= bound
             results.append(
                 CriterionResult(
@@ -358,12 +372,16 @@ def evaluate_criteria(result: Mapping[str, Any], criteria: AcceptanceCriteria) -
         elif spec.kind == "point":
             results.append(
                 _judge_point(
-                    key, spec.label, bound, result.get(spec.metric), _ci(result.get(f"{spec.metric}_ci"))
+                    key,
+                    spec.label,
+                    bound,
+                    _field(result, spec.metric),
+                    _ci(_field(result, f"{spec.metric}_ci")),
                 )
             )
         elif spec.kind == "lower":
-            est = result.get(spec.metric)
-            ci = _ci(result.get(f"{spec.metric}_ci"))
+            est = _field(result, spec.metric)
+            ci = _ci(_field(result, f"{spec.metric}_ci"))
             req = f"{spec.label} >= {bound:g}"
             if est is None or ci is None:
                 results.append(
@@ -404,8 +422,8 @@ def evaluate_criteria(result: Mapping[str, Any], criteria: AcceptanceCriteria) -
                     )
                 )
         elif spec.kind == "max_ratio":
-            ratio = result.get("fp_per_tp")
-            ppv_ci = _ci(result.get("ppv_ci"))
+            ratio = _field(result, "fp_per_tp")
+            ppv_ci = _ci(_field(result, "ppv_ci"))
             ratio_ci = None
             if ppv_ci is not None:
                 ratio_ci = (
@@ -443,8 +461,8 @@ def evaluate_criteria(result: Mapping[str, Any], criteria: AcceptanceCriteria) -
         else:  # subgroup
             evaluated = False
             for column in criteria.analysis.subgroups:
-                for level, sub in (result.get("subgroups", {}).get(column) or {}).items():
-                    if sub.get("insufficient"):
+                for level, sub in ((_field(result, "subgroups") or {}).get(column) or {}).items():
+                    if _field(sub, "insufficient"):
                         continue
                     evaluated = True
                     results.append(
@@ -452,8 +470,8 @@ def evaluate_criteria(result: Mapping[str, Any], criteria: AcceptanceCriteria) -
                             key,
                             spec.label,
                             bound,
-                            sub.get(spec.metric),
-                            _ci(sub.get(f"{spec.metric}_ci")),
+                            _field(sub, spec.metric),
+                            _ci(_field(sub, f"{spec.metric}_ci")),
                             f"{column} = {level}",
                         )
                     )

@@ -25,8 +25,10 @@ manifest's operating point explicitly when there is one (``threshold_source`` sa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,23 @@ from radgate.stats import (
     subgroup_analysis,
 )
 from radgate.stats.checks import as_labels, as_scores
-from radgate.validation.cases import CaseSet
+from radgate.validation.cases import CaseFlow, CaseSet
 
-__all__ = ["DEFAULT_THRESHOLD", "json_ready", "validate_cases", "validate_table"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Comparison",
+    "Confusion",
+    "McNemar",
+    "SubgroupLevel",
+    "ValidationSummary",
+    "json_ready",
+    "validate_cases",
+    "validate_table",
+    "validation_summary",
+    "validation_summary_cases",
+]
+
+Interval = tuple[float, float]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -81,6 +97,155 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def _num(x: Any) -> float | None:
+    """A finite float, else ``None`` (an AUC on one class, a ratio over zero)."""
+    if x is None:
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+def _interval(ci: Any) -> Interval | None:
+    if ci is None:
+        return None
+    lo, hi = _num(ci[0]), _num(ci[1])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _fields_json(obj: Any, omit_none: Sequence[str] = ()) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict in field order (nested dataclasses too); ``omit_none``: keys left
+    out when ``None``."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is None and f.name in omit_none:
+            continue
+        out[f.name] = _to_json(value)
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields_json(value)
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    return json_ready(value)
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """The 2x2 table at the operating threshold (a positive call: ``score >= threshold``)."""
+
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+
+@dataclass(frozen=True)
+class SubgroupLevel:
+    """One level of a subgroup column: its accuracy and its gap to the overall figure."""
+
+    n: int
+    n_positive: int
+    n_negative: int
+    auc: float | None
+    auc_ci: Interval | None
+    sensitivity: float | None
+    sensitivity_ci: Interval | None
+    specificity: float | None
+    specificity_ci: Interval | None
+    insufficient: bool
+    auc_gap: float | None
+    auc_gap_ci: Interval | None
+    sensitivity_gap: float | None
+    sensitivity_gap_ci: Interval | None
+    specificity_gap: float | None
+    specificity_gap_ci: Interval | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's test on paired calls: ``b`` and ``c`` the discordant pairs."""
+
+    b: int
+    c: int
+    p: float | None
+    method: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired comparison with a second score column (paired DeLong; McNemar on the calls)."""
+
+    column: str
+    n: int
+    auc: float | None
+    auc_other: float | None
+    auc_difference: float | None
+    difference_ci: Interval | None
+    z: float | None
+    p: float | None
+    correlation: float | None
+    sensitivity_other: float | None
+    specificity_other: float | None
+    mcnemar_sensitivity: McNemar
+    mcnemar_specificity: McNemar
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _fields_json(self, omit_none=("note",))
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """The validation section: discrimination, the operating point, predictive values, subgroups, and the
+    comparison and case flow when there are any. Field names are the JSON keys of ``validate --json``."""
+
+    n: int
+    n_positive: int
+    n_negative: int
+    auc: float
+    auc_ci: Interval
+    auc_se: float | None
+    threshold: float
+    threshold_source: str
+    confusion: Confusion
+    sensitivity: float
+    sensitivity_ci: Interval
+    specificity: float
+    specificity_ci: Interval
+    prevalence: float
+    prevalence_source: str
+    ppv: float | None
+    ppv_ci: Interval | None
+    npv: float | None
+    npv_ci: Interval | None
+    predictive_ci_method: str
+    fp_per_tp: float | None
+    subgroups: Mapping[str, Mapping[str, SubgroupLevel]]
+    confidence: float
+    methods: Mapping[str, str]
+    warnings: tuple[str, ...]
+    comparison: Comparison | None = None
+    case_flow: CaseFlow | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``radgate validate --json`` object (no NaN: missing numbers are ``null``)."""
+        out = _fields_json(self, omit_none=("comparison", "case_flow"))
+        if self.case_flow is not None:
+            out["case_flow"] = json_ready(self.case_flow.as_dict())
+        return out
+
+    def with_case_flow(self, flow: CaseFlow) -> ValidationSummary:
+        return dataclasses.replace(self, case_flow=flow)
+
+
 def _subgroups(
     y: np.ndarray,
     s: np.ndarray,
@@ -89,39 +254,39 @@ def _subgroups(
     confidence: float,
     min_positives: int,
     min_negatives: int,
-) -> dict[str, dict[str, dict[str, Any]]]:
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+) -> dict[str, dict[str, SubgroupLevel]]:
+    out: dict[str, dict[str, SubgroupLevel]] = {}
     for column, values in columns.items():
-        levels: dict[str, dict[str, Any]] = {}
+        levels: dict[str, SubgroupLevel] = {}
         for r in subgroup_analysis(
             y, s, list(values), threshold, column, confidence, min_positives, min_negatives
         ):
-            levels[r.level] = {
-                "n": r.n,
-                "n_positive": r.n_positive,
-                "n_negative": r.n_negative,
-                "auc": r.auc.auc if r.auc else None,
-                "auc_ci": list(r.auc.ci) if r.auc else None,
-                "sensitivity": r.sensitivity.estimate if r.sensitivity else None,
-                "sensitivity_ci": list(r.sensitivity.ci) if r.sensitivity else None,
-                "specificity": r.specificity.estimate if r.specificity else None,
-                "specificity_ci": list(r.specificity.ci) if r.specificity else None,
-                "insufficient": r.insufficient,
-                "auc_gap": r.auc_gap.estimate if r.auc_gap else None,
-                "auc_gap_ci": list(r.auc_gap.ci) if r.auc_gap else None,
-                "sensitivity_gap": r.sensitivity_gap.estimate if r.sensitivity_gap else None,
-                "sensitivity_gap_ci": list(r.sensitivity_gap.ci) if r.sensitivity_gap else None,
-                "specificity_gap": r.specificity_gap.estimate if r.specificity_gap else None,
-                "specificity_gap_ci": list(r.specificity_gap.ci) if r.specificity_gap else None,
-                "notes": list(r.notes),
-            }
+            levels[str(r.level)] = SubgroupLevel(
+                n=int(r.n),
+                n_positive=int(r.n_positive),
+                n_negative=int(r.n_negative),
+                auc=_num(r.auc.auc) if r.auc else None,
+                auc_ci=_interval(r.auc.ci) if r.auc else None,
+                sensitivity=_num(r.sensitivity.estimate) if r.sensitivity else None,
+                sensitivity_ci=_interval(r.sensitivity.ci) if r.sensitivity else None,
+                specificity=_num(r.specificity.estimate) if r.specificity else None,
+                specificity_ci=_interval(r.specificity.ci) if r.specificity else None,
+                insufficient=bool(r.insufficient),
+                auc_gap=_num(r.auc_gap.estimate) if r.auc_gap else None,
+                auc_gap_ci=_interval(r.auc_gap.ci) if r.auc_gap else None,
+                sensitivity_gap=_num(r.sensitivity_gap.estimate) if r.sensitivity_gap else None,
+                sensitivity_gap_ci=_interval(r.sensitivity_gap.ci) if r.sensitivity_gap else None,
+                specificity_gap=_num(r.specificity_gap.estimate) if r.specificity_gap else None,
+                specificity_gap_ci=_interval(r.specificity_gap.ci) if r.specificity_gap else None,
+                notes=tuple(r.notes),
+            )
         out[column] = levels
     return out
 
 
 def _comparison(
     y: np.ndarray, s: np.ndarray, other: np.ndarray, threshold: float, confidence: float, column: str
-) -> dict[str, Any]:
+) -> Comparison:
     both = ~np.isnan(other)
     yb, sb, ob = y[both], s[both], other[both]
     res = delong_paired(yb, sb, ob, confidence)
@@ -129,29 +294,30 @@ def _comparison(
     pos, neg = yb == 1, yb == 0
     mc_se = mcnemar_paired(calls_a[pos], calls_b[pos])
     mc_sp = mcnemar_paired(~calls_a[neg], ~calls_b[neg])
-    out: dict[str, Any] = {
-        "column": column,
-        "n": int(both.sum()),
-        "auc": res.auc_a,
-        "auc_other": res.auc_b,
-        "auc_difference": res.difference,
-        "difference_ci": list(res.ci),
-        "z": res.z,
-        "p": res.p,
-        "correlation": res.correlation,
-        "sensitivity_other": float(calls_b[pos].mean()),
-        "specificity_other": float((~calls_b[neg]).mean()),
-        "mcnemar_sensitivity": {"b": mc_se.b, "c": mc_se.c, "p": mc_se.p, "method": mc_se.method},
-        "mcnemar_specificity": {"b": mc_sp.b, "c": mc_sp.c, "p": mc_sp.p, "method": mc_sp.method},
-    }
-    if int(both.sum()) < y.size:
-        out["note"] = (
-            f"{y.size - int(both.sum())} case(s) without a {column!r} score are left out of the comparison"
-        )
-    return out
+    left_out = y.size - int(both.sum())
+    return Comparison(
+        column=column,
+        n=int(both.sum()),
+        auc=_num(res.auc_a),
+        auc_other=_num(res.auc_b),
+        auc_difference=_num(res.difference),
+        difference_ci=_interval(res.ci),
+        z=_num(res.z),
+        p=_num(res.p),
+        correlation=_num(res.correlation),
+        sensitivity_other=_num(calls_b[pos].mean()),
+        specificity_other=_num((~calls_b[neg]).mean()),
+        mcnemar_sensitivity=McNemar(int(mc_se.b), int(mc_se.c), _num(mc_se.p), mc_se.method),
+        mcnemar_specificity=McNemar(int(mc_sp.b), int(mc_sp.c), _num(mc_sp.p), mc_sp.method),
+        note=(
+            f"{left_out} case(s) without a {column!r} score are left out of the comparison"
+            if left_out
+            else None
+        ),
+    )
 
 
-def validate_table(
+def validation_summary(
     scores: ArrayLike,
     labels: ArrayLike,
     threshold: float | None = None,
@@ -163,8 +329,8 @@ def validate_table(
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
     threshold_source: str | None = None,
-) -> dict[str, Any]:
-    """The validation summary of the module docstring from arrays (no DataFrame needed).
+) -> ValidationSummary:
+    """The validation summary of the module docstring from arrays (no DataFrame needed), typed.
 
     ``threshold_source`` says where a given ``threshold`` came from (default ``given``); see
     :func:`resolve_threshold` for the one rule every command uses.
@@ -193,41 +359,71 @@ def validate_table(
             "PPV and NPV use the sample prevalence; give --prevalence for the site's prevalence if the cases "
             "are not a consecutive sample"
         )
-    result: dict[str, Any] = {
-        "n": int(y.size),
-        "n_positive": auc_res.n_positive,
-        "n_negative": auc_res.n_negative,
-        "auc": auc_res.auc,
-        "auc_ci": list(auc_res.ci),
-        "auc_se": auc_res.se,
-        "threshold": float(threshold),
-        "threshold_source": threshold_source,
-        "confusion": {"tp": op.tp, "fp": op.fp, "tn": op.tn, "fn": op.fn},
-        "sensitivity": op.sensitivity.estimate,
-        "sensitivity_ci": list(op.sensitivity.ci),
-        "specificity": op.specificity.estimate,
-        "specificity_ci": list(op.specificity.ci),
-        "prevalence": pv.prevalence,
-        "prevalence_source": pv.prevalence_source,
-        "ppv": pv.ppv,
-        "ppv_ci": list(pv.ppv_ci),
-        "npv": pv.npv,
-        "npv_ci": list(pv.npv_ci),
-        "predictive_ci_method": pv.method,
-        "fp_per_tp": burden.fp_per_tp,
-        "subgroups": _subgroups(
-            y, s, subgroups or {}, float(threshold), confidence, min_positives, min_negatives
-        ),
-        "confidence": confidence,
-        "methods": METHODS,
-        "warnings": warnings,
-    }
+    comparison = None
     if other_scores is not None:
         other = np.asarray(other_scores, dtype=np.float64)
         if other.shape != s.shape:
             raise StatisticsInputError(f"comparison scores have {other.size} values for {s.size} cases")
-        result["comparison"] = _comparison(y, s, other, float(threshold), confidence, compare_column)
-    return json_ready(result)
+        comparison = _comparison(y, s, other, float(threshold), confidence, compare_column)
+    return ValidationSummary(
+        n=int(y.size),
+        n_positive=int(auc_res.n_positive),
+        n_negative=int(auc_res.n_negative),
+        auc=float(auc_res.auc),  # both classes are present (checked above): these exist
+        auc_ci=(float(auc_res.ci[0]), float(auc_res.ci[1])),
+        auc_se=_num(auc_res.se),
+        threshold=float(threshold),
+        threshold_source=threshold_source,
+        confusion=Confusion(int(op.tp), int(op.fp), int(op.tn), int(op.fn)),
+        sensitivity=float(op.sensitivity.estimate),
+        sensitivity_ci=(float(op.sensitivity.ci[0]), float(op.sensitivity.ci[1])),
+        specificity=float(op.specificity.estimate),
+        specificity_ci=(float(op.specificity.ci[0]), float(op.specificity.ci[1])),
+        prevalence=float(pv.prevalence),
+        prevalence_source=pv.prevalence_source,
+        ppv=_num(pv.ppv),
+        ppv_ci=_interval(pv.ppv_ci),
+        npv=_num(pv.npv),
+        npv_ci=_interval(pv.npv_ci),
+        predictive_ci_method=pv.method,
+        fp_per_tp=_num(burden.fp_per_tp),
+        subgroups=_subgroups(
+            y, s, subgroups or {}, float(threshold), confidence, min_positives, min_negatives
+        ),
+        confidence=float(confidence),
+        methods=dict(METHODS),
+        warnings=tuple(warnings),
+        comparison=comparison,
+    )
+
+
+def validate_table(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    threshold: float | None = None,
+    prevalence: float | None = None,
+    subgroups: Mapping[str, Sequence[str]] | None = None,
+    other_scores: ArrayLike | None = None,
+    compare_column: str = "other",
+    confidence: float = 0.95,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+    threshold_source: str | None = None,
+) -> dict[str, Any]:
+    """:func:`validation_summary` as the ``radgate validate --json`` object."""
+    return validation_summary(
+        scores,
+        labels,
+        threshold,
+        prevalence,
+        subgroups,
+        other_scores,
+        compare_column,
+        confidence,
+        min_positives,
+        min_negatives,
+        threshold_source,
+    ).to_json()
 
 
 def resolve_threshold(
@@ -266,7 +462,7 @@ def export_threshold(path: Path) -> tuple[float, str] | None:
     return None
 
 
-def validate_cases(
+def validation_summary_cases(
     cases: CaseSet,
     threshold: float | None = None,
     prevalence: float | None = None,
@@ -276,11 +472,11 @@ def validate_cases(
     min_positives: int = MIN_POSITIVES,
     min_negatives: int = MIN_NEGATIVES,
     threshold_source: str | None = None,
-) -> dict[str, Any]:
-    """:func:`validate_table` on a :class:`CaseSet`, adding its ``case_flow``."""
+) -> ValidationSummary:
+    """:func:`validation_summary` on a :class:`CaseSet`, with its case flow."""
     if compare is not None and cases.other_scores is None:
         raise StatisticsInputError(f"no case has a {compare!r} score to compare with")
-    result = validate_table(
+    return validation_summary(
         cases.scores,
         cases.labels,
         threshold,
@@ -292,6 +488,22 @@ def validate_cases(
         min_positives,
         min_negatives,
         threshold_source,
-    )
-    result["case_flow"] = cases.flow.as_dict()
-    return result
+    ).with_case_flow(cases.flow)
+
+
+def validate_cases(
+    cases: CaseSet,
+    threshold: float | None = None,
+    prevalence: float | None = None,
+    subgroups: Sequence[str] = (),
+    compare: str | None = None,
+    confidence: float = 0.95,
+    min_positives: int = MIN_POSITIVES,
+    min_negatives: int = MIN_NEGATIVES,
+    threshold_source: str | None = None,
+) -> dict[str, Any]:
+    """:func:`validation_summary_cases` as the ``radgate validate --json`` object (``case_flow`` added)."""
+    return validation_summary_cases(
+        cases, threshold, prevalence, subgroups, compare, confidence, min_positives, min_negatives,
+        threshold_source,
+    ).to_json()

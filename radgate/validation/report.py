@@ -56,7 +56,7 @@ from radgate.stats import (
 )
 from radgate.validation.cases import CaseRecord, CaseSet
 from radgate.validation.explanation import ExplanationCheck
-from radgate.validation.metrics import json_ready, validate_cases
+from radgate.validation.metrics import ValidationSummary, validation_summary_cases
 from radgate.validation.plan import deployment_plan
 from radgate.validation.report_html import TEMPLATE
 from radgate.validation.report_pdf import write_text_pdf
@@ -67,9 +67,26 @@ from radgate.validation.report_plots import (
     forest_figure,
     roc_figure,
 )
+from radgate.validation.sections import (
+    AlternativeThreshold,
+    CalibrationRow,
+    CalibrationSection,
+    ConfounderSection,
+    ConfounderStratum,
+    PlattModel,
+    ReportSections,
+    pdf_lines,
+)
 from radgate.validation.trial import TrialEvaluation
 
-__all__ = ["SYNTHETIC_NOTICE", "ReportContext", "ReportFiles", "build_report", "build_report_from_records"]
+__all__ = [
+    "SYNTHETIC_NOTICE",
+    "ReportContext",
+    "ReportFiles",
+    "ReportSections",
+    "build_report",
+    "build_report_from_records",
+]
 
 SYNTHETIC_NOTICE = "Synthetic demo model — not for clinical use"
 NOT_A_DEVICE = "radgate is infrastructure for validating and monitoring AI; it is not a medical device."
@@ -102,7 +119,8 @@ class ReportFiles:
     json: Path
     false_negatives: Path
     false_positives: Path
-    report: dict[str, Any] = field(repr=False)
+    report: dict[str, Any] = field(repr=False)  # validation.json
+    sections: ReportSections | None = field(default=None, repr=False)  # what both renderers read
 
 
 def _software() -> dict[str, str]:
@@ -117,29 +135,40 @@ def _software() -> dict[str, str]:
     }
 
 
-def _calibration(cases: CaseSet, seed: int) -> tuple[dict[str, Any], dict[str, ReliabilityCurve]]:
+def _num(x: Any) -> float | None:
+    return None if x is None or not np.isfinite(float(x)) else float(x)
+
+
+def _pair(ci: Any) -> tuple[float, float] | None:
+    if ci is None:
+        return None
+    lo, hi = _num(ci[0]), _num(ci[1])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _calibration(cases: CaseSet, seed: int) -> tuple[CalibrationSection, dict[str, ReliabilityCurve]]:
     y, s = cases.labels, cases.scores
     probabilities = bool(s.min() >= 0.0 and s.max() <= 1.0)
-    rows: list[dict[str, Any]] = []
+    rows: list[CalibrationRow] = []
     curves: dict[str, ReliabilityCurve] = {}
 
     def measure(name: str, p: np.ndarray) -> None:
-        row: dict[str, Any] = {
-            "name": name,
-            "brier": brier_score(y, p),
-            "ece": expected_calibration_error(y, p),
-        }
+        brier, ece = _num(brier_score(y, p)), _num(expected_calibration_error(y, p))
         try:
             fit = calibration_intercept_slope(y, p)
-            row.update(
-                intercept=fit.intercept,
-                intercept_ci=list(fit.intercept_ci),
-                slope=fit.slope,
-                slope_ci=list(fit.slope_ci),
+            rows.append(
+                CalibrationRow(
+                    name,
+                    brier,
+                    ece,
+                    intercept=_num(fit.intercept),
+                    intercept_ci=_pair(fit.intercept_ci),
+                    slope=_num(fit.slope),
+                    slope_ci=_pair(fit.slope_ci),
+                )
             )
         except StatisticsInputError as exc:
-            row.update(intercept=None, intercept_ci=None, slope=None, slope_ci=None, note=str(exc))
-        rows.append(row)
+            rows.append(CalibrationRow(name, brier, ece, note=str(exc)))
         curves[name] = reliability_curve(y, p)
 
     notes = []
@@ -149,7 +178,7 @@ def _calibration(cases: CaseSet, seed: int) -> tuple[dict[str, Any], dict[str, R
         notes.append(
             "the scores are not probabilities (outside [0, 1]): only recalibrated values are assessed"
         )
-    platt_model: dict[str, Any] | None = None
+    platt_model: PlattModel | None = None
     methods: tuple[tuple[Literal["platt", "isotonic"], str], ...] = (
         ("platt", "Platt (cross-validated)"),
         ("isotonic", "isotonic (cross-validated)"),
@@ -169,96 +198,92 @@ def _calibration(cases: CaseSet, seed: int) -> tuple[dict[str, Any], dict[str, R
             continue
         measure(name, rec.out_of_fold)
         if isinstance(rec.model, PlattScaling):
-            platt_model = {
-                "slope": rec.model.slope,
-                "intercept": rec.model.intercept,
-                "on_logit": probabilities,
-            }
-    return {
-        "scores_are_probabilities": probabilities,
-        "binning": ECE_BINNING,
-        "folds": 5,
-        "rows": rows,
-        "platt_model": platt_model,
-        "notes": notes,
-    }, curves
+            platt_model = PlattModel(float(rec.model.slope), float(rec.model.intercept), probabilities)
+    section = CalibrationSection(
+        scores_are_probabilities=probabilities,
+        binning=ECE_BINNING,
+        folds=5,
+        rows=tuple(rows),
+        platt_model=platt_model,
+        notes=tuple(notes),
+    )
+    return section, curves
 
 
-def _confounders(cases: CaseSet, columns: Sequence[str], seed: int) -> list[dict[str, Any]]:
+def _confounders(cases: CaseSet, columns: Sequence[str], seed: int) -> tuple[ConfounderSection, ...]:
     out = []
     y, s = cases.labels, cases.scores
     for column in columns:
         values = list(cases.attributes[column])
         meta = metadata_predicts_label(y, {column: values}, seed=seed)
-        entry: dict[str, Any] = {
-            "column": column,
-            "levels": len(meta.levels),
-            "metadata_auc": meta.auc.auc if meta.auc else None,
-            "metadata_auc_ci": list(meta.auc.ci) if meta.auc else None,
-            "chi2": meta.chi2,
-            "dof": meta.dof,
-            "p": meta.p,
-            "cramers_v": meta.cramers_v,
-            "note": meta.note,
-        }
         within = auc_within_strata(y, s, values, column)
-        entry.update(
-            overall_auc=within.overall.auc,
-            pooled_within_auc=within.pooled_auc,
-            pooled_within_ci=list(within.pooled_ci) if within.pooled_ci else None,
-            pairs_within_fraction=within.pairs_within_fraction,
-            strata=[
-                {
-                    "level": st.level,
-                    "n_positive": st.n_positive,
-                    "n_negative": st.n_negative,
-                    "prevalence": next(lv.prevalence.estimate for lv in meta.levels if lv.level == st.level),
-                    "auc": st.auc.auc if st.auc else None,
-                    "auc_ci": list(st.auc.ci) if st.auc else None,
-                    "note": st.note,
-                }
-                for st in within.strata
-            ],
+        out.append(
+            ConfounderSection(
+                column=column,
+                levels=len(meta.levels),
+                metadata_auc=_num(meta.auc.auc) if meta.auc else None,
+                metadata_auc_ci=_pair(meta.auc.ci) if meta.auc else None,
+                chi2=_num(meta.chi2),
+                dof=int(meta.dof),
+                p=_num(meta.p),
+                cramers_v=_num(meta.cramers_v),
+                note=meta.note,
+                overall_auc=_num(within.overall.auc),
+                pooled_within_auc=_num(within.pooled_auc),
+                pooled_within_ci=_pair(within.pooled_ci) if within.pooled_ci else None,
+                pairs_within_fraction=_num(within.pairs_within_fraction),
+                strata=tuple(
+                    ConfounderStratum(
+                        level=st.level,
+                        n_positive=int(st.n_positive),
+                        n_negative=int(st.n_negative),
+                        prevalence=_num(
+                            next(lv.prevalence.estimate for lv in meta.levels if lv.level == st.level)
+                        ),
+                        auc=_num(st.auc.auc) if st.auc else None,
+                        auc_ci=_pair(st.auc.ci) if st.auc else None,
+                        note=st.note,
+                    )
+                    for st in within.strata
+                ),
+            )
         )
-        out.append(entry)
-    return out
+    return tuple(out)
 
 
-def _limitations(report: dict[str, Any], context: ReportContext) -> list[str]:
-    v = report["validation"]
+def _limitations(
+    v: ValidationSummary, confounders: Sequence[ConfounderSection], context: ReportContext
+) -> tuple[str, ...]:
     items = []
     if context.synthetic:
         items.append(
             "The cases and the model are synthetic (demo data): these figures say nothing about clinical "
             "performance."
         )
-    if v["n_positive"] < 100 or v["n_negative"] < 100:
+    if v.n_positive < 100 or v.n_negative < 100:
         items.append(
-            f"Only {v['n_positive']} positive and {v['n_negative']} negative cases: fewer than the 100 "
+            f"Only {v.n_positive} positive and {v.n_negative} negative cases: fewer than the 100 "
             "of each a local validation should have; intervals are wide."
         )
-    if v["threshold_source"] == "default":
+    if v.threshold_source == "default":
         items.append(
-            f"The operating threshold is the default {v['threshold']:g}, not a pre-specified operating "
+            f"The operating threshold is the default {v.threshold:g}, not a pre-specified operating "
             "point from the model's manifest."
         )
-    if v["prevalence_source"] == "sample":
+    if v.prevalence_source == "sample":
         items.append(
             "PPV and NPV use the sample prevalence; they transfer to the site only if the cases are a "
             "consecutive sample of its population."
         )
     insufficient = [
-        f"{c} = {lv}"
-        for c, levels in v["subgroups"].items()
-        for lv, sub in levels.items()
-        if sub["insufficient"]
+        f"{c} = {lv}" for c, levels in v.subgroups.items() for lv, sub in levels.items() if sub.insufficient
     ]
     if insufficient:
         items.append("Subgroups with insufficient data (not validated): " + ", ".join(insufficient) + ".")
-    for conf in report["confounders"]:
-        if conf["note"].startswith("metadata alone predicts"):
+    for conf in confounders:
+        if conf.note.startswith("metadata alone predicts"):
             items.append(
-                f"{conf['column']} alone predicts the label: part of the AUC may reflect the acquisition "
+                f"{conf.column} alone predicts the label: part of the AUC may reflect the acquisition "
                 "rather than the finding; compare the within-stratum AUC."
             )
     items.append(
@@ -270,7 +295,7 @@ def _limitations(report: dict[str, Any], context: ReportContext) -> list[str]:
         "modelled."
     )
     items.extend(context.limitations)
-    return items
+    return tuple(items)
 
 
 def _write_uid_csv(path: Path, cases: CaseSet, mask: np.ndarray) -> list[str]:
@@ -292,175 +317,15 @@ def _write_uid_csv(path: Path, cases: CaseSet, mask: np.ndarray) -> list[str]:
     return [cases.uids[i] for i in idx]
 
 
-def _pdf_text_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """The report as (style, text) lines for the PDF's text pages; style is h1, h2, warn or text."""
-    v = report["validation"]
-    ctx = report["context"]
-    lines: list[tuple[str, str]] = [("h1", report["title"])]
-    if report["synthetic"]:
-        lines.append(("warn", SYNTHETIC_NOTICE))
-    lines.append(("text", NOT_A_DEVICE))
-    lines.append(("text", f"Generated {report['generated_at']}"))
-    lines.append(("h2", "Intended use and model"))
-    for label, key in (
-        ("Intended use", "intended_use"),
-        ("Deployment", "deployment"),
-        ("Model", "model_name"),
-        ("Version", "model_version"),
-        ("SHA-256", "model_sha256"),
-        ("Site", "site"),
-        ("Data period", "data_period"),
-        ("Sampling", "sampling"),
-        ("Reference standard", "reference_standard"),
-    ):
-        lines.append(("text", f"{label}: {ctx.get(key) or 'not stated'}"))
-    if report["trial"]:
-        t = report["trial"]
-        lines.append(
-            (
-                "text",
-                f"Silent trial {t['name']} started {t['started_at']}, criteria sha256 {t['criteria_sha256']}",
-            )
-        )
-    flow = report["case_flow"]
-    lines.append(("h2", "Case flow"))
-    lines.append(("text", f"Received {flow['received']}, analysed {flow['analysed']}"))
-    for reason, count in flow["excluded"].items():
-        lines.append(("text", f"  not analysed: {reason}: {count}"))
-    lines.append(("h2", "Discrimination and operating point"))
-    lines.append(
-        (
-            "text",
-            f"AUC {v['auc']:.3f} (DeLong 95% CI {v['auc_ci'][0]:.3f}-{v['auc_ci'][1]:.3f}; bootstrap "
-            f"{report['bootstrap_auc_ci'][0]:.3f}-{report['bootstrap_auc_ci'][1]:.3f})",
-        )
-    )
-    c = v["confusion"]
-    lines.append(
-        ("text", f"Threshold {v['threshold']:g} ({v['threshold_source']}): score >= threshold is positive")
-    )
-    lines.append(("text", f"2x2: TP {c['tp']}  FN {c['fn']}  FP {c['fp']}  TN {c['tn']}"))
-    for name in ("sensitivity", "specificity", "ppv", "npv"):
-        ci = v[f"{name}_ci"]
-        lines.append(
-            (
-                "text",
-                f"{name.upper() if len(name) == 3 else name.capitalize()}: {v[name]:.3f} "
-                f"(95% CI {ci[0]:.3f}-{ci[1]:.3f})",
-            )
-        )
-    lines.append(
-        (
-            "text",
-            f"Prevalence {v['prevalence']:.4g} ({v['prevalence_source']}); FP per TP "
-            f"{'n/a' if v['fp_per_tp'] is None else format(v['fp_per_tp'], '.2f')}",
-        )
-    )
-    if report["burden"]:
-        b = report["burden"]
-        lines.append(
-            (
-                "text",
-                f"At {b['volume_per_day']:g} studies/day: {b['tp_per_day']:.2f} TP, {b['fp_per_day']:.2f} "
-                f"FP, {b['fn_per_day']:.2f} FN per day",
-            )
-        )
-    for alt in report["alternative_thresholds"]:
-        lines.append(
-            (
-                "text",
-                f"Alternative ({alt['criterion']}): threshold {alt['threshold']:.4g}, Se "
-                f"{alt['sensitivity']:.3f} ({alt['sensitivity_ci'][0]:.3f}-{alt['sensitivity_ci'][1]:.3f}), "
-                f"Sp {alt['specificity']:.3f}",
-            )
-        )
-    cal = report["calibration"]
-    lines.append(("h2", f"Calibration (ECE binning: {cal['binning']}; recalibration {cal['folds']}-fold CV)"))
-    for row in cal["rows"]:
-        slope = "n/a" if row["slope"] is None else f"{row['slope']:.2f}"
-        icpt = "n/a" if row["intercept"] is None else f"{row['intercept']:.2f}"
-        lines.append(
-            (
-                "text",
-                f"{row['name']}: Brier {row['brier']:.4f}, ECE {row['ece']:.4f}, intercept {icpt}, "
-                f"slope {slope}",
-            )
-        )
-    for note in cal["notes"]:
-        lines.append(("text", f"  {note}"))
-    lines.append(("h2", "Subgroups"))
-    for column, levels in v["subgroups"].items():
-        for level, sub in levels.items():
-            auc = "n/a" if sub["auc"] is None else f"{sub['auc']:.3f}"
-            se = "n/a" if sub["sensitivity"] is None else f"{sub['sensitivity']:.3f}"
-            sp = "n/a" if sub["specificity"] is None else f"{sub['specificity']:.3f}"
-            tag = "  INSUFFICIENT DATA" if sub["insufficient"] else ""
-            lines.append(
-                (
-                    "text",
-                    f"{column} = {level}: n {sub['n']} (+{sub['n_positive']}/-{sub['n_negative']}), AUC "
-                    f"{auc}, Se {se}, Sp {sp}{tag}",
-                )
-            )
-    lines.append(("h2", "Confounder check"))
-    for conf in report["confounders"]:
-        lines.append(("text", f"{conf['column']}: {conf['note']}"))
-        pooled = conf["pooled_within_auc"]
-        lines.append(
-            (
-                "text",
-                f"  overall AUC {conf['overall_auc']:.3f}, pooled within-{conf['column']} AUC "
-                f"{'n/a' if pooled is None else format(pooled, '.3f')}",
-            )
-        )
-    if report.get("explanation_check"):
-        e = report["explanation_check"]
-        lines.append(("h2", "Explanation check"))
-        share = (
-            ""
-            if e["share"] is None
-            else f" ({e['share']:.2f}, Wilson 95% CI {e['ci'][0]:.2f}-{e['ci'][1]:.2f})"
-        )
-        lines.append(
-            (
-                "text",
-                f"Of {e['n']} true positives with a map and a known region, "
-                f"{e['inside']} peak inside{share}.",
-            )
-        )
-        lines.append(("text", e["note"]))
-    if report["criteria"]:
-        crit = report["criteria"]
-        lines.append(("h2", f"Acceptance criteria — recommendation: {crit['recommendation'].upper()}"))
-        for flag in report["flags"]:
-            lines.append(("warn", flag))
-        for r in crit["criteria"]:
-            where = f" [{r['subgroup']}]" if r["subgroup"] else ""
-            lines.append(("text", f"{r['outcome'].upper():>13}  {r['requirement']}{where}: {r['detail']}"))
-        for reason in crit["reasons"]:
-            lines.append(("text", f"  reason: {reason}"))
-    for title, key in (("False negatives", "false_negatives"), ("False positives", "false_positives")):
-        uids = report[key]
-        lines.append(("h2", f"{title} ({len(uids)}; full list in {key.replace('_', '-')}.csv)"))
-        lines.extend(("text", uid) for uid in uids[:60])
-        if len(uids) > 60:
-            lines.append(("text", f"... and {len(uids) - 60} more"))
-    lines.append(("h2", "Limitations"))
-    lines.extend(("text", f"- {item}") for item in report["limitations"])
-    lines.append(("h2", "Software"))
-    lines.extend(("text", f"{k}: {val}") for k, val in report["software"].items())
-    return lines
-
-
-def _write_pdf(path: Path, report: dict[str, Any], figures: Iterable[Figure]) -> None:
+def _write_pdf(path: Path, sections: ReportSections, figures: Iterable[Figure]) -> None:
     write_text_pdf(
         path,
-        _pdf_text_lines(report),
+        pdf_lines(sections, SYNTHETIC_NOTICE, NOT_A_DEVICE),
         figures,
-        title=report["title"],
-        subject=SYNTHETIC_NOTICE if report["synthetic"] else "Local validation",
+        title=sections.title,
+        subject=SYNTHETIC_NOTICE if sections.synthetic else "Local validation",
         footer="radgate validation report",
-        banner=SYNTHETIC_NOTICE if report["synthetic"] else None,
+        banner=SYNTHETIC_NOTICE if sections.synthetic else None,
     )
 
 
@@ -491,27 +356,28 @@ def build_report(
     context = context or ReportContext()
     out_dir.mkdir(parents=True, exist_ok=True)
     if evaluation is not None:
-        result = evaluation.validation
+        result = evaluation.summary
         subgroups = tuple(evaluation.criteria.analysis.subgroups)
         if context.intended_use is None and evaluation.criteria.intended_use:
             context = dataclasses.replace(context, intended_use=evaluation.criteria.intended_use)
     else:
-        result = validate_cases(cases, threshold, prevalence, subgroups, threshold_source=threshold_source)
-    threshold_value = float(result["threshold"])
+        result = validation_summary_cases(
+            cases, threshold, prevalence, subgroups, threshold_source=threshold_source
+        )
+    threshold_value = float(result.threshold)
     y, s = cases.labels, cases.scores
     boot = bootstrap_auc(y, s, BOOTSTRAP_RESAMPLES, seed=seed)
-    alternatives = []
-    for point in (youden_threshold(y, s), threshold_for_sensitivity(y, s, 0.9)):
-        alternatives.append(
-            {
-                "criterion": point.criterion,
-                "threshold": point.threshold,
-                "sensitivity": point.sensitivity.estimate,
-                "sensitivity_ci": list(point.sensitivity.ci),
-                "specificity": point.specificity.estimate,
-                "specificity_ci": list(point.specificity.ci),
-            }
+    alternatives = tuple(
+        AlternativeThreshold(
+            criterion=point.criterion,
+            threshold=float(point.threshold),
+            sensitivity=float(point.sensitivity.estimate),
+            sensitivity_ci=(float(point.sensitivity.ci[0]), float(point.sensitivity.ci[1])),
+            specificity=float(point.specificity.estimate),
+            specificity_ci=(float(point.specificity.ci[0]), float(point.specificity.ci[1])),
         )
+        for point in (youden_threshold(y, s), threshold_for_sensitivity(y, s, 0.9))
+    )
     calibration, curves = _calibration(cases, seed)
     conf_cols = list(metadata_columns) if metadata_columns is not None else list(subgroups)
     missing = [c for c in conf_cols if c not in cases.attributes]
@@ -521,39 +387,37 @@ def build_report(
         )
     called = s >= threshold_value
     fn_path, fp_path = out_dir / "false-negatives.csv", out_dir / "false-positives.csv"
-    report: dict[str, Any] = {
-        "title": "Local validation report" + (f": {context.model_name}" if context.model_name else ""),
-        "generated_at": (now or utcnow()).isoformat(timespec="seconds"),
-        "synthetic": context.synthetic,
-        "context": {k: val for k, val in dataclasses.asdict(context).items() if k != "limitations"},
-        "trial": evaluation.trial.as_dict() if evaluation and evaluation.trial else None,
-        "case_flow": cases.flow.as_dict(),
-        "validation": result,
-        "bootstrap_auc_ci": list(boot.ci),
-        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
-        "alternative_thresholds": alternatives,
-        "calibration": calibration,
-        "confounders": _confounders(cases, conf_cols, seed),
-        "false_negatives": _write_uid_csv(fn_path, cases, (y == 1) & ~called),
-        "false_positives": _write_uid_csv(fp_path, cases, (y == 0) & called),
-        "explanation_check": (
-            dataclasses.asdict(explanations(threshold_value, _true_positive_uids(cases, threshold_value)))
+    confounders = _confounders(cases, conf_cols, seed)
+    sections = ReportSections(
+        title="Local validation report" + (f": {context.model_name}" if context.model_name else ""),
+        generated_at=(now or utcnow()).isoformat(timespec="seconds"),
+        synthetic=context.synthetic,
+        context=context,
+        trial=evaluation.trial.as_dict() if evaluation and evaluation.trial else None,
+        case_flow=cases.flow,
+        validation=result,
+        bootstrap_auc_ci=(float(boot.ci[0]), float(boot.ci[1])),
+        bootstrap_resamples=BOOTSTRAP_RESAMPLES,
+        alternative_thresholds=alternatives,
+        calibration=calibration,
+        confounders=confounders,
+        false_negatives=tuple(_write_uid_csv(fn_path, cases, (y == 1) & ~called)),
+        false_positives=tuple(_write_uid_csv(fp_path, cases, (y == 0) & called)),
+        explanation_check=(
+            explanations(threshold_value, _true_positive_uids(cases, threshold_value))
             if explanations is not None
             else None
         ),
-        "criteria": evaluation.verdict.as_dict() if evaluation else None,
-        "flags": list(evaluation.flags) if evaluation else [],
-        "burden": (
-            deployment_plan(
-                result["prevalence"], result["sensitivity"], result["specificity"], context.volume_per_day
-            )
+        criteria=evaluation.verdict.as_dict() if evaluation else None,
+        flags=tuple(evaluation.flags) if evaluation else (),
+        burden=(
+            deployment_plan(result.prevalence, result.sensitivity, result.specificity, context.volume_per_day)
             if context.volume_per_day
             else None
         ),
-        "software": _software(),
-    }
-    report["limitations"] = _limitations(report, context)
-    report = json_ready(report)
+        software=_software(),
+        limitations=_limitations(result, confounders, context),
+    )
     figures: dict[str, Figure] = {"roc": roc_figure(roc_curve(y, s), result, boot.ci, context.synthetic)}
     if curves:
         figures["calibration"] = calibration_figure(curves, context.synthetic)
@@ -563,7 +427,7 @@ def build_report(
     images = {name: figure_png_base64(f) for name, f in figures.items()}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     html = env.from_string(TEMPLATE).render(
-        r=report, images=images, synthetic_notice=SYNTHETIC_NOTICE, not_a_device=NOT_A_DEVICE
+        r=sections, images=images, synthetic_notice=SYNTHETIC_NOTICE, not_a_device=NOT_A_DEVICE
     )
     html_path, pdf_path, json_path = (
         out_dir / "validation-report.html",
@@ -572,11 +436,12 @@ def build_report(
     )
     html_path.write_text(html, encoding="utf-8")
     try:
-        _write_pdf(pdf_path, report, figures.values())
+        _write_pdf(pdf_path, sections, figures.values())
     finally:
         close_figures(figures.values())
+    report = sections.to_json()
     json_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return ReportFiles(html_path, pdf_path, json_path, fn_path, fp_path, report)
+    return ReportFiles(html_path, pdf_path, json_path, fn_path, fp_path, report, sections)
 
 
 def build_report_from_records(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,6 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from radgate.stats import ReliabilityCurve, RocCurve  # noqa: E402
+
+if TYPE_CHECKING:
+    from radgate.validation.metrics import ValidationSummary
 
 __all__ = ["calibration_figure", "close_figures", "figure_png_base64", "forest_figure", "roc_figure"]
 
@@ -31,26 +34,26 @@ def _stamp(fig: Figure, synthetic: bool) -> None:
 
 
 def roc_figure(
-    curve: RocCurve, result: Mapping[str, Any], bootstrap_ci: Sequence[float] | None, synthetic: bool
+    curve: RocCurve, result: ValidationSummary, bootstrap_ci: Sequence[float] | None, synthetic: bool
 ) -> Figure:
     """Empirical ROC curve with the AUC and its intervals, and the operating point with Wilson error bars."""
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="chance")
     ax.step(curve.fpr, curve.tpr, where="post", lw=1.6, color="#1f4e79", label="model")
-    fpr = 1 - result["specificity"]
-    sp_ci, se_ci = result["specificity_ci"], result["sensitivity_ci"]
+    fpr = 1 - result.specificity
+    sp_ci, se_ci = result.specificity_ci, result.sensitivity_ci
     ax.errorbar(
         [fpr],
-        [result["sensitivity"]],
+        [result.sensitivity],
         xerr=[[fpr - (1 - sp_ci[1])], [(1 - sp_ci[0]) - fpr]],
-        yerr=[[result["sensitivity"] - se_ci[0]], [se_ci[1] - result["sensitivity"]]],
+        yerr=[[result.sensitivity - se_ci[0]], [se_ci[1] - result.sensitivity]],
         fmt="o",
         color="#c0392b",
         capsize=3,
-        label=f"threshold {result['threshold']:g} (Wilson 95% CI)",
+        label=f"threshold {result.threshold:g} (Wilson 95% CI)",
     )
-    lo, hi = result["auc_ci"]
-    text = f"AUC {result['auc']:.3f}\nDeLong 95% CI {lo:.3f}–{hi:.3f}"
+    lo, hi = result.auc_ci
+    text = f"AUC {result.auc:.3f}\nDeLong 95% CI {lo:.3f}–{hi:.3f}"
     if bootstrap_ci is not None:
         text += f"\nbootstrap 95% CI {bootstrap_ci[0]:.3f}–{bootstrap_ci[1]:.3f}"
     ax.text(
@@ -68,7 +71,7 @@ def roc_figure(
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
-    ax.set_title(f"ROC curve ({result['n_positive']} positive, {result['n_negative']} negative)")
+    ax.set_title(f"ROC curve ({result.n_positive} positive, {result.n_negative} negative)")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     _stamp(fig, synthetic)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
@@ -110,25 +113,25 @@ def calibration_figure(curves: Mapping[str, ReliabilityCurve], synthetic: bool) 
     return fig
 
 
-def forest_figure(result: Mapping[str, Any], synthetic: bool) -> Figure | None:
+def forest_figure(result: ValidationSummary, synthetic: bool) -> Figure | None:
     """Subgroup AUCs with DeLong intervals against the overall AUC; insufficient levels in grey."""
     rows = []
-    for column, levels in result.get("subgroups", {}).items():
+    for column, levels in result.subgroups.items():
         for level, sub in levels.items():
             rows.append((f"{column} = {level or '(missing)'}", sub))
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * len(rows)))
-    lo, hi = result["auc_ci"]
+    lo, hi = result.auc_ci
     ax.axvspan(lo, hi, color="#1f4e79", alpha=0.12, lw=0)
-    ax.axvline(result["auc"], color="#1f4e79", lw=1, label=f"overall {result['auc']:.3f}")
+    ax.axvline(result.auc, color="#1f4e79", lw=1, label=f"overall {result.auc:.3f}")
     for i, (_, sub) in enumerate(reversed(rows)):
-        color = "#999999" if sub["insufficient"] else "#c0392b"
-        if sub["auc"] is not None:
-            a, (l_, h_) = sub["auc"], sub["auc_ci"]
+        color = "#999999" if sub.insufficient else "#c0392b"
+        if sub.auc is not None and sub.auc_ci is not None:
+            a, (l_, h_) = sub.auc, sub.auc_ci
             ax.errorbar([a], [i], xerr=[[a - l_], [h_ - a]], fmt="o", color=color, capsize=3, ms=4)
-        tag = f"  n+ {sub['n_positive']}, n− {sub['n_negative']}" + (
-            "  insufficient" if sub["insufficient"] else ""
+        tag = f"  n+ {sub.n_positive}, n− {sub.n_negative}" + (
+            "  insufficient" if sub.insufficient else ""
         )
         ax.text(1.005, i, tag, va="center", fontsize=7, color=color, transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(rows)))

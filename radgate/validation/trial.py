@@ -25,7 +25,7 @@ from radgate.validation.criteria import (
     evaluate_criteria,
     sha256_text,
 )
-from radgate.validation.metrics import validate_cases
+from radgate.validation.metrics import ValidationSummary, validation_summary_cases
 from radgate.validation.tables import Trial
 
 __all__ = [
@@ -131,11 +131,16 @@ def get_trial(db: Database, name: str) -> TrialInfo:
 class TrialEvaluation:
     """The validation result, each criterion's verdict, the recommendation and any flags."""
 
-    validation: dict[str, Any]
+    summary: ValidationSummary
     verdict: Verdict
     criteria: AcceptanceCriteria
     trial: TrialInfo | None
     flags: tuple[str, ...]
+
+    @property
+    def validation(self) -> dict[str, Any]:
+        """The validation summary as the ``radgate validate --json`` object."""
+        return self.summary.to_json()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +160,7 @@ def evaluate_cases(
     missing = [c for c in plan.subgroups if c not in cases.attributes]
     if missing:
         raise CriteriaError(f"the criteria name subgroup column(s) {missing} that the cases do not have")
-    result = validate_cases(
+    summary = validation_summary_cases(
         cases,
         plan.threshold,
         plan.prevalence,
@@ -170,7 +175,8 @@ def evaluate_cases(
         all_flags.append(
             "criteria were not registered with `radgate trial start`: this is not a pre-registered evaluation"
         )
-    return TrialEvaluation(result, evaluate_criteria(result, criteria), criteria, trial, tuple(all_flags))
+    verdict = evaluate_criteria(summary, criteria)
+    return TrialEvaluation(summary, verdict, criteria, trial, tuple(all_flags))
 
 
 def criteria_changes(trial: TrialInfo, criteria_file: Path | None = None) -> tuple[str, ...]:
