@@ -19,6 +19,7 @@ from radgate.db import Series, database_for
 from radgate.engine import Prediction
 from radgate.results.tables import OutboxItem
 from radgate.services.processing import pending_work, process
+from tests.helpers.datadir import make_data_dir
 from tests.test_engine_support import build_package, make_dx
 
 
@@ -42,7 +43,7 @@ def _run(runner: CliRunner, *args: str) -> tuple[int, str]:
 def test_import_then_process_gives_predictions_and_results(tmp_path: Path) -> None:
     cli.register_commands()
     runner = CliRunner()
-    data = tmp_path / "data"
+    data = make_data_dir(tmp_path / "data")
     folder, pa_series, ap_series = _folder(tmp_path)
     code, out = _run(runner, "models", "add", str(build_package(tmp_path / "pkg")), "--data-dir", str(data))
     assert code == 0, out
@@ -100,7 +101,7 @@ def test_import_then_process_gives_predictions_and_results(tmp_path: Path) -> No
 
 def test_process_keeps_series_still_within_the_quiet_period_when_asked(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", environ={}, assembly__quiet_period_s=3600.0)
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     from radgate.ingest import InstanceStore, import_paths
 
     folder, _, _ = _folder(tmp_path)
@@ -119,7 +120,7 @@ def test_an_empty_export_says_why_and_what_to_do(tmp_path: Path) -> None:
     """Issue 16: `predictions export` wrote 0 rows without a word. Each cause gets its own sentence."""
     cli.register_commands()
     runner = CliRunner()
-    data = tmp_path / "data"
+    data = make_data_dir(tmp_path / "data")
     out_csv = tmp_path / "p.csv"
     # 1. no deployment
     code, out = _run(runner, "predictions", "export", "--out", str(out_csv), "--data-dir", str(data))

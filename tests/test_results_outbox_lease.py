@@ -49,7 +49,7 @@ def _row(db: Database) -> OutboxItem:
 
 def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_one_that_took_over(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", environ={})
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     folder = FolderDestination(tmp_path / "pacs")
     _queue_one(db, settings, folder.name, "slow")
     store = results_store(settings.data_dir)
@@ -78,7 +78,7 @@ def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_one_that_took_over(tm
 
 def test_failed_rows_end_with_their_finish_time_and_retry_clears_it(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", environ={})
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
 
     class Refuses:
         name = "PACS@127.0.0.1:1"
@@ -101,7 +101,7 @@ def test_failed_rows_end_with_their_finish_time_and_retry_clears_it(tmp_path: Pa
 
 def test_a_row_whose_worker_died_on_its_last_attempt_is_failed_not_resent_forever(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "d", environ={})
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     _queue_one(db, settings, "PACS@127.0.0.1:1", "dies")
     for attempt in range(3):  # three workers each claim it and die (their leases run out)
         with db.session() as s:

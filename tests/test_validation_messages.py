@@ -14,6 +14,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 import radgate.cli as cli
+from tests.helpers.datadir import make_data_dir
 
 runner = CliRunner()
 
@@ -53,13 +54,13 @@ def test_a_label_column_empty_in_every_row(tmp_path: Path) -> None:
 def test_labels_from_an_empty_ground_truth_table(tmp_path: Path) -> None:
     path = _write(tmp_path / "p.csv", ["StudyInstanceUID", "SeriesInstanceUID", "score"], SCORES)
     code, out = _validate(str(path), "--score-col", "score", "--uid-col", "SeriesInstanceUID",
-                          "--data-dir", str(tmp_path / "data"))
+                          "--data-dir", str(make_data_dir(tmp_path / "data")))
     assert code == 1 and "none of the 3 case(s) in p.csv has a reference label" in out, out
     assert "the ground-truth table is empty" in out and "radgate truth import" in out, out
 
 
 def test_uids_that_match_no_reference_label(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = make_data_dir(tmp_path / "data")
     labels = _write(tmp_path / "labels.csv", ["SeriesInstanceUID", "label", "source"],
                     [["9.9.1", 1, "consensus"], ["9.9.2", 0, "consensus"]])
     cli.register_commands()
@@ -105,7 +106,7 @@ def test_validate_pool_is_radgate_pool(tmp_path: Path) -> None:
 
 def test_report_and_trial_say_the_same(tmp_path: Path) -> None:
     path = _write(tmp_path / "p.csv", ["StudyInstanceUID", "SeriesInstanceUID", "score"], SCORES)
-    data = str(tmp_path / "data")
+    data = str(make_data_dir(tmp_path / "data"))
     cli.register_commands()
     report = runner.invoke(cli.app, ["report", "validation", "--csv", str(path), "--score-col", "score",
                                      "--out", str(tmp_path / "r"), "--data-dir", data])
