@@ -243,3 +243,18 @@ def test_bundle_without_network_or_metadata_is_one_line(tmp_path: Path) -> None:
     result = _import("--monai-bundle", str(bundle), "--no-interactive")
     assert result.exit_code != 0 and "has neither models/model.ts nor models/model.pt" in _flat(result.output)
     assert "Traceback" not in result.output
+
+
+def test_import_and_install_in_one_step(tmp_path: Path, settings: Settings, db: Database) -> None:
+    out = tmp_path / "pkg"
+    result = _import("--onnx", str(_onnx(tmp_path)), "--out", str(out), "--no-interactive", *FLAGS, "--install",
+                     "--data-dir", str(settings.data_dir), "--by", "dr.lee")
+    assert result.exit_code == 0, result.output
+    assert "Installed my-ptx 1.0.0 (triage)" in _flat(result.output)
+    from radgate.models import get_model
+
+    with db.session() as s:
+        model = get_model(s, "my-ptx", "1.0.0")
+    assert model.registered_by == "dr.lee" and model.manifest == ModelPackage.open(out).manifest
+    again = _import("--onnx", str(_onnx(tmp_path)), "--out", str(out), "--no-interactive", *FLAGS)
+    assert again.exit_code != 0 and "already exists and is not empty; choose another --out" in _flat(again.output)

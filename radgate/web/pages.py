@@ -127,7 +127,9 @@ def _nav(principal: Principal) -> list[tuple[str, str]]:
     return [("/", "Home")] + [(s.href, s.title) for s in SECTIONS if principal.may(s.permission)]
 
 
-def _render(request: Request, principal: Principal, template: str, title: str, **values: Any) -> HTMLResponse:
+def _render(
+    request: Request, principal: Principal, template: str, title: str, status: int = 200, **values: Any
+) -> HTMLResponse:
     body = _templates.get_template(template).render(
         title=title,
         principal=principal,
@@ -137,7 +139,7 @@ def _render(request: Request, principal: Principal, template: str, title: str, *
         page_id=template.removesuffix(".html"),
         **values,
     )
-    return HTMLResponse(body, status_code=values.get("status", 200))
+    return HTMLResponse(body, status_code=status)
 
 
 def _viewed(request: Request, principal: Principal, target: str | None = None, **detail: Any) -> None:
