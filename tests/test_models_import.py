@@ -258,3 +258,25 @@ def test_import_and_install_in_one_step(tmp_path: Path, settings: Settings, db: 
     assert model.registered_by == "dr.lee" and model.manifest == ModelPackage.open(out).manifest
     again = _import("--onnx", str(_onnx(tmp_path)), "--out", str(out), "--no-interactive", *FLAGS)
     assert again.exit_code != 0 and "already exists and is not empty; choose another --out" in _flat(again.output)
+
+
+def test_bundle_metadata_problems_name_the_file_and_key(tmp_path: Path) -> None:
+    from radgate.models.monai_bundle import read_metadata
+    from tests.helpers.monai_bundle import metadata
+
+    bundle = tmp_path / "b"
+    (bundle / "configs").mkdir(parents=True)
+    path = bundle / "configs" / "metadata.json"
+    path.write_text("{not json")
+    with pytest.raises(ModelImportError, match="metadata.json: not readable JSON"):
+        read_metadata(bundle)
+    meta = metadata()
+    meta["network_data_format"]["inputs"]["image"]["spatial_shape"] = [96, 96, 96]
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelImportError) as info:
+        read_metadata(bundle)
+    assert "inputs.image.spatial_shape is [96, 96, 96]; radgate feeds 2-D images" in str(info.value)
+    meta["network_data_format"] = {}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelImportError, match="network_data_format needs 'inputs' and 'outputs'"):
+        read_metadata(bundle)
