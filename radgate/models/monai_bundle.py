@@ -148,7 +148,9 @@ def load_network(bundle: Path) -> tuple[Any, str]:
     ts = bundle / "models" / "model.ts"
     if ts.is_file():
         try:
-            return torch.jit.load(str(ts), map_location="cpu").eval(), "models/model.ts (TorchScript)"
+            with warnings.catch_warnings():  # torch deprecates TorchScript; bundles still ship it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return torch.jit.load(str(ts), map_location="cpu").eval(), "models/model.ts (TorchScript)"
         except Exception as exc:  # torch raises RuntimeError and its own types
             raise ModelImportError(f"{ts}: not a TorchScript model torch can load: {_first(exc)}") from None
     pt = bundle / "models" / "model.pt"
@@ -217,7 +219,11 @@ def _scorer(torch: Any, net: Any, activation: str, channel: int) -> Any:
             return out[:, self.channel]
 
     score = Score().eval()
-    return torch.jit.script(score) if isinstance(net, torch.jit.ScriptModule) else score
+    if not isinstance(net, torch.jit.ScriptModule):
+        return score
+    with warnings.catch_warnings():  # a ScriptModule can only be wrapped by scripting the wrapper
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.script(score)
 
 
 def export_onnx(info: BundleInfo, net: Any, activation: str, channel: int) -> bytes:
