@@ -83,3 +83,64 @@ def test_cam_explanation_needs_cam_output() -> None:
 def test_invalid_toml_is_reported() -> None:
     with pytest.raises(ManifestError, match="not valid TOML"):
         Manifest.from_toml("schema_version = = 1")
+
+
+# -- the pydantic schema keeps the one-line errors: full key, value, what was expected --------------------
+
+
+def test_nested_error_names_the_full_key() -> None:
+    message = _error(lambda m: m["findings"][0]["code"].__setitem__("value", "x" * 70))
+    assert message.startswith("manifest key 'findings[0].code.value' is 'xxx")
+    assert "at most 64 characters" in message and message.count("manifest key") == 1
+
+
+def test_types_are_strict_not_converted() -> None:
+    assert _error(lambda m: m["preprocessing"].__setitem__("height", "512")) == (
+        "manifest key 'preprocessing.height' is '512'; expected an integer."
+    )
+    assert _error(lambda m: m["model"].__setitem__("synthetic_training_data", 1)) == (
+        "manifest key 'model.synthetic_training_data' is 1; expected true or false."
+    )
+    assert "expected a string in quotes" in _error(lambda m: m["model"].__setitem__("version", 1.0))
+    assert "finite number" in _error(lambda m: m["operating_points"][0].__setitem__("threshold", float("nan")))
+
+
+def test_single_table_where_an_array_is_expected() -> None:
+    message = _error(lambda m: m.__setitem__("findings", {"name": "x"}))
+    assert "'findings'" in message and "an array of tables ([[findings]])" in message
+    assert "at least one [[findings]] table" in _error(lambda m: m.__setitem__("findings", []))
+
+
+def test_unknown_key_in_a_nested_table_and_at_top() -> None:
+    message = _error(lambda m: m["findings"][0]["code"].__setitem__("colour", 1))
+    assert message == "manifest has unknown key(s) 'colour' in [findings[0].code]; expected only scheme, value, meaning."
+    assert "in the top level" in _error(lambda m: m.__setitem__("colour", 1))
+    assert "'name'" in _error(lambda m: m["outputs"]["probability"].__setitem__("name", "p"))
+
+
+def test_missing_keys_listed_in_one_line() -> None:
+    message = _error(lambda m: [m["model"].pop(k) for k in ("task", "licence")])
+    assert message == "manifest keys 'model.task', 'model.licence' are missing."
+    assert "'schema_version' is missing" in _error(lambda m: m.pop("schema_version"))
+
+
+def test_error_names_the_file(tmp_path: Any) -> None:
+    from tests.test_engine_support import build_package
+
+    pkg = build_package(tmp_path / "pkg")
+    path = pkg / "manifest.toml"
+    path.write_text(path.read_text().replace('task = "triage"', 'task = "screening"'))
+    with pytest.raises(ManifestError) as info:
+        Manifest.load(path)
+    assert str(info.value).startswith(f"{path}: manifest key 'model.task' is 'screening'")
+    assert "\n" not in str(info.value)
+
+
+def test_constructors_raise_manifest_error_with_the_key() -> None:
+    from radgate.models import Code, Preprocessing
+
+    with pytest.raises(ManifestError, match=r"'preprocessing.height' is 2; expected an integer in \[8, 4096\]"):
+        Preprocessing(height=2, width=64)
+    with pytest.raises(ManifestError, match="'code.value' is ''; expected a non-empty string"):
+        Code("SCT", "", "Pneumothorax")
+    assert Code("SCT", "36118008", "Pneumothorax").value == "36118008"

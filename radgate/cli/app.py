@@ -69,5 +69,7 @@ def cli_errors() -> Iterator[None]:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error and return the Exit to raise."""
-    err_console.print(f"[red]Error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]Error:[/red] {escape(message)}")  # a message's [brackets] are text, not markup
     return typer.Exit(code)

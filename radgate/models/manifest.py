@@ -1,7 +1,10 @@
 """The model package manifest (``manifest.toml``): what a model is, what it is for, and how to feed it.
 
-The format is documented in ``docs/model-package.md``. Every class here is valid once its constructor
-returns: a wrong value raises :class:`ManifestError` naming the key, the value received and what was
+The format is documented in ``docs/model-package.md``. The schema is declared once, as pydantic v2
+dataclasses with ``extra="forbid"``: their fields are the manifest's keys (an unknown key is refused), their
+types are checked strictly (``height = "512"`` is an error, not a conversion) and each class's
+``__post_init__`` adds the rules a type cannot say. Every class is valid once its constructor returns; a
+wrong value raises :class:`ManifestError`, one line naming the key, the value received and what was
 expected. Reading is strict on purpose: a manifest is written by a vendor or a training script once and read
 by every installation, so a typo must fail at ``radgate models add``, not at 3 a.m. during inference.
 
@@ -11,12 +14,29 @@ Code Meaning) so that the results writer can put them into a TID 1500 SR unchang
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
 
 from radgate.errors import Invalid
 
@@ -52,22 +72,31 @@ VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
+#: Every schema class: frozen, unknown keys refused, NaN and infinity refused.
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
 
 class ManifestError(Invalid, ValueError):
-    """A manifest key is missing, has the wrong type or a value outside what is allowed."""
+    """A manifest key is missing, has the wrong type or a value outside what is allowed.
+
+    ``key`` (relative to the table that raised it), ``value`` and ``expected`` are kept when known, so a
+    complaint raised inside a nested table can be re-keyed to its full path (``findings[0].code.value``).
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, value: Any = None, expected: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key, self.value, self.expected = key, value, expected
 
 
-# -- small typed readers: each names the key, the value and what was expected ------------------------------
+# -- small checks: each names the key, the value and what was expected --------------------------------------
 
 
 def _fail(key: str, value: Any, expected: str) -> ManifestError:
-    return ManifestError(f"manifest key {key!r} is {value!r}; expected {expected}.")
-
-
-def _str(key: str, value: Any, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise _fail(key, value, "a non-empty string" if not allow_empty else "a string")
-    return value
+    return ManifestError(
+        f"manifest key {key!r} is {value!r}; expected {expected}.", key=key, value=value, expected=expected
+    )
 
 
 def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
@@ -76,168 +105,133 @@ def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
     return str(value)
 
 
-def _number(key: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise _fail(key, value, "a number")
+def _in_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> float:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise _fail(key, value, f"a number in [{lo}, {hi}]")
-    return float(value)
-
-
-def _int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(key, value, "an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise _fail(key, value, f"an integer in [{lo}, {hi}]")
+        kind = "an integer" if isinstance(value, int) else "a number"
+        raise _fail(key, value, f"{kind} in [{lo}, {hi}]")
     return value
 
 
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(key, value, "true or false")
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise _fail("", value, "a non-empty string")
     return value
 
 
-def _str_tuple(
-    key: str, value: Any, *, allowed: Sequence[str] | None = None, non_empty: bool = True
-) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise _fail(key, value, "a list of strings")
-    items = tuple(value)
-    if non_empty and not items:
-        raise _fail(key, value, "a non-empty list of strings")
-    for i, item in enumerate(items):
-        _str(f"{key}[{i}]", item)
-        if allowed is not None:
-            _choice(f"{key}[{i}]", item, allowed)
-    return items
+#: A string with something in it (``""`` and ``"  "`` are refused).
+Text = Annotated[StrictStr, AfterValidator(_non_empty)]
+#: A list of such strings (TOML arrays arrive as lists; they are kept as tuples).
+TextList = tuple[Text, ...]
+#: A number: an integer or a float, never a bool or a string, never NaN.
+Number = StrictFloat
 
 
-def _table(key: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _fail(key, value, "a table")
+def _text_from_number(value: Any) -> Any:
+    """TOML numbers where a text is meant (``version = 1.0``) are refused with a hint, not converted."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise _fail("", value, 'a string in quotes, e.g. "1.0.0"')
     return value
 
 
-def _no_unknown(key: str, table: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        where = f"[{key}]" if key else "the top level"
-        raise ManifestError(
-            f"manifest has unknown key(s) {', '.join(repr(u) for u in unknown)} in {where}; "
-            f"expected only {', '.join(known)}."
-        )
+def _raise_manifest_errors(cls: type, section: str) -> None:
+    """Make ``cls(...)`` raise :class:`ManifestError` (keys under ``section``), not pydantic's error."""
+    init = cls.__dict__["__init__"]
 
+    names = list(getattr(cls, "__pydantic_fields__", {}))
 
-def _require(key: str, table: Mapping[str, Any], name: str) -> Any:
-    if name not in table:
-        raise ManifestError(f"manifest key {key + '.' + name if key else name!r} is missing.")
-    return table[name]
+    @functools.wraps(init)
+    def init_raising_manifest_errors(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Positional arguments by name, so that an error names the key, not the argument's position.
+        kwargs = {**dict(zip(names, args, strict=False)), **kwargs} if len(args) <= len(names) else kwargs
+        try:
+            init(self, *args[len(names) :] if len(args) > len(names) else (), **kwargs)
+        except ValidationError as exc:
+            raise ManifestError(_explain(exc, cls, section)) from None
+
+    setattr(cls, "__init__", init_raising_manifest_errors)  # noqa: B010 - replacing a method on purpose
 
 
 # -- the parts ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Code:
     """A coded concept (PS3.3 8.8): ``value`` in coding scheme ``scheme`` (SCT, RADLEX, DCM ...)."""
 
-    scheme: str
-    value: str
-    meaning: str
+    scheme: Text
+    value: Text
+    meaning: Text
 
     def __post_init__(self) -> None:
-        _str("code.scheme", self.scheme)
-        _str("code.value", self.value)
-        _str("code.meaning", self.meaning)
         if len(self.value) > 64:
-            raise _fail("code.value", self.value, "at most 64 characters (PS3.3 8.1 Code Value, VR SH/UC)")
+            raise _fail("value", self.value, "at most 64 characters (PS3.3 8.1 Code Value, VR SH/UC)")
 
     @classmethod
     def from_dict(cls, key: str, raw: Any) -> Code:
-        table = _table(key, raw)
-        _no_unknown(key, table, ("scheme", "value", "meaning"))
-        return cls(
-            scheme=_str(f"{key}.scheme", _require(key, table, "scheme")),
-            value=_str(f"{key}.value", _require(key, table, "value")),
-            meaning=_str(f"{key}.meaning", _require(key, table, "meaning")),
-        )
+        return _validate(Code, raw, key)
 
     def to_dict(self) -> dict[str, Any]:
         return {"scheme": self.scheme, "value": self.value, "meaning": self.meaning}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class ModelInfo:
     """``[model]``: identity, task kind and licence."""
 
-    name: str
-    version: str
-    task: str
-    description: str
-    licence: str
-    synthetic_training_data: bool = False
+    name: StrictStr
+    version: StrictStr
+    task: StrictStr
+    description: Text
+    licence: Text
+    synthetic_training_data: StrictBool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
-            raise _fail(
-                "model.name", self.name, "lower-case letters, digits and '-' (at most 63), e.g. 'cxr-ptx'"
-            )
-        if not isinstance(self.version, str) or not VERSION_RE.match(self.version):
-            raise _fail("model.version", self.version, "a semantic version such as '1.0.0'")
-        _choice("model.task", self.task, TASKS)
-        _str("model.description", self.description)
-        _str("model.licence", self.licence)
-        _bool("model.synthetic_training_data", self.synthetic_training_data)
+        if not NAME_RE.match(self.name):
+            raise _fail("name", self.name, "lower-case letters, digits and '-' (at most 63), e.g. 'cxr-ptx'")
+        if not VERSION_RE.match(self.version):
+            raise _fail("version", self.version, "a semantic version such as '1.0.0'")
+        _choice("task", self.task, TASKS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Finding:
     """``[[findings]]``: one finding the model scores, the ONNX output carrying its score, and its codes."""
 
-    name: str
-    output: str
+    name: Text
+    output: Text
     code: Code
     site: Code | None = None
     radlex: Code | None = None
 
-    def __post_init__(self) -> None:
-        _str("findings.name", self.name)
-        _str("findings.output", self.output)
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class IntendedUse:
     """``[intended_use]``: the population the model was built for; routing rules derive from it."""
 
-    modalities: tuple[str, ...]
-    summary: str
-    sop_classes: tuple[str, ...] = ()
-    body_parts: tuple[str, ...] = ()
-    views: tuple[str, ...] = ()
-    age_min: float | None = None
-    age_max: float | None = None
-    sexes: tuple[str, ...] = ()
+    modalities: Annotated[TextList, Field(min_length=1)]
+    summary: Text
+    sop_classes: TextList = ()
+    body_parts: TextList = ()
+    views: TextList = ()
+    age_min: Number | None = None
+    age_max: Number | None = None
+    sexes: TextList = ()
 
     def __post_init__(self) -> None:
-        _str_tuple("intended_use.modalities", self.modalities)
-        _str("intended_use.summary", self.summary)
         for i, uid in enumerate(self.sop_classes):
             if not UID_RE.match(uid) or len(uid) > 64:
-                raise _fail(
-                    f"intended_use.sop_classes[{i}]", uid, "a DICOM UID (digits and dots, <= 64 chars)"
-                )
+                raise _fail(f"sop_classes[{i}]", uid, "a DICOM UID (digits and dots, <= 64 chars)")
         for i, sex in enumerate(self.sexes):
-            _choice(f"intended_use.sexes[{i}]", sex, SEXES)
+            _choice(f"sexes[{i}]", sex, SEXES)
         if self.age_min is not None:
-            _number("intended_use.age_min", self.age_min, 0, 150)
+            _in_range("age_min", self.age_min, 0, 150)
         if self.age_max is not None:
-            _number("intended_use.age_max", self.age_max, 0, 150)
+            _in_range("age_max", self.age_max, 0, 150)
         if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
-            raise _fail("intended_use.age_min", self.age_min, f"at most age_max ({self.age_max})")
+            raise _fail("age_min", self.age_min, f"at most age_max ({self.age_max})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Preprocessing:
     """``[preprocessing]``: how a DICOM image becomes the model's input tensor ``[N, channels, H, W]``.
 
@@ -246,66 +240,63 @@ class Preprocessing:
     inverted so higher always means brighter. Both are what :func:`radgate.imaging.to_display` does.
     """
 
-    height: int
-    width: int
-    channels: int = 1
-    input: str = "image"
-    voi: str = "first_window"
-    monochrome1: str = "invert"
-    normalisation: str = "none"
-    mean: float = 0.0
-    std: float = 1.0
+    height: StrictInt
+    width: StrictInt
+    channels: StrictInt = 1
+    input: Text = "image"
+    voi: StrictStr = "first_window"
+    monochrome1: StrictStr = "invert"
+    normalisation: StrictStr = "none"
+    mean: Number = 0.0
+    std: Number = 1.0
 
     def __post_init__(self) -> None:
-        _int("preprocessing.height", self.height, 8, 4096)
-        _int("preprocessing.width", self.width, 8, 4096)
+        _in_range("height", self.height, 8, 4096)
+        _in_range("width", self.width, 8, 4096)
         if self.channels not in (1, 3):
-            raise _fail("preprocessing.channels", self.channels, "1, or 3 (grey replicated)")
-        _str("preprocessing.input", self.input)
-        _choice("preprocessing.voi", self.voi, VOI_METHODS)
-        _choice("preprocessing.monochrome1", self.monochrome1, MONOCHROME1_METHODS)
-        _choice("preprocessing.normalisation", self.normalisation, NORMALISATIONS)
-        _number("preprocessing.mean", self.mean)
-        if _number("preprocessing.std", self.std) <= 0:
-            raise _fail("preprocessing.std", self.std, "a number above 0")
+            raise _fail("channels", self.channels, "1, or 3 (grey replicated)")
+        _choice("voi", self.voi, VOI_METHODS)
+        _choice("monochrome1", self.monochrome1, MONOCHROME1_METHODS)
+        _choice("normalisation", self.normalisation, NORMALISATIONS)
+        if self.std <= 0:
+            raise _fail("std", self.std, "a number above 0")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class OutputSpec:
-    """``[outputs.NAME]``: one ONNX output, what it means and whether it is a calibrated probability."""
+    """``[outputs.NAME]``: one ONNX output, what it means and whether it is a calibrated probability.
 
-    name: str
-    kind: str = "probability"
-    meaning: str = ""
-    calibrated: bool = False
+    ``name`` is the table's name, not a key inside it; ``kind`` defaults to ``class_activation_map`` for an
+    output named ``cam`` and to ``probability`` otherwise.
+    """
+
+    name: Text
+    kind: StrictStr = "probability"
+    meaning: StrictStr = ""
+    calibrated: StrictBool = False
 
     def __post_init__(self) -> None:
-        _str("outputs name", self.name)
-        _choice(f"outputs.{self.name}.kind", self.kind, OUTPUT_KINDS)
-        _str(f"outputs.{self.name}.meaning", self.meaning, allow_empty=True)
-        _bool(f"outputs.{self.name}.calibrated", self.calibrated)
+        _choice("kind", self.kind, OUTPUT_KINDS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class OperatingPoint:
     """``[[operating_points]]``: a named threshold on a finding's score, with the claimed performance."""
 
-    name: str
-    threshold: float
-    sensitivity: float | None = None
-    specificity: float | None = None
-    finding: str | None = None
+    name: Text
+    threshold: Number
+    sensitivity: Number | None = None
+    specificity: Number | None = None
+    finding: Text | None = None
 
     def __post_init__(self) -> None:
-        _str("operating_points.name", self.name)
-        _number(f"operating_points[{self.name}].threshold", self.threshold)
         if self.sensitivity is not None:
-            _number(f"operating_points[{self.name}].sensitivity", self.sensitivity, 0, 1)
+            _in_range("sensitivity", self.sensitivity, 0, 1)
         if self.specificity is not None:
-            _number(f"operating_points[{self.name}].specificity", self.specificity, 0, 1)
+            _in_range("specificity", self.specificity, 0, 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Explanation:
     """``[explanation]``: where the explanation map comes from.
 
@@ -315,49 +306,43 @@ class Explanation:
     guide to where the model looked, not proof of a finding.
     """
 
-    method: str
-    output: str | None = None
-    patch: int = 32
-    stride: int = 16
+    method: StrictStr
+    output: StrictStr | None = None
+    patch: StrictInt = 32
+    stride: StrictInt = 16
 
     def __post_init__(self) -> None:
-        _choice("explanation.method", self.method, EXPLANATION_METHODS)
+        _choice("method", self.method, EXPLANATION_METHODS)
         if self.method == "cam" and not self.output:
-            raise _fail("explanation.output", self.output, "the name of the CAM output when method = 'cam'")
-        _int("explanation.patch", self.patch, 2, 1024)
-        _int("explanation.stride", self.stride, 1, 1024)
+            raise _fail("output", self.output, "the name of the CAM output when method = 'cam'")
+        _in_range("patch", self.patch, 2, 1024)
+        _in_range("stride", self.stride, 1, 1024)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class TrainingData:
     """``[training_data]``: a summary of what the model learnt from."""
 
-    summary: str
-    n_images: int = 0
-    profiles: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _str("training_data.summary", self.summary)
-        _int("training_data.n_images", self.n_images, 0)
-        _str_tuple("training_data.profiles", self.profiles, non_empty=False)
+    summary: Text
+    n_images: Annotated[StrictInt, Field(ge=0)] = 0
+    profiles: TextList = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Weights:
     """``[weights]``: the ONNX file inside the package and its SHA-256 (lower-case hex)."""
 
-    file: str
-    sha256: str
+    file: Text
+    sha256: StrictStr
 
     def __post_init__(self) -> None:
-        _str("weights.file", self.file)
         if self.file.startswith("/") or ".." in self.file.replace("\\", "/").split("/"):
-            raise _fail("weights.file", self.file, "a relative path inside the package")
-        if not isinstance(self.sha256, str) or not SHA256_RE.match(self.sha256):
-            raise _fail("weights.sha256", self.sha256, "64 lower-case hexadecimal digits (SHA-256)")
+            raise _fail("file", self.file, "a relative path inside the package")
+        if not SHA256_RE.match(self.sha256):
+            raise _fail("sha256", self.sha256, "64 lower-case hexadecimal digits (SHA-256)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Calibration:
     """``[calibration]`` (optional; written by ``radgate models recalibrate``): a site's map from the raw
     score of ``finding`` to a calibrated probability, applied by the runtime after the model runs.
@@ -366,24 +351,20 @@ class Calibration:
     ``isotonic``: linear interpolation through the knots ``x`` → ``y``, flat outside.
     """
 
-    method: str  # platt | isotonic
-    finding: str
-    site: str
-    slope: float = 1.0
-    intercept: float = 0.0
-    on_logit: bool = False
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
+    method: Literal["platt", "isotonic"]
+    finding: Text
+    site: Text
+    slope: Number = 1.0
+    intercept: Number = 0.0
+    on_logit: StrictBool = False
+    x: tuple[Number, ...] = ()
+    y: tuple[Number, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.method not in ("platt", "isotonic"):
-            raise _fail("calibration.method", self.method, "'platt' or 'isotonic'")
-        _str("calibration.finding", self.finding)
-        _str("calibration.site", self.site)
         if self.method == "isotonic" and (len(self.x) < 1 or len(self.x) != len(self.y)):
-            raise _fail("calibration.x", list(self.x), "as many knots as calibration.y, at least one")
+            raise _fail("x", list(self.x), "as many knots as calibration.y, at least one")
         if list(self.x) != sorted(self.x):
-            raise _fail("calibration.x", list(self.x), "ascending knots")
+            raise _fail("x", list(self.x), "ascending knots")
 
     def apply(self, score: float) -> float:
         if self.method == "isotonic":
@@ -406,19 +387,7 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Calibration:
-        c = _table("calibration", raw)
-        keys = ("method", "finding", "site", "slope", "intercept", "on_logit", "x", "y")
-        _no_unknown("calibration", c, keys)
-        return cls(
-            method=_require("calibration", c, "method"),
-            finding=_require("calibration", c, "finding"),
-            site=_require("calibration", c, "site"),
-            slope=float(c.get("slope", 1.0)),
-            intercept=float(c.get("intercept", 0.0)),
-            on_logit=bool(c.get("on_logit", False)),
-            x=tuple(float(v) for v in c.get("x", [])),
-            y=tuple(float(v) for v in c.get("y", [])),
-        )
+        return _validate(Calibration, raw, "calibration")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "finding": self.finding, "site": self.site}
@@ -429,24 +398,39 @@ class Calibration:
         return out
 
 
+def _named_outputs(value: Any) -> Any:
+    """``[outputs.NAME]`` tables get their ``name`` from the table's name, and a default ``kind``."""
+    if not isinstance(value, Mapping):
+        return value
+    named: dict[Any, Any] = {}
+    for name, spec in value.items():
+        if isinstance(spec, Mapping):
+            if "name" in spec:
+                raise _fail(f"{name}.name", spec["name"], "no 'name' key: the table's name names the output")
+            default_kind = "class_activation_map" if name == "cam" else "probability"
+            spec = {"name": name, "kind": default_kind, **spec}
+        named[name] = spec
+    return named
+
+
 # -- the manifest -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class Manifest:
-    """A complete, checked ``manifest.toml``."""
+    """A complete, checked ``manifest.toml``: the top-level tables are its fields."""
 
     model: ModelInfo
     findings: tuple[Finding, ...]
     intended_use: IntendedUse
     preprocessing: Preprocessing
-    outputs: Mapping[str, OutputSpec]
+    outputs: Annotated[Mapping[str, OutputSpec], BeforeValidator(_named_outputs)]
     operating_points: tuple[OperatingPoint, ...]
     explanation: Explanation
     weights: Weights
     training_data: TrainingData
-    validated_subgroups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+    validated_subgroups: Mapping[str, Annotated[TextList, Field(min_length=1)]] = field(default_factory=dict)
+    schema_version: StrictInt = SCHEMA_VERSION
     calibration: Calibration | None = None  # a site's recalibration map (radgate models recalibrate)
 
     def __post_init__(self) -> None:
@@ -454,6 +438,8 @@ class Manifest:
             raise _fail("schema_version", self.schema_version, f"{SCHEMA_VERSION}")
         if not self.findings:
             raise _fail("findings", [], "at least one [[findings]] table")
+        if not self.operating_points:
+            raise _fail("operating_points", [], "at least one [[operating_points]] table")
         for finding in self.findings:
             if finding.output not in self.outputs:
                 raise _fail(
@@ -465,8 +451,6 @@ class Manifest:
                 raise _fail(
                     f"findings[{finding.name}].output", finding.output, "a probability or score output"
                 )
-        if not self.operating_points:
-            raise _fail("operating_points", [], "at least one [[operating_points]] table")
         names = [op.name for op in self.operating_points]
         if len(set(names)) != len(names):
             raise _fail("operating_points.name", names, "unique names")
@@ -478,7 +462,7 @@ class Manifest:
                 )
             output = self.outputs[self.finding_for(op).output]
             if output.kind == "probability":
-                _number(f"operating_points[{op.name}].threshold", op.threshold, 0, 1)
+                _in_range(f"operating_points[{op.name}].threshold", op.threshold, 0, 1)
         if self.calibration is not None and self.calibration.finding not in finding_names:
             raise _fail("calibration.finding", self.calibration.finding, "one of " + ", ".join(finding_names))
         if self.explanation.method == "cam":
@@ -514,179 +498,59 @@ class Manifest:
     # -- reading ----------------------------------------------------------------------------------------
 
     @classmethod
-    def from_toml(cls, text: str) -> Manifest:
+    def load(cls, path: Path | str) -> Manifest:
+        """Read and check a ``manifest.toml`` file; an error names the file and the key."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"Cannot read manifest {str(path)!r}: {exc}") from exc
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def from_toml(cls, text: str, source: str | None = None) -> Manifest:
+        """Parse and check TOML text; ``source`` (a file name) is named in every error."""
+        where = f"{source}: " if source else ""
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"manifest.toml is not valid TOML: {exc}") from exc
-        return cls.from_dict(raw)
+            raise ManifestError(f"{where}manifest.toml is not valid TOML: {exc}") from exc
+        try:
+            return cls.from_dict(raw)
+        except ManifestError as exc:
+            if not source:
+                raise
+            raise ManifestError(
+                f"{where}{exc}", key=exc.key, value=exc.value, expected=exc.expected
+            ) from None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Manifest:
-        _no_unknown(
-            "",
-            raw,
-            (
-                "schema_version",
-                "model",
-                "findings",
-                "intended_use",
-                "preprocessing",
-                "outputs",
-                "operating_points",
-                "explanation",
-                "validated_subgroups",
-                "training_data",
-                "weights",
-                "calibration",
-            ),
-        )
-        schema_version = _int("schema_version", _require("", raw, "schema_version"))
-
-        m = _table("model", _require("", raw, "model"))
-        _no_unknown(
-            "model", m, ("name", "version", "task", "description", "licence", "synthetic_training_data")
-        )
-        model = ModelInfo(
-            name=_require("model", m, "name"),
-            version=_require("model", m, "version"),
-            task=_require("model", m, "task"),
-            description=_require("model", m, "description"),
-            licence=_require("model", m, "licence"),
-            synthetic_training_data=m.get("synthetic_training_data", False),
-        )
-
-        raw_findings = _require("", raw, "findings")
-        if not isinstance(raw_findings, list):
-            raise _fail("findings", raw_findings, "an array of tables ([[findings]])")
-        findings = []
-        for i, f in enumerate(raw_findings):
-            key = f"findings[{i}]"
-            f = _table(key, f)
-            _no_unknown(key, f, ("name", "output", "code", "site", "radlex"))
-            findings.append(
-                Finding(
-                    name=_require(key, f, "name"),
-                    output=_require(key, f, "output"),
-                    code=Code.from_dict(f"{key}.code", _require(key, f, "code")),
-                    site=Code.from_dict(f"{key}.site", f["site"]) if "site" in f else None,
-                    radlex=Code.from_dict(f"{key}.radlex", f["radlex"]) if "radlex" in f else None,
-                )
-            )
-
-        u = _table("intended_use", _require("", raw, "intended_use"))
-        _no_unknown(
-            "intended_use",
-            u,
-            ("modalities", "sop_classes", "body_parts", "views", "age_min", "age_max", "sexes", "summary"),
-        )
-        intended_use = IntendedUse(
-            modalities=_str_tuple("intended_use.modalities", _require("intended_use", u, "modalities")),
-            summary=_require("intended_use", u, "summary"),
-            sop_classes=_str_tuple("intended_use.sop_classes", u.get("sop_classes", []), non_empty=False),
-            body_parts=_str_tuple("intended_use.body_parts", u.get("body_parts", []), non_empty=False),
-            views=_str_tuple("intended_use.views", u.get("views", []), non_empty=False),
-            age_min=_number("intended_use.age_min", u["age_min"]) if "age_min" in u else None,
-            age_max=_number("intended_use.age_max", u["age_max"]) if "age_max" in u else None,
-            sexes=_str_tuple("intended_use.sexes", u.get("sexes", []), non_empty=False),
-        )
-
-        p = _table("preprocessing", _require("", raw, "preprocessing"))
-        _no_unknown(
-            "preprocessing",
-            p,
-            ("height", "width", "channels", "input", "voi", "monochrome1", "normalisation", "mean", "std"),
-        )
-        preprocessing = Preprocessing(
-            height=_require("preprocessing", p, "height"),
-            width=_require("preprocessing", p, "width"),
-            channels=p.get("channels", 1),
-            input=p.get("input", "image"),
-            voi=p.get("voi", "first_window"),
-            monochrome1=p.get("monochrome1", "invert"),
-            normalisation=p.get("normalisation", "none"),
-            mean=p.get("mean", 0.0),
-            std=p.get("std", 1.0),
-        )
-
-        o = _table("outputs", _require("", raw, "outputs"))
-        outputs: dict[str, OutputSpec] = {}
-        for name, spec in o.items():
-            key = f"outputs.{name}"
-            spec = _table(key, spec)
-            _no_unknown(key, spec, ("kind", "meaning", "calibrated"))
-            default_kind = "class_activation_map" if name == "cam" else "probability"
-            outputs[name] = OutputSpec(
-                name=name,
-                kind=spec.get("kind", default_kind),
-                meaning=spec.get("meaning", ""),
-                calibrated=spec.get("calibrated", False),
-            )
-
-        raw_ops = _require("", raw, "operating_points")
-        if not isinstance(raw_ops, list):
-            raise _fail("operating_points", raw_ops, "an array of tables ([[operating_points]])")
-        operating_points = []
-        for i, op in enumerate(raw_ops):
-            key = f"operating_points[{i}]"
-            op = _table(key, op)
-            _no_unknown(key, op, ("name", "threshold", "sensitivity", "specificity", "finding"))
-            operating_points.append(
-                OperatingPoint(
-                    name=_require(key, op, "name"),
-                    threshold=_number(f"{key}.threshold", _require(key, op, "threshold")),
-                    sensitivity=op.get("sensitivity"),
-                    specificity=op.get("specificity"),
-                    finding=op.get("finding"),
-                )
-            )
-
-        if "explanation" in raw:
-            e = _table("explanation", raw["explanation"])
-            _no_unknown("explanation", e, ("method", "output", "patch", "stride"))
-            explanation = Explanation(
-                method=_require("explanation", e, "method"),
-                output=e.get("output"),
-                patch=e.get("patch", 32),
-                stride=e.get("stride", 16),
-            )
-        else:
-            cams = [n for n, s in outputs.items() if s.kind == "class_activation_map"]
-            explanation = Explanation("cam", cams[0]) if cams else Explanation("occlusion")
-
-        subgroups: dict[str, tuple[str, ...]] = {}
-        for attr, values in _table("validated_subgroups", raw.get("validated_subgroups", {})).items():
-            subgroups[attr] = _str_tuple(f"validated_subgroups.{attr}", values)
-
-        t = _table("training_data", _require("", raw, "training_data"))
-        _no_unknown("training_data", t, ("summary", "n_images", "profiles"))
-        training_data = TrainingData(
-            summary=_require("training_data", t, "summary"),
-            n_images=t.get("n_images", 0),
-            profiles=_str_tuple("training_data.profiles", t.get("profiles", []), non_empty=False),
-        )
-
-        w = _table("weights", _require("", raw, "weights"))
-        _no_unknown("weights", w, ("file", "sha256"))
-        weights = Weights(file=w.get("file", "model.onnx"), sha256=_require("weights", w, "sha256"))
-
-        return cls(
-            model=model,
-            findings=tuple(findings),
-            intended_use=intended_use,
-            preprocessing=preprocessing,
-            outputs=outputs,
-            operating_points=tuple(operating_points),
-            explanation=explanation,
-            weights=weights,
-            training_data=training_data,
-            validated_subgroups=subgroups,
-            schema_version=schema_version,
-            calibration=Calibration.from_dict(raw["calibration"]) if "calibration" in raw else None,
-        )
+        """Check TOML data. Defaults that depend on other tables are filled in first: ``weights.file``
+        (``model.onnx``) and ``[explanation]`` (the CAM output if there is one, else occlusion)."""
+        if not isinstance(raw, Mapping):
+            raise _fail("", raw, "a TOML document of tables")
+        if "schema_version" not in raw:
+            raise ManifestError("manifest key 'schema_version' is missing.", key="schema_version")
+        values = dict(raw)
+        weights = values.get("weights")
+        if isinstance(weights, Mapping) and "file" not in weights:
+            values["weights"] = {"file": "model.onnx", **weights}
+        if "explanation" not in values:
+            outputs = values.get("outputs")
+            cams = []
+            if isinstance(outputs, Mapping):
+                cams = [
+                    name
+                    for name, spec in outputs.items()
+                    if isinstance(spec, Mapping)
+                    and spec.get("kind", "class_activation_map" if name == "cam" else "")
+                    == "class_activation_map"
+                ]
+            values["explanation"] = {"method": "cam", "output": cams[0]} if cams else {"method": "occlusion"}
+        return _validate(Manifest, values, "")
 
     # -- writing ----------------------------------------------------------------------------------------
-
     def to_dict(self) -> dict[str, Any]:
         """The manifest as plain TOML-able data; ``Manifest.from_dict(m.to_dict()) == m``."""
         u = self.intended_use
@@ -804,3 +668,145 @@ def dumps_toml(data: Mapping[str, Any], _prefix: str = "") -> str:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     parts = (["\n".join(lines)] if lines else []) + blocks
     return "\n\n".join(parts) + "\n"
+
+
+# -- pydantic's complaints as radgate's one-line errors -----------------------------------------------------
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string in quotes",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "mapping_type": "a table",
+    "dataclass_type": "a table",
+    "dataclass_args_type": "a table",
+    "model_type": "a table",
+}
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _validate(cls: type[Any], raw: Any, section: str) -> Any:
+    """``raw`` (TOML data) checked as ``cls``, the table at ``section``; errors as :class:`ManifestError`."""
+    adapter = _ADAPTERS.get(cls)
+    if adapter is None:
+        adapter = _ADAPTERS[cls] = TypeAdapter(cls)
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise ManifestError(_explain(exc, cls, section)) from None
+
+
+def _key(section: str, loc: Sequence[Any], rest: str = "") -> str:
+    key = section
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    if rest:
+        key += rest if rest.startswith("[") else (f".{rest}" if key else rest)
+    return key
+
+
+def _inner_dataclass(annotation: Any) -> type | None:
+    """The schema class inside ``Code | None``, ``tuple[Finding, ...]``, ``Mapping[str, OutputSpec]``."""
+    if hasattr(annotation, "__pydantic_fields__"):
+        return typing.cast(type, annotation)
+    for arg in typing.get_args(annotation):
+        found = _inner_dataclass(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _table_at(root: type, loc: Sequence[Any]) -> tuple[type, bool]:
+    """The schema class of the table at ``loc``, and whether the last key names an array of tables."""
+    cls, array = root, False
+    for part in loc:
+        fields = getattr(cls, "__pydantic_fields__", {})
+        if isinstance(part, str) and part in fields:
+            annotation = fields[part].annotation
+            inner = _inner_dataclass(annotation)
+            array = inner is not None and "tuple" in str(annotation)
+            cls = inner or cls
+    return cls, array
+
+
+def _explain(exc: ValidationError, root: type, section: str) -> str:
+    """One line: each complaint names the full key, the value received and what was expected."""
+    parts: list[str] = []
+    missing: list[str] = []
+    unknown: dict[tuple[Any, ...], list[str]] = {}
+    errors = exc.errors()
+    for e in errors:
+        loc = tuple(e["loc"])
+        if e["type"] == "too_short" and any(
+            len(o["loc"]) > len(loc) and tuple(o["loc"][: len(loc)]) == loc for o in errors
+        ):
+            continue  # a list whose items failed: the items' errors say why
+        if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            unknown.setdefault(loc[:-1], []).append(repr(loc[-1]))
+            continue
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, ManifestError):
+            if error.key is None or error.expected is None:
+                parts.append(str(error).rstrip("."))
+            else:
+                key = _key(section, loc, error.key)
+                parts.append(f"manifest key {key!r} is {error.value!r}; expected {error.expected}")
+            continue
+        key = _key(section, loc)
+        if e["type"] == "missing":
+            missing.append(repr(key))
+            continue
+        _, array = _table_at(root, loc)
+        if e["type"] == "too_short":
+            expected = f"at least one [[{key.split('.')[-1]}]] table" if array else "a non-empty list"
+        elif e["type"] == "literal_error":
+            expected = "one of " + str((e.get("ctx") or {}).get("expected", "")).replace(" or ", ", ")
+        elif e["type"] == "greater_than_equal":
+            expected = f"at least {(e.get('ctx') or {}).get('ge')}"
+        elif e["type"] in ("tuple_type", "list_type") and array:
+            expected = f"an array of tables ([[{key.split('.')[-1]}]])"
+        else:
+            expected = _EXPECTED.get(e["type"], e["msg"][:1].lower() + e["msg"][1:])
+        parts.append(f"manifest key {key!r} is {e['input']!r}; expected {expected}")
+    for where, names in unknown.items():
+        cls, _ = _table_at(root, where)
+        fields = getattr(cls, "__pydantic_fields__", {})
+        known = [f for f in fields if not (cls is OutputSpec and f == "name")]
+        table = f"[{_key(section, where)}]" if _key(section, where) else "the top level"
+        parts.insert(
+            0,
+            f"manifest has unknown key(s) {', '.join(names)} in {table}; expected only {', '.join(known)}",
+        )
+    if missing:
+        parts.append(
+            f"manifest key {missing[0]} is missing"
+            if len(missing) == 1
+            else f"manifest keys {', '.join(missing)} are missing"
+        )
+    return "; ".join(parts) + "."
+
+
+for _cls, _section in (
+    (Code, "code"),
+    (ModelInfo, "model"),
+    (Finding, "findings"),
+    (IntendedUse, "intended_use"),
+    (Preprocessing, "preprocessing"),
+    (OutputSpec, "outputs"),
+    (OperatingPoint, "operating_points"),
+    (Explanation, "explanation"),
+    (TrainingData, "training_data"),
+    (Weights, "weights"),
+    (Calibration, "calibration"),
+    (Manifest, ""),
+):
+    _raise_manifest_errors(_cls, _section)

@@ -1,12 +1,10 @@
-"""The JSON API and the small operational pages (health, rejections)."""
+"""The JSON API: health, rejections, series status, expected counts (the pages are in web/pages.py)."""
 
 from __future__ import annotations
 
-import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from radgate import __version__, audit
@@ -15,7 +13,6 @@ from radgate.auth import Permission, Principal
 from radgate.ingest.status import ingest_counts, recent_rejections, series_status
 from radgate.web.deps import DatabaseDep, SessionDep, SettingsDep
 from radgate.web.errors import ApiError
-from radgate.web.pages import page
 from radgate.web.security import public, require
 
 router = APIRouter()
@@ -62,23 +59,4 @@ def api_series_expected(
     return {"ok": True, "SeriesInstanceUID": series_uid, "expected_instances": body.count}
 
 
-@router.get("/rejections", response_class=HTMLResponse)
-def page_rejections(
-    session: SessionDep,
-    principal: Annotated[Principal, require(Permission.INGEST_READ)],
-    limit: int = Query(200, ge=1, le=10000),
-) -> str:
-    rows = recent_rejections(session, limit)
-    cells = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(r[k] or ''))}</td>"
-            for k in ("at", "source", "calling_ae", "SOPInstanceUID", "status", "reason")
-        )
-        + "</tr>"
-        for r in rows
-    )
-    body = f"""<h1>Recent rejections and quarantine</h1><p>{len(rows)} shown, newest first.</p>
-<table><tr><th>When (UTC)</th><th>Source</th><th>Calling AE</th><th>SOP Instance UID</th><th>Status</th>
-<th>Reason</th></tr>{cells}</table>"""
-    return page("rejections", body, principal)
+# The rejections page (``GET /rejections``) is in radgate/web/pages.py with the other pages.

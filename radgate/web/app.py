@@ -8,7 +8,7 @@ from radgate import __version__
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
-from radgate.web import api, audit, dicomweb, docs, login, monitoring, review, worklist
+from radgate.web import api, audit, dicomweb, docs, login, monitoring, pages, review, worklist
 from radgate.web.errors import install_error_handlers
 
 
@@ -26,6 +26,7 @@ def create_app(settings: Settings, db: Database, store: InstanceStore) -> FastAP
     app.state.store = store
     install_error_handlers(app)
     app.include_router(login.router)
+    app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(dicomweb.router)
     app.include_router(monitoring.router)

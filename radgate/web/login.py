@@ -118,18 +118,4 @@ async def logout(
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(principal: Annotated[Principal, require(Permission.PAGES_VIEW)]) -> str:
-    links = [
-        ("/rejections", "Rejections and quarantine", Permission.INGEST_READ),
-        ("/api/audit", "Audit log (JSON, newest first)", Permission.AUDIT_READ),
-        ("/docs", "API documentation (Swagger UI)", Permission.API_DOCS),
-        ("/redoc", "API documentation (ReDoc)", Permission.API_DOCS),
-    ]
-    items = "".join(
-        f'<li><a href="{href}">{html.escape(text)}</a></li>'
-        for href, text, perm in links
-        if principal.may(perm)
-    )
-    body = f'<h1 id="home">radgate</h1><p>Signed in as {html.escape(principal.username)}.</p><ul>{items}</ul>'
-    return page("home", body, principal)
+# The home page (``GET /``: what the signed-in role can do) is in radgate/web/pages.py.
