@@ -23,6 +23,7 @@ train-extra: venv
 
 peers:
 	bash scripts/install-peers.sh
+	bash scripts/install-ohif.sh
 
 demo: venv
 	$(BIN)/radgate demo --data-dir radgate-data/demo

@@ -87,7 +87,9 @@ def test_frames_negotiation_and_errors(gateway: Gateway, admin_headers: dict[str
     ohif = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
     r = httpx.get(f"{url}/frames/1", headers={**admin_headers, "Accept": ohif})
     assert r.status_code == 200
-    assert r.headers["content-type"].startswith('multipart/related; type="application/octet-stream"; boundary=')
+    assert r.headers["content-type"].startswith(
+        'multipart/related; type="application/octet-stream"; boundary='
+    )
     head = r.content.split(b"\r\n\r\n", 1)[0].decode()
     assert f"Content-Type: application/octet-stream; transfer-syntax={NATIVE}" in head
     # the stored RLE frame, when that is what the client asks for

@@ -20,6 +20,7 @@ from radgate.auth import Permission, Principal
 from radgate.web.deps import DatabaseDep, SettingsDep
 from radgate.web.pages import page
 from radgate.web.security import require
+from radgate.web.viewer import viewer_url
 from radgate.web.worklist import templates
 from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, record_read, review_view
 from radgate.worklist.service import ReadStatus, WorklistFilter, worklist_rows
@@ -78,6 +79,7 @@ def review_page(
         prev_uid=prev,
         csrf=principal.csrf_token or "",
         read=view.row.status is ReadStatus.READ,
+        ohif_url=viewer_url(study_uid) if principal.may(Permission.DICOMWEB_READ) else None,
     )
     return HTMLResponse(page("review", STYLE + body, principal))
 
