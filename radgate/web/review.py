@@ -4,7 +4,8 @@
 overlay, the heatmap behind a toggle ("rough guide, not proof"), score, operating point, model and the
 synthetic-model notice; window/level by drag and presets; zoom. ``POST /review/{uid}/read``
 (``review.write``, CSRF-protected like every cookie POST): ``action=accept|modify|dismiss`` (+ ``present``,
-``region``, ``reason``) stores the final read (:func:`radgate.worklist.review.record_read`), audited.
+``region``, ``reason``, ``text``: free text) stores the final read
+(:func:`radgate.worklist.review.record_read`), audited.
 Released results only show a score; a withheld one says "AI not validated for this patient group".
 """
 
@@ -94,6 +95,7 @@ def review_read(
     present: Annotated[str | None, Form()] = None,
     region: Annotated[str | None, Form()] = None,
     reason: Annotated[str | None, Form()] = None,
+    text: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     with db.session() as s:
         result = record_read(
@@ -105,6 +107,7 @@ def review_read(
             present=present,
             region=region,
             reason=reason,
+            text=text,
             observer=principal.username,
         )
     nxt, _ = _neighbours(db, settings, study_uid)
@@ -115,6 +118,7 @@ def review_read(
             "label": result.label,
             "region": list(result.region) if result.region else None,
             "reason": result.reason,
+            "text": result.text,
             "written": list(result.written),
             "next": nxt,
         }
