@@ -360,7 +360,11 @@ def _octets(
         raise ApiError(exc.status, str(exc)) from exc
     except DecodeError as exc:
         raise ApiError(422, f"Instance {sop_uid} cannot be read: {exc}") from exc
-    detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
+    detail: dict[str, Any] = {
+        "StudyInstanceUID": study_uid,
+        "SeriesInstanceUID": series_uid,
+        "SOPInstanceUID": sop_uid,
+    }
     detail["frames" if bulk is None else "bulkdata"] = frames if bulk is None else bulk
     _audit_view(
         request, principal, "dicomweb.frames" if bulk is None else "dicomweb.bulkdata", sop_uid, detail

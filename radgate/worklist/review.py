@@ -84,6 +84,8 @@ class ReviewView:
     model_card: str | None  # the model's description from its card (manifest)
     threshold: float | None
     final_label: int | None  # the study's final read, if read
+    model_name: str | None = None  # of the visible (released or withheld) result shown
+    model_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,8 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
         model_card=card,
         threshold=threshold,
         final_label=None if final is None else int(final.label),
+        model_name=pred.model_name if pred is not None else None,
+        model_version=pred.model_version if pred is not None else None,
     )
 
 
