@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
+import pydicom.errors
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -38,7 +40,7 @@ from radgate.errors import Conflict, Invalid
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.validation.tables import GroundTruth
-from radgate.worklist.render import encode_png
+from radgate.worklist.render import encode_png, header_window
 from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
 from radgate.worklist.tables import ReviewRead
 
@@ -154,12 +156,17 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
             from radgate.imaging.decode import DecodeError, read_dataset
 
             try:
-                ds = read_dataset(settings.store_dir / inst.path)
-                display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
-                rows, columns = int(ds.Rows), int(ds.Columns)
-                # The model's window: the VOI the model input was rendered with (radgate.imaging.display).
-                center, width = display.window_center, max(display.window_width, 1.0)
-            except (DecodeError, ValueError):
+                path = settings.store_dir / inst.path
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+                rows, columns = int(header.Rows), int(header.Columns)
+                # The model's window: the VOI the model input was rendered with (radgate.imaging.display),
+                # from the header when it says (no decode of a 2048² image for two numbers).
+                window = header_window(header)
+                if window is None:
+                    display = to_display(read_dataset(path), max_bytes=settings.ingest.max_decoded_bytes)
+                    window = (display.window_center, display.window_width)
+                center, width = window[0], max(window[1], 1.0)
+            except (DecodeError, ValueError, AttributeError, OSError, pydicom.errors.InvalidDicomError):
                 rows = columns = None
     if pred is not None:
         try:
