@@ -23,6 +23,7 @@ train-extra: venv
 
 peers:
 	bash scripts/install-peers.sh
+	bash scripts/install-ohif.sh
 
 demo: venv
 	$(BIN)/radgate demo --data-dir radgate-data/demo
@@ -42,6 +43,7 @@ bench: venv peers train-extra
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/results.py
+	$(BIN)/python bench/review.py
 	$(BIN)/python bench/stats.py
 	$(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/active_learning.py

@@ -8,6 +8,7 @@
 #   chromium         the browser the Playwright sign-in test drives (executable_path=/usr/bin/chromium;
 #                    Playwright's own browser download is never used)
 #   openssl          makes the throwaway certificates of the TLS tests
+#   npm              installs OHIF Viewer (@ohif/app) into vendor/ohif (scripts/install-ohif.sh, run after this)
 set -euo pipefail
 need=()
 command -v storescu >/dev/null || need+=(dcmtk)
@@ -20,6 +21,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v java >/dev/null || need+=(default-jre-headless)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "test peers: all present"
   exit 0

@@ -120,3 +120,21 @@ def test_png_encoder_round_trips() -> None:
     back = np.asarray(Image.open(io.BytesIO(encode_png(img))))  # Pillow decodes it independently
     assert back.dtype == np.uint8 and np.array_equal(back, img)
     assert parse_window(None) is None and parse_window("1,2").function == "LINEAR"
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_header_window_and_png_round_trip(profile: str) -> None:
+    """The review page's window from the header equals to_display's; the Sub-filtered PNG decodes (Pillow)
+    to exactly the pixels encoded."""
+    from radgate.imaging import to_display
+    from radgate.worklist.render import header_window
+
+    ds = image_for(profile)
+    display = to_display(ds)
+    window = header_window(ds)
+    if display.voi_source == "minmax":
+        assert window is None
+    else:
+        assert window == pytest.approx((display.window_center, display.window_width))
+    gray = np.rint(display.pixels * 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(gray)))), gray)

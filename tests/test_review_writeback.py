@@ -103,6 +103,79 @@ def test_accept_then_modify_then_dismiss(settings: Settings, db: Database, flagg
     assert str(sr3.VerifyingObserverSequence[0].VerifyingObserverName) == "rita"
 
 
+def _read(sr: pydicom.Dataset) -> dict[str, str]:
+    """The read radgate writes into the finding's group (radgate.results.review): concept → value."""
+    out = {}
+    for i in _walk(sr.ContentSequence):
+        if "ConceptNameCodeSequence" not in i:
+            continue
+        name = i.ConceptNameCodeSequence[0]
+        if name.CodingSchemeDesignator == "99RADGATE" or name.CodeValue == "121106":
+            value = i.ConceptCodeSequence[0].CodeMeaning if i.ValueType == "CODE" else i.TextValue
+            out[name.CodeMeaning] = value
+    return out
+
+
+def test_the_read_is_inside_each_revision(settings: Settings, db: Database, flagged) -> None:  # type: ignore[no-untyped-def]
+    from radgate.testing import dciodvfy, pixelmed_sr_validate
+    from radgate.worklist.tables import ReviewRead
+
+    key = f"{flagged.series}/demo-live/demo-pneumothorax/1.0.0"
+    with db.session() as s:
+        record_read(s, settings, "rita", flagged.study, "accept")
+    assert _read(_sr(settings, db, ResultIdentity(key, 2).sr_sop_uid)) == {
+        "Radiologist's read": "Accepted",
+        "Finding at radiologist's read": "Present",
+    }
+    with db.session() as s:
+        record_read(s, settings, "rita", flagged.study, "modify", present="absent", text="Skin fold, no PTX.")
+    sr = _sr(settings, db, ResultIdentity(key, 3).sr_sop_uid)
+    assert _read(sr) == {
+        "Radiologist's read": "Modified",
+        "Finding at radiologist's read": "Absent",
+        "Comment": "Skin fold, no PTX.",
+    }
+    assert not any("GraphicData" in i for i in _walk(sr.ContentSequence))  # absent: no region
+    with db.session() as s:
+        record_read(
+            s, settings, "rita", flagged.study, "dismiss", reason="artefact or device", text="Line artefact."
+        )
+    dismissed = _sr(settings, db, ResultIdentity(key, 4).sr_sop_uid)
+    assert _read(dismissed) == {
+        "Radiologist's read": "Dismissed",
+        "Finding at radiologist's read": "Absent",
+        "Reason for dismissal": "artefact or device",
+        "Comment": "Line artefact.",
+    }
+    with db.session() as s:
+        reads = [(r.action, r.label, r.reason, r.text, r.sr_sop_uid) for r in s.scalars(select(ReviewRead))]
+    assert reads == [
+        ("accept", 1, None, None, ResultIdentity(key, 2).sr_sop_uid),
+        ("modify", 0, None, "Skin fold, no PTX.", ResultIdentity(key, 3).sr_sop_uid),
+        ("dismiss", 0, "artefact or device", "Line artefact.", ResultIdentity(key, 4).sr_sop_uid),
+    ]
+    with db.session() as s:
+        path = (
+            results_store(settings.data_dir)
+            / s.scalars(
+                select(OutboxItem.path).where(OutboxItem.SOPInstanceUID == dismissed.SOPInstanceUID)
+            ).first()
+        )
+    errors, _ = dciodvfy(path)  # the peers the SR tests use (scripts/install-peers.sh)
+    assert errors == [], errors
+    errors, _ = pixelmed_sr_validate(path)
+    assert errors == [], errors
+
+
+def test_free_text_is_checked(settings: Settings, db: Database, flagged) -> None:  # type: ignore[no-untyped-def]
+    from radgate.errors import Invalid
+
+    with db.session() as s, pytest.raises(Invalid, match="at most 10,000"):
+        record_read(s, settings, "rita", flagged.study, "dismiss", text="x" * 10_001)
+    with db.session() as s, pytest.raises(Invalid, match="control characters"):
+        record_read(s, settings, "rita", flagged.study, "dismiss", text="a\x00b")
+
+
 def test_withheld_is_never_written_back(settings: Settings, db: Database) -> None:
     store = InstanceStore(settings, db)
     st = store_study(store, db)
@@ -125,7 +198,9 @@ def test_after_review_sends_nothing_before_the_read(settings: Settings, db: Data
     st = store_study(store, db, "siemens-dx")
     pid = add_result(db, st, score=0.8, settings=settings)
     with db.session() as s:
-        Publisher(settings, destinations_from_settings(settings)).publish_prediction(s, s.get(Prediction, pid))
+        Publisher(settings, destinations_from_settings(settings)).publish_prediction(
+            s, s.get(Prediction, pid)
+        )
     with db.session() as s:
         assert s.scalars(select(OutboxItem)).all() == []  # held: nothing for the PACS yet
         result = record_read(s, settings, "rita", st.study, "accept")

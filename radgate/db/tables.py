@@ -25,6 +25,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "radgate.auth.tables",
     "radgate.audit.tables",
     "radgate.learning.tables",
+    "radgate.worklist.tables",
 )
 
 

@@ -16,6 +16,8 @@ Content tree, built only from highdicom's SR template classes::
           │     threshold, task, model SHA-256, and the synthetic-model warning for a demo model)
           ├─ Measurement (TID 300): Probability (DCM 122157), unit UCUM "1" (no units)
           ├─ Qualitative evaluation: <finding type> = Present (SCT 52101004) / Absent (SCT 272519000)
+          ├─ (a revision written on a read) the radiologist's read, dismissal reason and free text
+          │     (:mod:`radgate.results.review`)
           └─ Image Region (SCOORD POLYLINE, closed) selected from the source image (TID 1410), or the
              source image itself as "Source of Measurement" (TID 1501)
 
@@ -46,6 +48,7 @@ from radgate.clock import utcnow
 from radgate.results.content import AIFinding, AIResult
 from radgate.results.identity import ResultIdentity, derived_uid
 from radgate.results.labels import SYNTHETIC_WARNING, series_description
+from radgate.results.review import ReviewOutcome, review_items
 from radgate.results.source import header_view, index_sources, library_view
 
 __all__ = [
@@ -128,6 +131,7 @@ def _measurement_group(
     index: int,
     source: Dataset,
     identity: ResultIdentity,
+    review: ReviewOutcome | None = None,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     tracking = hd.sr.TrackingIdentifier(
         uid=identity.tracking_uid(index),
@@ -139,10 +143,16 @@ def _measurement_group(
         unit=NO_UNITS,
         referenced_images=[hd.sr.SourceImageForMeasurement.from_source_image(source)],
     )
-    evaluation = hd.sr.QualitativeEvaluation(
-        name=finding.finding_type.to_code(),
-        value=PRESENT if finding.present else ABSENT,
-    )
+    evaluations = [
+        hd.sr.QualitativeEvaluation(
+            name=finding.finding_type.to_code(),
+            value=PRESENT if finding.present else ABSENT,
+        )
+    ]
+    texts: list[hd.sr.TextContentItem] = []
+    if review is not None and review.finding == finding.name:  # the read (radgate.results.review)
+        read, texts = review_items(review)
+        evaluations += read
     sites = (
         [hd.sr.FindingSite(anatomic_location=finding.finding_site.to_code())]
         if finding.finding_site is not None
@@ -156,24 +166,30 @@ def _measurement_group(
             graphic_data=closed_polygon(finding.region),
             source_image=hd.sr.SourceImageForRegion.from_source_image(source),
         )
-        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        group: (
+            hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+        ) = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking,
             referenced_region=region,
             finding_type=finding_type,
             algorithm_id=algorithm,
             finding_sites=sites,
             measurements=[probability],
-            qualitative_evaluations=[evaluation],
+            qualitative_evaluations=evaluations,
         )
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=tracking,
-        finding_type=finding_type,
-        algorithm_id=algorithm,
-        finding_sites=sites,
-        measurements=[probability],
-        qualitative_evaluations=[evaluation],
-        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
-    )
+    else:
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking,
+            finding_type=finding_type,
+            algorithm_id=algorithm,
+            finding_sites=sites,
+            measurements=[probability],
+            qualitative_evaluations=evaluations,
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+        )
+    for text in texts:  # TEXT qualitative evaluations: highdicom's class takes CODE ones only
+        group[0].ContentSequence.append(text)
+    return group
 
 
 def build_sr(
@@ -185,6 +201,7 @@ def build_sr(
     institution_name: str | None = None,
     verifying_observer_name: str | None = None,
     verifying_organization: str | None = None,
+    review: ReviewOutcome | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """Build the TID 1500 Comprehensive 3D SR of ``result`` on ``sources`` (the images of one study).
 
@@ -194,7 +211,8 @@ def build_sr(
 
     The AI's own report is UNVERIFIED. A revised report that a radiologist signed off passes
     ``verifying_observer_name`` (PN, e.g. ``"Doe^Jane"``) and ``verifying_organization``: it is then VERIFIED
-    and FINAL (PS3.3 C.17.2.1: the Verifying Observer Sequence names who is accountable for its content).
+    and FINAL (PS3.3 C.17.2.1: the Verifying Observer Sequence names who is accountable for its content);
+    ``review`` (:class:`radgate.results.review.ReviewOutcome`) adds the read itself to its finding's group.
     """
     verified = verifying_observer_name is not None or verifying_organization is not None
     if verified and not (verifying_observer_name and verifying_organization):
@@ -205,7 +223,7 @@ def build_sr(
     used = index_sources(result, sources)
     images = list(used.values())
     groups = [
-        _measurement_group(result, finding, index, used[finding.SOPInstanceUID], identity)
+        _measurement_group(result, finding, index, used[finding.SOPInstanceUID], identity, review)
         for index, finding in enumerate(result.findings)
     ]
     report = hd.sr.MeasurementReport(

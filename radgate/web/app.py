@@ -8,7 +8,7 @@ from radgate import __version__
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
-from radgate.web import api, audit, dicomweb, docs, login, monitoring, pages, review, worklist
+from radgate.web import api, audit, dicomweb, docs, login, monitoring, pages, review, viewer, worklist
 from radgate.web.errors import install_error_handlers
 
 
@@ -33,5 +33,6 @@ def create_app(settings: Settings, db: Database, store: InstanceStore) -> FastAP
     app.include_router(audit.router)
     app.include_router(worklist.router)
     app.include_router(review.router)
+    app.include_router(viewer.router)
     app.include_router(docs.router)
     return app

@@ -22,7 +22,17 @@ from radgate.dicomweb import (
     store_parts,
 )
 from radgate.dicomweb.upload import BodyRefused, SpooledBody, UploadLimits, spool_body
-from radgate.dicomweb.wado import instance_paths, multipart_body
+from radgate.dicomweb.wado import (
+    RetrieveError,
+    bulk_value,
+    instance_frames,
+    instance_metadata,
+    instance_paths,
+    multipart_body,
+    negotiate_frames,
+    octet_parts,
+    parse_frame_numbers,
+)
 from radgate.web.deps import SessionDep, StoreDep
 from radgate.web.errors import ApiError, error_response
 from radgate.web.security import require
@@ -263,3 +273,135 @@ def wado_rendered(
         raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
     _audit_view(request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window})
     return Response(png, media_type="image/png")
+
+
+# --- metadata, frames, bulk data (what OHIF's DICOMweb data source and dicomweb-client ask for) ---
+
+
+def _metadata(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    store: StoreDep,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> JSONResponse:
+    from radgate.imaging.decode import DecodeError
+
+    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    what = sop_uid or series_uid or study_uid
+    if not paths:
+        raise ApiError(404, f"No stored instance matches {what}.")
+    base = _base_url(request)
+    try:
+        body = [instance_metadata(p, base) for p in paths]
+    except (DecodeError, ValueError, OSError) as exc:
+        raise ApiError(422, f"The metadata of {what} cannot be read: {type(exc).__name__}") from exc
+    detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
+    _audit_view(request, principal, "dicomweb.metadata", what, {**detail, "instances": len(paths)})
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study_uid}/metadata")
+def wado_study_metadata(
+    study_uid: str, request: Request, session: SessionDep, store: StoreDep, principal: Reader
+) -> JSONResponse:
+    return _metadata(request, principal, session, store, study_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/metadata")
+def wado_series_metadata(
+    study_uid: str, series_uid: str, request: Request, session: SessionDep, store: StoreDep, principal: Reader
+) -> JSONResponse:
+    return _metadata(request, principal, session, store, study_uid, series_uid)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/metadata")
+def wado_instance_metadata(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: Reader,
+) -> JSONResponse:
+    return _metadata(request, principal, session, store, study_uid, series_uid, sop_uid)
+
+
+def _octets(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    store: StoreDep,
+    uids: tuple[str, str, str],
+    frames: str | None,
+    bulk: str | None,
+) -> Response:
+    """Frames (``frames`` = "1,2") or one bulk data value (``bulk`` = its path) as octet-stream parts."""
+    from radgate.imaging.decode import DecodeError, read_dataset
+
+    study_uid, series_uid, sop_uid = uids
+    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    if not paths:
+        raise ApiError(404, f"No stored instance matches {sop_uid}.")
+    try:
+        ds = read_dataset(paths[0])
+        meta = getattr(ds, "file_meta", None)
+        stored = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        answer = negotiate_frames(request.headers.get("accept"), stored)
+        limit = store.settings.ingest.max_decoded_bytes
+        if bulk is None:
+            chunks = instance_frames(ds, parse_frame_numbers(frames or ""), answer, max_bytes=limit)
+        else:
+            chunks = bulk_value(ds, bulk, answer, max_bytes=limit)
+    except RetrieveError as exc:
+        raise ApiError(exc.status, str(exc)) from exc
+    except DecodeError as exc:
+        raise ApiError(422, f"Instance {sop_uid} cannot be read: {exc}") from exc
+    detail: dict[str, Any] = {
+        "StudyInstanceUID": study_uid,
+        "SeriesInstanceUID": series_uid,
+        "SOPInstanceUID": sop_uid,
+    }
+    detail["frames" if bulk is None else "bulkdata"] = frames if bulk is None else bulk
+    _audit_view(
+        request, principal, "dicomweb.frames" if bulk is None else "dicomweb.bulkdata", sop_uid, detail
+    )
+    if not answer.multipart and len(chunks) == 1:
+        return Response(
+            chunks[0], media_type=f"application/octet-stream; transfer-syntax={answer.transfer_syntax}"
+        )
+    content_type, body = octet_parts(chunks, answer.transfer_syntax)
+    return Response(body, media_type=content_type)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{frames}")
+def wado_frames(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    frames: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: Reader,
+) -> Response:
+    """PS3.18 10.4.1.1.3: frames as ``multipart/related; type="application/octet-stream"``."""
+    return _octets(request, principal, session, store, (study_uid, series_uid, sop_uid), frames, None)
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/bulkdata/{path:path}")
+def wado_bulkdata(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    path: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: Reader,
+) -> Response:
+    """PS3.18 10.4.1.1.5: the value behind a BulkDataURI of the metadata (Pixel Data: every frame)."""
+    return _octets(request, principal, session, store, (study_uid, series_uid, sop_uid), None, path)

@@ -4,13 +4,15 @@
 overlay, the heatmap behind a toggle ("rough guide, not proof"), score, operating point, model and the
 synthetic-model notice; window/level by drag and presets; zoom. ``POST /review/{uid}/read``
 (``review.write``, CSRF-protected like every cookie POST): ``action=accept|modify|dismiss`` (+ ``present``,
-``region``, ``reason``) stores the final read (:func:`radgate.worklist.review.record_read`), audited.
+``region``, ``reason``, ``text``: free text) stores the final read
+(:func:`radgate.worklist.review.record_read`), audited.
 Released results only show a score; a withheld one says "AI not validated for this patient group".
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -20,8 +22,10 @@ from radgate.auth import Permission, Principal
 from radgate.web.deps import DatabaseDep, SettingsDep
 from radgate.web.pages import page
 from radgate.web.security import require
+from radgate.web.viewer import viewer_url
 from radgate.web.worklist import templates
-from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, record_read, review_view
+from radgate.worklist.labels import label_case, open_label_requests
+from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, ReviewView, record_read, review_view
 from radgate.worklist.service import ReadStatus, WorklistFilter, worklist_rows
 
 router = APIRouter(tags=["review"])
@@ -55,6 +59,13 @@ def review_page(
     identity = principal.may(Permission.PATIENT_IDENTITY)
     with db.session() as s:
         view = review_view(s, settings, study_uid, identity=identity)
+        requests = (
+            open_label_requests(s, identity=False, study_uid=study_uid)
+            if principal.may(Permission.REVIEW_WRITE)
+            else []
+        )
+    wanted = request.query_params.get("label_request")
+    label_request = next((q for q in requests if str(q.id) == wanted), requests[0] if requests else None)
     nxt, prev = _neighbours(db, settings, study_uid)
     audit.record_in(
         db,
@@ -65,6 +76,7 @@ def review_page(
             "StudyInstanceUID": study_uid,
             "SeriesInstanceUID": view.row.SeriesInstanceUID,
             "ai": view.row.ai.value,
+            **({"label_request": label_request.id} if label_request else {}),
         },
     )
     body = templates.get_template("review.html").render(
@@ -78,6 +90,9 @@ def review_page(
         prev_uid=prev,
         csrf=principal.csrf_token or "",
         read=view.row.status is ReadStatus.READ,
+        ohif_url=viewer_url(study_uid) if principal.may(Permission.DICOMWEB_READ) else None,
+        label_request=label_request,
+        model_url=model_card_url(view),
     )
     return HTMLResponse(page("review", STYLE + body, principal))
 
@@ -92,6 +107,7 @@ def review_read(
     present: Annotated[str | None, Form()] = None,
     region: Annotated[str | None, Form()] = None,
     reason: Annotated[str | None, Form()] = None,
+    text: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     with db.session() as s:
         result = record_read(
@@ -103,6 +119,7 @@ def review_read(
             present=present,
             region=region,
             reason=reason,
+            text=text,
             observer=principal.username,
         )
     nxt, _ = _neighbours(db, settings, study_uid)
@@ -113,10 +130,49 @@ def review_read(
             "label": result.label,
             "region": list(result.region) if result.region else None,
             "reason": result.reason,
+            "text": result.text,
             "written": list(result.written),
             "next": nxt,
         }
     )
 
 
-__all__ = ["router"]
+@router.post("/review/{study_uid}/label")
+def review_label(
+    study_uid: str,
+    db: DatabaseDep,
+    principal: Writer,
+    request_id: Annotated[int, Form(alias="request")],
+    present: Annotated[str | None, Form()] = None,
+    text: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    """Label the case of an open label request: ground truth ``radiologist``, the request closed, audited."""
+    from radgate.errors import Invalid
+
+    with db.session() as s:
+        from radgate.learning.tables import LabelRequest
+
+        req = s.get(LabelRequest, request_id)
+        if req is not None and req.StudyInstanceUID != study_uid:
+            raise Invalid(f"Label request {request_id} is for another study, not {study_uid}.")
+        result = label_case(s, principal.actor, request_id, present, text=text)
+    return JSONResponse(
+        {
+            "request": result.request_id,
+            "StudyInstanceUID": result.StudyInstanceUID,
+            "SeriesInstanceUID": result.SeriesInstanceUID,
+            "label": result.label,
+            "closed": list(result.closed),
+            "action": "label",
+        }
+    )
+
+
+def model_card_url(view: ReviewView) -> str | None:
+    """The model card page of the model behind the shown result (``/models/{name}/{version}``)."""
+    if not view.model_name or not view.model_version:
+        return None
+    return f"/models/{quote(view.model_name, safe='')}/{quote(view.model_version, safe='')}"
+
+
+__all__ = ["model_card_url", "router"]

@@ -7,6 +7,8 @@
   The stream stays open for clients that send ``Accept: text/event-stream`` (every EventSource does); others
   get the current version as one event. The version is polled every 0.2 s (one indexed ``max``/``count``
   query) rather than signalled by an engine sink, so results stored by another process count as well.
+- "Label requests" (for callers with ``review.write``): the open requests of the annotation queue
+  (``radgate learn queue``), each linking to its review page (:mod:`radgate.worklist.labels`).
 - ``worklist.read`` for all; patient name and ID only with ``patient.identity``. Every view is audited
   (``worklist.view``, ``worklist.list``, ``worklist.events``).
 """
@@ -29,6 +31,7 @@ from radgate.auth import Permission, Principal
 from radgate.web.deps import DatabaseDep, SettingsDep
 from radgate.web.pages import page
 from radgate.web.security import require
+from radgate.worklist.labels import open_label_requests
 from radgate.worklist.priority import (
     AGEING_POINTS_PER_MINUTE,
     URGENCY_POINTS,
@@ -83,12 +86,21 @@ def _rows(
         return rows, worklist_version(s), synthetic_models(s, rows)
 
 
-def _audit(db: Any, principal: Principal, action: str, request: Request, rows: list[WorklistRow]) -> None:
-    detail = {
+def _audit(
+    db: Any,
+    principal: Principal,
+    action: str,
+    request: Request,
+    rows: list[WorklistRow],
+    label_requests: list[int] | None = None,
+) -> None:
+    detail: dict[str, Any] = {
         "path": request.url.path,
         "filters": sorted(request.query_params.keys()),
         "studies": [r.StudyInstanceUID for r in rows[:100]],
     }
+    if label_requests:
+        detail["label_requests"] = label_requests[:100]
     audit.record_in(db, principal.actor, action, None, detail)
 
 
@@ -98,9 +110,14 @@ def worklist_page(
 ) -> HTMLResponse:
     flt = _filter(request)
     rows, version, synthetic = _rows(db, settings, principal, flt)
-    _audit(db, principal, "worklist.view", request, rows)
     identity = principal.may(Permission.PATIENT_IDENTITY)
+    labels = []
+    if principal.may(Permission.REVIEW_WRITE):  # who may label sees the requests
+        with db.session() as s:
+            labels = open_label_requests(s, identity=identity)
+    _audit(db, principal, "worklist.view", request, rows, [r.id for r in labels])
     body = templates.get_template("worklist.html").render(
+        labels=labels,
         rows=rows,
         flt=flt,
         status=request.query_params.get("status") or "awaiting",

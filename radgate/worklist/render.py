@@ -20,7 +20,7 @@ from radgate.errors import Invalid
 from radgate.imaging import to_display
 from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES
 
-__all__ = ["Window", "encode_png", "parse_window", "render_png", "rendered_pixels"]
+__all__ = ["Window", "encode_png", "header_window", "parse_window", "render_png", "rendered_pixels"]
 
 
 @dataclass(frozen=True)
@@ -66,25 +66,48 @@ def rendered_pixels(
     return to_display(ds, frame, max_bytes=max_bytes).pixels
 
 
+def header_window(ds: Dataset) -> tuple[float, float] | None:
+    """The (center, width) :func:`radgate.imaging.to_display` uses, from the header alone; None when it
+    depends on the pixels (no VOI LUT and no window: the min-max of the image) or the image is not grey.
+
+    The review page needs the model's window before the image is fetched; decoding a 2048² image just for
+    two numbers doubled its load time.
+    """
+    if str(ds.get("PhotometricInterpretation", "")).strip() not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        hi = float(2**bits - 1)
+        return hi / 2.0, hi + 1
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        from radgate.imaging.display import _first  # the first pair is the default, as to_display reads it
+
+        return float(_first(ds.WindowCenter)), float(_first(ds.WindowWidth))
+    return None
+
+
 def encode_png(gray8: np.ndarray) -> bytes:
-    """An 8-bit greyscale PNG of a 2-D uint8 array (PNG spec: IHDR, one IDAT, IEND; filter type 0)."""
+    """An 8-bit greyscale PNG of a 2-D uint8 array (PNG spec: IHDR, one IDAT, IEND).
+
+    Each row uses filter type 1 (Sub: the difference to the pixel on its left) and deflate with the RLE
+    strategy at level 1: a 2048² radiograph encodes in about a third of the time of zlib's default strategy,
+    and smaller than without the filter.
+    """
     if gray8.ndim != 2 or gray8.dtype != np.uint8:
         raise ValueError(f"encode_png expects a 2-D uint8 array, got {gray8.dtype} {gray8.shape}.")
     h, w = gray8.shape
     raw = np.empty((h, w + 1), dtype=np.uint8)
-    raw[:, 0] = 0
-    raw[:, 1:] = gray8
+    raw[:, 0] = 1  # Sub
+    raw[:, 1] = gray8[:, 0]
+    np.subtract(gray8[:, 1:], gray8[:, :-1], out=raw[:, 2:])  # modulo 256, as PNG's Sub filter
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = compressor.compress(raw.tobytes()) + compressor.flush()
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 3))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def render_png(

@@ -9,8 +9,10 @@ The read is one of :class:`ReviewAction`:
   :data:`DISMISS_REASONS`.
 
 Each read becomes ground truth with source ``final_read`` (one row per study; a later read replaces the
-label) and an audit entry in the same transaction (``review.accept`` ...). Validation and monitoring read
-``ground_truth`` already.
+label), a ``review_reads`` row (the history: action, label, region, reason, free text, the SR revision
+written) and an audit entry in the same transaction (``review.accept`` ...); it closes the study's open
+label requests. Validation and monitoring read ``ground_truth`` already. For a released result the read
+goes into the verified SR revision as well (:mod:`radgate.results.review`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+import pydicom
+import pydicom.errors
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from radgate import audit
@@ -34,9 +38,11 @@ from radgate.db.schema import Instance
 from radgate.engine.tables import Prediction
 from radgate.errors import Conflict, Invalid
 from radgate.policy import Release
+from radgate.results.review import MAX_TEXT
 from radgate.validation.tables import GroundTruth
-from radgate.worklist.render import encode_png
+from radgate.worklist.render import encode_png, header_window
 from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
+from radgate.worklist.tables import ReviewRead
 
 __all__ = [
     "DISMISS_REASONS",
@@ -80,6 +86,8 @@ class ReviewView:
     model_card: str | None  # the model's description from its card (manifest)
     threshold: float | None
     final_label: int | None  # the study's final read, if read
+    model_name: str | None = None  # of the visible (released or withheld) result shown
+    model_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class ReadResult:
     region: Region | None
     reason: str | None
     written: tuple[str, ...] = ()  # SOP Instance UIDs of the verified SR / GSPS revision queued for the PACS
+    text: str | None = None  # the radiologist's free text
 
 
 def _region(values: np.ndarray, rows: int, columns: int) -> Region | None:
@@ -147,12 +156,17 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
             from radgate.imaging.decode import DecodeError, read_dataset
 
             try:
-                ds = read_dataset(settings.store_dir / inst.path)
-                display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
-                rows, columns = int(ds.Rows), int(ds.Columns)
-                # The model's window: the VOI the model input was rendered with (radgate.imaging.display).
-                center, width = display.window_center, max(display.window_width, 1.0)
-            except (DecodeError, ValueError):
+                path = settings.store_dir / inst.path
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+                rows, columns = int(header.Rows), int(header.Columns)
+                # The model's window: the VOI the model input was rendered with (radgate.imaging.display),
+                # from the header when it says (no decode of a 2048² image for two numbers).
+                window = header_window(header)
+                if window is None:
+                    display = to_display(read_dataset(path), max_bytes=settings.ingest.max_decoded_bytes)
+                    window = (display.window_center, display.window_width)
+                center, width = window[0], max(window[1], 1.0)
+            except (DecodeError, ValueError, AttributeError, OSError, pydicom.errors.InvalidDicomError):
                 rows = columns = None
     if pred is not None:
         try:
@@ -188,6 +202,8 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
         model_card=card,
         threshold=threshold,
         final_label=None if final is None else int(final.label),
+        model_name=pred.model_name if pred is not None else None,
+        model_version=pred.model_version if pred is not None else None,
     )
 
 
@@ -213,10 +229,12 @@ def record_read(
     present: str | None = None,
     region: str | None = None,
     reason: str | None = None,
+    text: str | None = None,
     observer: str | None = None,
     writeback: bool = True,
 ) -> ReadResult:
-    """Store the final read of ``study_uid`` (ground truth ``final_read``) and its audit entry.
+    """Store the final read of ``study_uid`` (ground truth ``final_read``, a ``review_reads`` row with the
+    free ``text``) and its audit entry (without the free text: it may name the patient).
 
     For a released result, also the VERIFIED SR (+ GSPS) revision with ``observer`` (PN, default the
     actor) as Verifying Observer, queued for the PACS in the same transaction
@@ -228,6 +246,7 @@ def record_read(
         raise Invalid(f"action {action!r} is not known; use accept, modify or dismiss.") from None
     row = study_row(session, study_uid, identity=False, default_site=settings.site)
     reg = _parse_region(region)
+    note = _parse_text(text)
     why: str | None = None
     if act is ReviewAction.ACCEPT:
         if row.ai is not AIState.RELEASED:
@@ -276,7 +295,10 @@ def record_read(
         detail["region"] = list(reg)
     if why is not None:
         detail["reason"] = why
+    if note is not None:
+        detail["text_chars"] = len(note)  # the text itself is in review_reads and the SR, not the audit log
     written: list[str] = []
+    sr_uid: str | None = None
     if row.ai is AIState.RELEASED and writeback:
         pred = _prediction(session, row)
         if pred is not None:
@@ -284,9 +306,62 @@ def record_read(
 
             # The region drawn on the review page, else (accept) the AI's; none when the finding is absent
             stored = publish_review(
-                session, settings, pred, observer=observer or actor, present=bool(label), region=reg
+                session,
+                settings,
+                pred,
+                observer=observer or actor,
+                present=bool(label),
+                region=reg,
+                kind=act.value,
+                reason=why,
+                text=note,
             )
             written = [o.SOPInstanceUID for o in stored]
+            sr_uid = next((o.SOPInstanceUID for o in stored if o.kind == "SR"), None)
             detail["written"] = written
+    requests = close_label_requests(session, study_uid, row.SeriesInstanceUID)
+    if requests:
+        detail["label_requests"] = requests
+    session.add(
+        ReviewRead(
+            StudyInstanceUID=study_uid,
+            SeriesInstanceUID=row.SeriesInstanceUID,
+            action=act.value,
+            label=label,
+            region=json.dumps(list(reg)) if reg is not None else None,
+            reason=why,
+            text=note,
+            actor=actor,
+            sr_sop_uid=sr_uid,
+            label_request_id=requests[0] if requests else None,
+            created_at=now,
+        )
+    )
     audit.record(session, actor, f"review.{act.value}", study_uid, json.loads(json.dumps(detail)))
-    return ReadResult(study_uid, act, label, reg, why, tuple(written))
+    return ReadResult(study_uid, act, label, reg, why, tuple(written), note)
+
+
+def _parse_text(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = str(text).strip()
+    if len(value) > MAX_TEXT:
+        raise Invalid(
+            f"The free text is {len(value):,} characters; at most {MAX_TEXT:,} are kept. Shorten it."
+        )
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+        raise Invalid("The free text holds control characters; use plain text (line breaks are fine).")
+    return value or None
+
+
+def close_label_requests(session: Session, study_uid: str, series_uid: str | None) -> list[int]:
+    """Mark the open label requests of this study (or its series) ``labelled``; their ids."""
+    from radgate.learning.tables import LabelRequest
+
+    where = LabelRequest.StudyInstanceUID == study_uid
+    if series_uid is not None:
+        where = or_(where, LabelRequest.SeriesInstanceUID == series_uid)
+    rows = list(session.scalars(select(LabelRequest).where(where, LabelRequest.status == "open")))
+    for r in rows:
+        r.status = "labelled"
+    return [r.id for r in rows]

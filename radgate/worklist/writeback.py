@@ -2,10 +2,11 @@
 
 On ``accept`` or ``modify`` the primary finding's region becomes the radiologist's (a modified region
 replaces the AI's); on ``dismiss`` (or modify to absent) the revision carries no region. The AI's measurement
-(probability, and its presence at the operating point) is kept as the AI output it is: the SR builder
-(:class:`radgate.results.content.AIFinding`) refuses a "present" that contradicts the probability, so the
-radiologist's present/absent is recorded as ground truth ``final_read`` and in the audit log, not as an SR
-content item (a follow-up: a TID 1500 qualitative evaluation by the verifying observer).
+(probability, and its presence at the operating point) is kept as the AI output it is (the SR builder,
+:class:`radgate.results.content.AIFinding`, refuses a "present" that contradicts the probability); the read
+itself (accepted / modified / dismissed, the finding present or absent, the dismissal reason, free text)
+is written beside it in the same measurement group (:mod:`radgate.results.review`), and recorded as ground
+truth ``final_read``, in ``review_reads`` and in the audit log.
 The revision (PS3.3 C.17.2.3) is the next one of the result's
 :class:`radgate.results.identity.ResultIdentity` (counted from the outbox), lists its predecessor in the
 Predecessor Documents Sequence, is VERIFIED/FINAL with the signed-in radiologist as Verifying Observer
@@ -48,8 +49,15 @@ def publish_review(
     observer: str,
     present: bool,
     region: tuple[float, float, float, float] | None,
+    kind: str = "accept",
+    reason: str | None = None,
+    text: str | None = None,
 ) -> list[StoredObject]:
-    """Build and queue the verified revision of ``prediction``'s report; returns the stored objects."""
+    """Build and queue the verified revision of ``prediction``'s report; returns the stored objects.
+
+    ``kind`` (accept, modify, dismiss, label), ``present``, ``reason`` and ``text`` are the read, written
+    into the primary finding's measurement group (:mod:`radgate.results.review`).
+    """
     import pydicom
 
     from radgate.imaging import to_display
@@ -58,6 +66,7 @@ def publish_review(
     from radgate.results.content import AIResult
     from radgate.results.outbox import results_store
     from radgate.results.pr import build_gsps_all
+    from radgate.results.review import ReviewOutcome
     from radgate.results.send import destinations_from_settings
     from radgate.results.sink import Publisher, result_identity
     from radgate.results.sr import build_sr
@@ -116,7 +125,12 @@ def publish_review(
         (
             "SR",
             build_sr(
-                result, [ds], identity, verifying_observer_name=observer, verifying_organization=organization
+                result,
+                [ds],
+                identity,
+                verifying_observer_name=observer,
+                verifying_organization=organization,
+                review=ReviewOutcome(primary, kind, present, reason=reason, text=text),  # type: ignore[arg-type]
             ),
         )
     ]

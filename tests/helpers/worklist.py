@@ -151,3 +151,28 @@ def audit_entries(db: Database, action: str) -> list[dict[str, object]]:
 
     with db.session() as s:
         return list(iter_entries(s, action=action))
+
+
+def add_label_request(db: Database, st: Stored, *, deployment: str = "demo-shadow", rank: int = 1) -> int:
+    """An open label request as ``radgate learn queue`` stores it (radgate.learning.queue)."""
+    from radgate.learning.tables import LabelRequest
+
+    with db.session() as s:
+        req = LabelRequest(
+            batch="b1",
+            deployment=deployment,
+            StudyInstanceUID=st.study,
+            SeriesInstanceUID=st.series,
+            strategy="uncertainty",
+            rank=rank,
+            score=0.51,
+            priority=0.98,
+            stratum="{}",
+            reason="score 0.510 is 0.010 from the operating point",
+            status="open",
+            requested_by="cli:dana",
+            requested_at=utcnow(),
+        )
+        s.add(req)
+        s.flush()
+        return int(req.id)

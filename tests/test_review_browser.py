@@ -1,0 +1,154 @@
+"""The review page in Chromium beyond accept: modify moves the region (the new SR revision has the new
+coordinates and the free text), the model card link, and label requests from the annotation queue
+(labelled from the worklist's "Label requests", ground truth recorded, the request closed, audited)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pydicom
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from radgate.auth import Role
+from radgate.config import Settings
+from radgate.db import Database
+from radgate.ingest.store import InstanceStore
+from radgate.learning.tables import LabelRequest
+from radgate.results.outbox import OutboxItem, results_store
+from radgate.validation.tables import GroundTruth
+from radgate.web.app import create_app
+from radgate.worklist.tables import ReviewRead
+from tests.helpers.auth import PASSWORD, make_user
+from tests.helpers.worklist import Stored, add_label_request, add_result, audit_entries, store_study
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def served(settings: Settings, db: Database) -> Iterator[tuple[str, dict[str, Stored], int]]:
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (scripts/install-peers.sh)")
+    store = InstanceStore(settings, db)
+    studies = {
+        "flagged": store_study(store, db, "siemens-dx", received_minutes_ago=4, description="CHEST PA"),
+        "picked": store_study(store, db, "ge-dx", received_minutes_ago=2, description="CHEST AP PICKED"),
+    }
+    hot = np.zeros((32, 32), dtype=np.float32)
+    hot[10:18, 6:14] = 1.0
+    add_result(db, studies["flagged"], score=0.94, settings=settings, explanation=hot)
+    # the picked case has a shadow result only: its score must not reach the radiologist
+    add_result(db, studies["picked"], policy="shadow", score=0.513, deployment="demo-shadow")
+    request_id = add_label_request(db, studies["picked"])
+    make_user(db, "rita", Role.RADIOLOGIST)
+    app = create_app(settings, db, store)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", studies, request_id
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _walk(items):  # type: ignore[no-untyped-def]
+    for item in items:
+        yield item
+        if "ContentSequence" in item:
+            yield from _walk(item.ContentSequence)
+
+
+def test_modify_moves_the_region_and_label_requests(served: tuple, db: Database, settings: Settings) -> None:
+    server, st, request_id = served
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    failed: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(f"{server}/review/{st['flagged'].study}")
+        page.fill("input[name=username]", "rita")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/review/{st['flagged'].study}")
+        page.wait_for_function("() => document.getElementById('image').complete")
+        assert page.get_attribute("#model-card", "href") == "/models/demo-pneumothorax/1.0.0"
+        ai_region = [float(v) for v in page.get_attribute("#region", "data-region").split(",")]
+
+        # Modify by keys and mouse: m, Shift-drag a new region, free text, Enter
+        page.keyboard.press("m")
+        page.select_option("#present", "present")
+        page.fill("#read-text", "Apical pneumothorax, 2 cm rim.")
+        page.click("h1")  # leave the text box: keys act on the page again
+        box = page.evaluate(
+            "() => { const r = document.getElementById('stage').getBoundingClientRect();"
+            " return {x: r.left, y: r.top, w: r.width, cols: +document.getElementById('viewer').dataset.columns}; }"
+        )
+        scale = box["w"] / box["cols"]
+        x1, y1, x2, y2 = box["x"] + 60, box["y"] + 80, box["x"] + 200, box["y"] + 260
+        page.keyboard.down("Shift")
+        page.mouse.move(x1, y1)
+        page.mouse.down()
+        page.mouse.move(x2, y2, steps=8)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        drawn = [float(v) for v in page.get_attribute("#region", "data-region").split(",")]
+        expected = [60 / scale, 80 / scale, 200 / scale, 260 / scale]
+        assert np.allclose(drawn, expected, atol=1 / scale + 0.1), (drawn, expected)  # a screen pixel
+        assert not np.allclose(drawn, ai_region, atol=2)  # it moved
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.getElementById('result').dataset.saved === 'modify'")
+
+        # The worklist's "Label requests": the picked case, without its shadow score
+        page.goto(f"{server}/worklist")
+        row = page.locator(f'#label-requests tr[data-label-request="{request_id}"]')
+        assert row.count() == 1 and "CHEST AP PICKED" in row.inner_text()
+        assert "0.51" not in page.inner_text("main")
+        row.locator("a").click()
+        page.wait_for_url(f"{server}/review/{st['picked'].study}?label_request={request_id}")
+        assert "0.51" not in page.inner_text("main")  # shadow: no score, no strategy reason
+        assert page.locator("#region").count() == 0
+        page.select_option("#label-present", "absent")
+        page.fill("#read-text", "No pneumothorax.")
+        page.click("#label-save")
+        page.wait_for_function("() => document.getElementById('result').dataset.saved === 'label'")
+        page.goto(f"{server}/worklist")
+        assert page.locator("#label-requests").count() == 0  # closed: no open request left
+        browser.close()
+    assert failed == [] or all(u.endswith("/worklist/events") for u in failed), failed
+
+    # the new SR revision has the new coordinates, the read and the free text
+    with db.session() as s:
+        read = s.scalars(select(ReviewRead).where(ReviewRead.action == "modify")).one()
+        path = s.scalars(select(OutboxItem.path).where(OutboxItem.SOPInstanceUID == read.sr_sop_uid)).one()
+    sr = pydicom.dcmread(results_store(settings.data_dir) / path)
+    items = list(_walk(sr.ContentSequence))
+    graphic = np.asarray(next(i.GraphicData for i in items if "GraphicData" in i), dtype=float).reshape(-1, 2)
+    assert np.allclose(graphic.min(axis=0), drawn[:2], atol=0.11)
+    assert np.allclose(graphic.max(axis=0), drawn[2:], atol=0.11)
+    texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i.TextValue for i in items if i.ValueType == "TEXT"}
+    assert texts["Comment"] == "Apical pneumothorax, 2 cm rim."
+    assert sr.VerificationFlag == "VERIFIED" and read.text == "Apical pneumothorax, 2 cm rim."
+
+    # the label: ground truth (radiologist) for the series and study, the request closed, audited
+    with db.session() as s:
+        truth = {
+            (t.SeriesInstanceUID or t.StudyInstanceUID, t.source, t.label)
+            for t in s.scalars(select(GroundTruth).where(GroundTruth.source == "radiologist"))
+        }
+        status = s.get(LabelRequest, request_id).status  # type: ignore[union-attr]
+        label_read = s.scalars(select(ReviewRead).where(ReviewRead.action == "label")).one()
+    assert truth == {(st["picked"].series, "radiologist", 0), (st["picked"].study, "radiologist", 0)}
+    assert status == "labelled"
+    assert (label_read.label_request_id, label_read.text) == (request_id, "No pneumothorax.")
+    (entry,) = audit_entries(db, "review.label")
+    assert entry["target"] == st["picked"].study and entry["detail"]["label_request"] == request_id
+    assert "No pneumothorax" not in str(entry)  # the free text stays out of the audit log
