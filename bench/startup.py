@@ -44,6 +44,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--radgate-path", type=Path, default=ROOT, help="checkout whose radgate package runs")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. before a change): its commands run in the same rounds"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
@@ -62,17 +65,23 @@ def main() -> int:
         "radgate models list": [RADGATE, "models", "list"],
         "radgate series": [RADGATE, "series"],
     }
+    envs = {name: env for name in [*peers, *commands]}
+    if args.baseline:
+        base_env = dict(env, PYTHONPATH=str(args.baseline.resolve()))
+        for name, argv in list(commands.items()):
+            commands[f"{name} @base"] = argv
+            envs[f"{name} @base"] = base_env
     runs: dict[str, list[float]] = {name: [] for name in [*peers, *commands]}
     for _ in range(args.repeats):
         for name, argv in [*peers.items(), *commands.items()]:
-            runs[name].append(timed(argv, env))
+            runs[name].append(timed(argv, envs[name]))
 
     median = {name: statistics.median(times) for name, times in runs.items()}
     print(f"{'process':38} {'median s':>9} {'x pass':>7} {'x floor':>8}")
     for name in peers:
         print(f"{name:38} {median[name]:9.3f} {median[name] / median['python -c pass']:7.1f}")
     for name in commands:
-        floor = "import typer+rich" if name.endswith("--help") else "import typer+rich+sqlalchemy.orm"
+        floor = "import typer+rich" if "--help" in name else "import typer+rich+sqlalchemy.orm"
         verdict = "ok" if median[name] <= TARGET_S else f"over the {TARGET_S} s target"
         print(
             f"{name:38} {median[name]:9.3f} {median[name] / median['python -c pass']:7.1f} "

@@ -128,6 +128,7 @@ class Gateway:
             if self._http_thread is not None:
                 self._http_thread.join(timeout=10)
         self.dicom.stop()
+        self.store.close()  # checkpoint the ingest journal: the next start has nothing to replay
 
     def __enter__(self) -> Gateway:
         self.start()

@@ -115,3 +115,20 @@ def test_an_unknown_command_suggests_lazy_ones(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "No such command 'seris'" in result.stderr and "'series'" in result.stderr
+
+
+def test_help_does_not_load_markdown_or_pygments(tmp_path: Path) -> None:
+    """typer.rich_utils imports rich.markdown and rich.traceback for features radgate does not use: help
+    gets stand-ins, and the real modules still import (and work) afterwards."""
+    code = (
+        "import sys, radgate.cli\n"
+        "try:\n    radgate.cli.app(['--help'], prog_name='radgate')\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'markdown_it', 'pygments'}))\n"
+        "import rich.markdown, typer.rich_utils\n"
+        "assert type(typer.rich_utils.Markdown('x')) is rich.markdown.Markdown\n"
+        "assert typer.rich_utils.Traceback.from_exception.__self__.__module__ == 'rich.traceback'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.stdout.splitlines()[-2:] == ["[]", "ok"], result.stdout + result.stderr

@@ -12,10 +12,75 @@ imports a module when one of its commands is resolved, and shows the table's hel
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from typer import _click as click  # Typer (>= 0.24) vendors click: its groups and errors are these classes
 from typer.core import TyperCommand, TyperGroup
+
+# typer.rich_utils (imported by Typer to print help and errors) imports rich.markdown (markdown-it) and
+# rich.traceback (pygments) at its top, for the "markdown" markup mode and for pretty tracebacks; radgate uses
+# neither, and the two are about 40 % of the cost of printing help. While typer.rich_utils executes, the
+# finder below gives it stand-ins for ``Markdown`` and ``Traceback`` that import the real classes on first
+# use; right after, the real modules are importable as usual (nothing else ever sees a stand-in).
+_DEFERRED = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+class _DeferredClass(type):
+    """A stand-in class: calling it, or any attribute of it, imports the real one."""
+
+    _module: str
+    _name: str
+
+    def _real(cls) -> Any:
+        return getattr(importlib.import_module(cls._module), cls._name)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._real()(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        return getattr(cls._real(), name)
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls._real())
+
+
+class _LightRichUtils(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "typer.rich_utils":
+            return None
+        sys.meta_path.remove(self)  # once
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        real_exec = spec.loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            stand_ins = {}
+            for name, attr in _DEFERRED.items():
+                if name not in sys.modules:
+                    stub = types.ModuleType(name)
+                    setattr(stub, attr, _DeferredClass(attr, (), {"_module": name, "_name": attr}))
+                    stand_ins[name] = sys.modules[name] = stub
+            try:
+                real_exec(module)
+            finally:
+                for name, stub in stand_ins.items():
+                    if sys.modules.get(name) is stub:
+                        del sys.modules[name]
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+if "typer.rich_utils" not in sys.modules and not any(isinstance(f, _LightRichUtils) for f in sys.meta_path):
+    sys.meta_path.insert(0, _LightRichUtils())
 
 
 class LazyCommand(NamedTuple):

@@ -9,10 +9,12 @@ A-ASSOCIATE-RJ (permanent, "calling AE title not recognised", PS3.8 9.3.4).
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import ssl
+import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -31,6 +33,70 @@ log = logging.getLogger(__name__)
 # is 1 ms). Each C-STORE waits for up to one such sleep before its first PDU is read and again before its
 # response is sent; at hundreds of instances per second that is a large share of the time.
 DUL_POLL_S = 0.0002
+#: How long the association's reactor waits for the next DIMSE message before it checks for a release,
+#: an abort or the network timeout (pynetdicom instead sleeps 1 ms and then looks without waiting).
+REACTOR_WAIT_S = 0.001
+
+
+def _acceptor_reactor(assoc: Any) -> None:
+    """pynetdicom 3.0's ``Association._run_reactor`` with one change: it *waits* on the DIMSE message queue.
+
+    pynetdicom's loop sleeps 1 ms and then looks at the queue without waiting, so every C-STORE waited for
+    up to 1 ms after it arrived (and, on a busy machine, for the scheduler to wake the sleeping thread
+    again). Here the thread blocks in ``queue.get`` and is woken the moment the DUL thread completes a
+    message; the release, abort, DUL and idle-timer checks run between messages as before.
+    """
+    assoc_log = logging.getLogger("pynetdicom.assoc")
+    msg_queue = assoc.dimse.msg_queue
+    assoc._is_paused = False
+    while not assoc._kill:
+        assoc._is_paused = True
+        assoc._reactor_checkpoint.wait()
+        assoc._is_paused = False
+
+        try:
+            context_id, msg = msg_queue.get(timeout=REACTOR_WAIT_S)
+        except queue.Empty:
+            context_id, msg = None, None
+        if msg:
+            assoc._serve_request(msg, cast(int, context_id))
+
+        if assoc.is_established and assoc.acse.is_release_requested():
+            assoc.acse.send_release(is_response=True)
+            assoc_log.info("Association Released")
+            assoc.is_released = True
+            assoc.is_established = False
+            evt.trigger(assoc, evt.EVT_RELEASED, {})
+            assoc.kill()
+            return
+
+        if assoc.acse.is_aborted():
+            log_msg = "Association Aborted"
+            if assoc.acse.is_aborted("a-p-abort"):
+                log_msg += " (A-P-ABORT)"
+            assoc_log.info(log_msg)
+            assoc.dul.receive_pdu(wait=False)  # EVT_ACSE_RECV fires for subscribers
+            assoc.is_aborted = True
+            assoc.is_established = False
+            evt.trigger(assoc, evt.EVT_ABORTED, {})
+            assoc.kill()
+            return
+
+        if not assoc.dul.is_alive():
+            assoc.kill()
+            return
+
+        if assoc.dul.idle_timer_expired():
+            assoc_log.error("Network timeout reached")
+            if assoc.network_timeout_response == "A-RELEASE":
+                assoc._is_paused = True
+                assoc._reactor_checkpoint.wait()
+                assoc.release()
+                assoc._is_paused = False
+            else:
+                assoc.abort()
+            assoc.kill()
+            return
 
 
 @dataclass(frozen=True)
@@ -148,6 +214,8 @@ class DicomServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assoc.dul._run_loop_delay = DUL_POLL_S
+        if not assoc.is_requestor:  # runs once negotiation succeeds, in place of pynetdicom's own loop
+            assoc._run_reactor = types.MethodType(_acceptor_reactor, assoc)
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
         called = str(assoc.requestor.primitive.called_ae_title).strip()

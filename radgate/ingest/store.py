@@ -1,11 +1,17 @@
 """The instance store: durable, idempotent storage of received instances, and their index rows.
 
-An instance is acknowledged only after (1) its bytes are written and fsync'd under
-``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` (file and its
-directory) and (2) its row, with the series and study rows it updates, is committed. A crash between the two
-leaves an unreferenced file that the next store of the same instance replaces; it never leaves a row without
-its file. A first copy is written straight to its path (file and directory fsync'd at the same time); any
-other goes through ``.incoming`` and a rename. Instances arriving together share one commit (group commit).
+An instance is acknowledged only once it would survive a power loss: its bytes are under
+``DATA_DIR/instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>[.rN].dcm`` and its row, with the
+series and study rows it updates, is committed. At default durability (``ingest.fsync``) that costs one
+disk flush per instance, or per group commit: the bytes are appended to the ingest journal
+(:mod:`radgate.ingest.journal`) and it alone is fsync'd before the row commits (on SQLite without waiting
+for the disk; PostgreSQL commits stay synchronous); the file and the row reach the disk at the journal's
+next checkpoint, and a crash before it is repaired from the journal when the store
+opens again. Without the journal (another process holds it, or an instance over 64 MiB) the file and its
+directory are fsync'd and the commit is synchronous, as before. Either way a crash never leaves a row without
+its file once recovery has run; an unreferenced file it leaves is replaced by the next store of that
+instance. A first copy is written straight to its path; any other goes through ``.incoming`` and a rename.
+Instances arriving together share one commit (group commit).
 
 Duplicates: the same SOPInstanceUID with the same dataset bytes (file meta excluded, since it differs by
 sender) is a success that stores nothing. The same UID with different bytes becomes revision N+1; earlier
@@ -14,23 +20,27 @@ revisions are kept and never overwritten.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, make_url, select, update
 from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
+from radgate.ingest.journal import MAX_RECORD_BYTES, IngestJournal, JournalBusyError, JournalRecord, Segment
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
     IngestRejection,
@@ -66,6 +76,11 @@ class StoreOutcome:
 
 # Statements built once: SQLAlchemy then reuses their compiled form, which matters at hundreds per second.
 _REVISIONS = select(Instance.revision, Instance.sha256).where(Instance.SOPInstanceUID == bindparam("uid"))
+_COPIES = select(Instance.revision, Instance.sha256, Instance.path).where(
+    Instance.SOPInstanceUID == bindparam("uid")
+)
+#: The journal is checkpointed once ingest has been idle this long (and whenever a segment fills up).
+IDLE_CHECKPOINT_S = 1.0
 _UPDATE_STUDY = (
     update(Study)
     .where(Study.StudyInstanceUID == bindparam("uid"), Study.status != "complete")
@@ -91,6 +106,8 @@ class _Pending:
     current: Path  # where its bytes are now: the temporary file, then the final path
     final: Path | None = None
     placed: Path | None = None  # written straight to its revision-1 path, file and directory fsync'd
+    journal: bool = False  # made durable by the ingest journal (its file is not fsync'd on the way)
+    digest: str | None = None
     outcome: StoreOutcome | None = None
     error: BaseException | None = None
     leads: bool = False  # woken to lead the next batch
@@ -122,6 +139,179 @@ class InstanceStore:
         self._queue_lock = threading.Lock()
         self._leading = False  # a thread is running (or about to run) a batch
         self.last_activity = 0.0  # time.monotonic() of the last stored instance, for idle-time work
+        self._journal: IngestJournal | None = None
+        self._sqlite_file: Path | None = None
+        self._fast_db: Database | None = None  # SQLite with synchronous=NORMAL, for journaled rows
+        self._closed_segments: list[Segment] = []  # closed journal segments waiting for their checkpoint
+        self._checkpointer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = False
+        if self._fsync:
+            self._open_journal()
+
+    # ----------------------------------------------------------------- journal
+    def _open_journal(self) -> None:
+        url = make_url(self.db.url)
+        if self.db.backend == "sqlite":
+            if not url.database or url.database == ":memory:":
+                return  # a second connection would be another database
+            self._sqlite_file = Path(url.database)
+        try:
+            journal = IngestJournal(self.settings.data_dir / "journal")
+        except JournalBusyError:
+            log.info("Another process holds the ingest journal of %s: fsync each instance", self.root.parent)
+            return
+        except OSError as exc:
+            log.warning("No ingest journal (%s): fsync each instance", exc.strerror or type(exc).__name__)
+            return
+        self._recover(journal)
+        if self.db.backend == "sqlite":
+            self._fast_db = Database(self.db.url, sqlite_synchronous="NORMAL")
+        self._journal = journal
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _recover(self, journal: IngestJournal) -> None:
+        """Replay what a crash left in the journal, through the synchronous path; then drop it."""
+        segments = journal.segments()
+        if not segments:
+            return
+        replayed = repaired = 0
+        for path in segments:
+            for record in journal.read(path):
+                replayed += 1
+                repaired += self._replay(record)
+        self._sync_db()
+        for path in segments:
+            journal.drop(path)
+        log.warning(
+            "Ingest journal: %d instance(s) checked after an unclean stop, %d stored or rewritten",
+            replayed,
+            repaired,
+        )
+
+    def _replay(self, record: JournalRecord) -> int:
+        """One journal record: its row and file are checked, and whichever is missing is made again."""
+        payload = record.payload
+        try:
+            parsed = parse_part10(
+                payload, self.settings.ingest.max_instance_bytes, self.settings.ingest.max_inflated_bytes
+            )
+        except IngestRejection as rej:  # it was accepted once; keep the bytes rather than lose them
+            self.reject(payload, rej, source=str(record.header.get("source", "journal")))
+            return 1
+        digest = record.header["sha256"]
+        with self.db.session() as s:
+            rows = s.connection().execute(_COPIES, {"uid": parsed.SOPInstanceUID}).all()
+        copies = [r for r in rows if r.sha256 == digest]
+        if not copies:
+            calling_ae = record.header.get("calling_ae")
+            self._store(parsed, source=str(record.header.get("source", "journal")), calling_ae=calling_ae)
+            return 1
+        target = self.root / max(copies, key=lambda r: r.revision).path
+        try:
+            if target.read_bytes() == payload:
+                return 0
+        except OSError:
+            pass
+        self._ensure_dir(target.parent)
+        tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            self._write_durably(tmp_path, payload)
+            os.replace(tmp_path, target)
+            self._fsync_dir(target.parent)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        return 1
+
+    @contextmanager
+    def _session(self, journaled: bool) -> Iterator[Session]:
+        """The batch's transaction: synchronous, or (journaled) committed without waiting for the disk."""
+        if not journaled:
+            with self.db.session() as s:
+                yield s
+            return
+        # PostgreSQL commits stay synchronous: its server can crash and lose asynchronous commits while
+        # radgate keeps running, and the journal is replayed only when radgate starts.
+        with (self._fast_db or self.db).session() as s:
+            yield s
+
+    def _sync_db(self) -> None:
+        """Make every commit so far durable (journaled ones included; PostgreSQL's are already)."""
+        if self._sqlite_file is not None:
+            # WAL mode: commits are frames in the -wal file (and checkpointed pages in the main file).
+            for path in (self._sqlite_file, self._sqlite_file.with_name(self._sqlite_file.name + "-wal")):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def checkpoint(self) -> int:
+        """Make every journaled instance durable in place and drop the journal; returns segments dropped."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        with self.lock:
+            self._closed_segments.extend(journal.rotate())
+            segments = list(self._closed_segments)
+        if not segments:
+            return 0
+        self._sync_db()
+        for segment in segments:
+            journal.checkpoint(segment)
+            with self.lock:
+                self._closed_segments.remove(segment)
+        return len(segments)
+
+    def _checkpoint_loop(self) -> None:
+        while True:
+            self._wake.wait(0.25)
+            self._wake.clear()
+            if self._closing:
+                return
+            journal = self._journal
+            if journal is None:
+                return
+            try:
+                if self._closed_segments or time.monotonic() - self.last_activity >= IDLE_CHECKPOINT_S:
+                    self.checkpoint()
+            except Exception as exc:
+                if not journal.dir.is_dir():  # the data directory was removed: nothing left to keep
+                    with self.lock:
+                        self._closed_segments.clear()
+                        journal.rotate()
+                        self._checkpointer = None
+                    return
+                log.warning("Ingest journal checkpoint failed (%s); it is retried", _storage_failure(exc))
+                time.sleep(1.0)
+            with self.lock:  # nothing left: stop (the next journaled batch starts a new thread)
+                if not journal.has_records and not self._closed_segments:
+                    self._checkpointer = None
+                    return
+
+    def close(self) -> None:
+        """Checkpoint the journal and release it (the gateway calls this when it stops)."""
+        journal = self._journal
+        if journal is None:
+            return
+        self._closing = True
+        self._wake.set()
+        thread = self._checkpointer
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=60)
+        try:
+            self.checkpoint()
+        except Exception as exc:
+            if journal.dir.is_dir():
+                log.warning("Ingest journal checkpoint failed (%s); the next start replays it", exc)
+        with self.lock:
+            self._journal = None
+            journal.close()
+        if self._fast_db is not None:
+            self._fast_db.dispose()
 
     # ------------------------------------------------------------------ public
     def store_bytes(
@@ -242,14 +432,14 @@ class InstanceStore:
                 parsed.SOPInstanceUID,
             )
 
-    def _write_durably(self, path: Path, data: bytes) -> None:
+    def _write_durably(self, path: Path, data: bytes, sync: bool = True) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            if self._fsync:
+            if self._fsync and sync:
                 os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -279,15 +469,17 @@ class InstanceStore:
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
         # One instance's file is written by one thread at a time (two copies of the same SOPInstanceUID
         # arriving at once wait for each other); different instances proceed in parallel.
+        journaled = self._journal is not None and len(parsed.data) <= MAX_RECORD_BYTES
         with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
-            item = self._write_placed(parsed, source, calling_ae)
+            item = self._write_placed(parsed, source, calling_ae, sync=not journaled)
             if item is not None:
+                item.journal = journaled
                 outcome = self._commit(item)
             else:
                 tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
                 try:
-                    self._write_durably(tmp_path, parsed.data)
-                    outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path))
+                    self._write_durably(tmp_path, parsed.data, sync=not journaled)
+                    outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path, journal=journaled))
                 finally:
                     tmp_path.unlink(missing_ok=True)
         if outcome.outcome == "revision":
@@ -298,14 +490,16 @@ class InstanceStore:
             )
         return outcome
 
-    def _write_placed(self, parsed: ParsedInstance, source: str, calling_ae: str | None) -> _Pending | None:
+    def _write_placed(
+        self, parsed: ParsedInstance, source: str, calling_ae: str | None, sync: bool = True
+    ) -> _Pending | None:
         """Write a first copy straight to ``<SOPInstanceUID>.dcm``; None when that file exists already.
 
         A new file needs its data and its directory entry on disk: the two fsyncs run at the same time
         (the file system commits both in one journal transaction) instead of one after the other, and there
         is no rename left to make durable. Whether it really is revision 1 is still decided under the lock;
         a file left by a crash before its commit is found by the next copy, which takes the path through
-        ``.incoming`` and replaces it, as before.
+        ``.incoming`` and replaces it, as before. ``sync=False`` (journaled): no fsync here at all.
         """
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         self._ensure_dir(series_dir)
@@ -319,7 +513,7 @@ class InstanceStore:
                 view = memoryview(parsed.data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if self._fsync:
+                if self._fsync and sync:
                     directory = self._sync_pool.submit(self._fsync_dir, series_dir)
                     os.fdatasync(fd)
                     directory.result()
@@ -365,13 +559,8 @@ class InstanceStore:
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
-            with self.lock, self.db.session() as s:
-                outcomes = [self._place(s, it) for it in batch]
-                moved = [it.final.parent for it in batch if it.final is not None and it.final != it.placed]
-                for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
-                    self._fsync_dir(directory)
-                self.last_activity = time.monotonic()
-                # The session commits when the ``with`` block closes: then it is safe to acknowledge.
+            with self.lock:
+                outcomes = self._commit_locked(batch)
         except Exception as exc:
             if len(batch) > 1:  # one bad instance must not fail the others: retry them one by one
                 for it in batch:
@@ -384,16 +573,71 @@ class InstanceStore:
             it.outcome = outcome
             it.done.set()
 
+    def _commit_locked(self, batch: list[_Pending]) -> list[StoreOutcome]:
+        """Index the batch in one transaction. Journaled instances: their bytes are appended to the journal
+        and fsync'd (one flush for the batch) before the commit, which then does not wait for the disk;
+        the others had their files fsync'd, and their directories are fsync'd here and the commit is
+        synchronous. Either way the caller may acknowledge when this returns."""
+        journal = self._journal
+        journaled = journal is not None and any(it.journal for it in batch)
+        mark = None
+        try:
+            with self._session(journaled) as s:
+                outcomes = [self._place(s, it) for it in batch]
+                moved = [
+                    it.final.parent
+                    for it in batch
+                    if it.final is not None and it.final != it.placed and not it.journal
+                ]
+                for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
+                    self._fsync_dir(directory)
+                records = [
+                    (self._record(it), it.parsed.data, it.final)
+                    for it in batch
+                    if it.journal and it.final is not None
+                ]
+                if records and journal is not None:
+                    mark = journal.append(records)
+                self.last_activity = time.monotonic()
+                # The session commits when the ``with`` block closes: then it is safe to acknowledge.
+        except BaseException:
+            if mark is not None and journal is not None:
+                journal.undo(mark)  # not indexed, not acknowledged: not for recovery either
+            raise
+        if journaled and any(it.final is not None and not it.journal for it in batch):
+            self._sync_db()  # an unjournaled instance in a journaled batch: its row must be on disk now
+        if journal is not None and mark is not None:
+            if journal.full:
+                self._closed_segments.extend(journal.rotate())
+                self._wake.set()
+            if self._checkpointer is None and not self._closing:
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name="radgate-journal", daemon=True
+                )
+                self._checkpointer.start()
+        return outcomes
+
+    def _record(self, it: _Pending) -> dict[str, object]:
+        assert it.final is not None
+        return {
+            "path": str(it.final.relative_to(self.root)),
+            "sha256": it.digest,
+            "body": it.parsed.body_offset,
+            "source": it.source,
+            "calling_ae": it.calling_ae,
+        }
+
     def _place(self, s: Session, it: _Pending) -> StoreOutcome:
         """In the batch's transaction: detect a duplicate or revision, move the file into place, index it."""
         parsed = it.parsed
-        digest = parsed.sha256
+        digest = it.digest = parsed.sha256
         existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
         if any(row.sha256 == digest for row in existing):
             same = max(r.revision for r in existing if r.sha256 == digest)
             if it.placed and same != 1:  # the file written in place is not that revision's: remove it
                 it.current.unlink(missing_ok=True)
-            # (placed and same == 1: revision 1's file had gone missing; the same bytes now restore it)
+            elif it.placed:  # revision 1's file had gone missing; the same bytes now restore it
+                it.final = it.placed
             return self._outcome("duplicate", parsed, max(r.revision for r in existing))
         revision = max((r.revision for r in existing), default=0) + 1
         name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
@@ -546,3 +790,12 @@ def _int_or_none(value: object) -> int | None:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
+
+
+def _close_at_exit(ref: weakref.ReferenceType[InstanceStore]) -> None:
+    store = ref()
+    if store is not None:
+        try:
+            store.close()
+        except Exception:  # at exit (a test's data directory may be gone): the next start replays it
+            log.debug("Closing the ingest journal at exit failed", exc_info=True)
