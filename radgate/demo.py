@@ -3,7 +3,8 @@
 ``radgate demo`` (``make demo``) does what a site does in its first months, with everything synthetic, and
 goes live only through the policy stage's gate:
 
-1. generates a synthetic site (phantom chest radiographs from several vendors, ``labels.csv`` ground truth);
+1. generates a synthetic site: a year of phantom chest radiographs from several vendors (the ``demo-site``
+   scenario: a new Agfa DR room takes over much of the work from month 8), ``labels.csv`` ground truth;
 2. starts a gateway on SQLite with the bundled demo model deployed **silent**, and sends the first three
    months by DICOM C-STORE, like the modalities would: everything is scored, nothing is shown or sent;
 3. imports the site's ground truth and runs the **local validation** (the go-live report from the
@@ -11,9 +12,13 @@ goes live only through the policy stage's gate:
    only SIEMENS; this site has none);
 4. runs the **go-live gate** (``radgate readiness``) and, since a three-month synthetic site cannot pass
    every check, goes **live with an override** whose reason is recorded with who and when;
-5. sends the fourth month: results for the validated subgroups are released (SR + GSPS delivered), the
+5. sends the live months: results for the validated subgroups are released (SR + GSPS delivered), the
    others are withheld with their reason;
-6. reports all of it, with the model's AUC on this site and its DeLong CI.
+6. **monitors** the deployment month by month (:func:`radgate.monitoring.run_monitoring` with ``until`` the
+   month's last day), with the ground truth arriving ``TRUTH_LAG_DAYS`` after each study (its
+   ``reference_date``), so each run sees only the labels that had arrived; the alerts each run opened are
+   kept with the month of the run;
+7. reports all of it, with the model's AUC on this site and its DeLong CI, and which alerts fired when.
 
 The demo model is trained on synthetic phantoms of one vendor and has no clinical validity.
 """
@@ -21,6 +26,7 @@ The demo model is trained on synthetic phantoms of one vendor and has no clinica
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import shutil
 import time
 from collections import Counter
@@ -35,6 +41,9 @@ from radgate.db import Series, database_for
 from radgate.engine import Job, Prediction, RoutingDecisionRow
 from radgate.gateway import Gateway
 from radgate.models.registry import BUNDLED_MODELS
+from radgate.monitoring.alerts import alert_lines
+from radgate.monitoring.metrics import GroupMetrics
+from radgate.monitoring.service import run_monitoring
 from radgate.policy.readiness import Readiness
 from radgate.policy.tables import PublishIntent
 from radgate.results.send import CStoreDestination
@@ -60,6 +69,11 @@ DEPLOYMENT = "demo-ptx"
 #: The demo's local-validation minimum per subgroup level (radgate's default is 100 positives and 100
 #: negatives; a demo site of a few hundred images cannot reach it, and the summary says so).
 DEMO_MIN_CASES = 10
+#: Months of the demo year sent silent before go-live.
+SILENT_MONTHS = 3
+#: Days from a study to its ground truth (the ``date`` column of the truth import; monitoring's ``until``
+#: sees a label only from then on).
+TRUTH_LAG_DAYS = 30
 OVERRIDE = (
     "demo on a synthetic site: three months of history cannot pass every check; "
     "results outside the validated subgroups stay withheld"
@@ -94,6 +108,12 @@ class DemoReport:
     auc_ci: tuple[float, float] | None = None
     auc_n: tuple[int, int] | None = None
     by_profile: dict[str, tuple[int, int]] = field(default_factory=dict)
+    months: list[str] = field(default_factory=list)
+    #: (month of the monitoring run, one line per alert it opened: rule, scope, period, summary)
+    alerts: list[tuple[str, str]] = field(default_factory=list)
+    #: the champion's months as the last monitoring run saw them (all labels arrived by then)
+    monthly: list[GroupMetrics] = field(default_factory=list)
+    monitoring_seconds: float = 0.0
     seconds: float = 0.0
 
 
@@ -143,31 +163,33 @@ def run_demo(
     site_dir = data_dir / "site"
     report = DemoReport(data_dir, site_dir, data_dir / "pacs-folder")
 
-    step("Generating the synthetic site")
+    step("Generating the synthetic site (a year; a new Agfa DR room from month 8)")
     base = builtin_scenario("demo-site")
-    per_month = max(1, -(-studies // 3))
-    live_month = max(10, per_month // 2)
+    per_month = max(1, -(-studies // SILENT_MONTHS))
     scenario = replace(
-        base, months=4, studies_per_month=(per_month, per_month, per_month, live_month), prevalence=(0.3,) * 4
+        base, studies_per_month=(per_month,) * base.months, prevalence=(0.3,) * base.months
     )
     summary = generate_site(site_dir, scenario, seed, progress=lambda d, t: progress("synth", d, t))
     report.images, report.studies = summary.images, summary.studies
     months = sorted(p.name for p in (site_dir / "dicom").iterdir() if p.is_dir())
-    silent_files = [f for m in months[:3] for f in sorted((site_dir / "dicom" / m).rglob("*.dcm"))]
-    live_files = [f for m in months[3:] for f in sorted((site_dir / "dicom" / m).rglob("*.dcm"))]
+    report.months = months
+    files = {m: sorted((site_dir / "dicom" / m).rglob("*.dcm")) for m in months}
+    silent_files = [f for m in months[:SILENT_MONTHS] for f in files[m]]
+    truth = _truth_rows(site_dir)
 
     step(f"Starting the gateway (SQLite, demo model deployed silent as {DEPLOYMENT})")
     with Gateway(settings) as gateway:
         sender = CStoreDestination(settings.server.ae_title, "127.0.0.1", gateway.dicom.port, "DEMO-MODALITY")
-        step(f"Silent phase: months {months[0]} to {months[2]} ({len(silent_files)} images) by C-STORE")
+        step(f"Silent phase: months {months[0]} to {months[SILENT_MONTHS - 1]} ({len(silent_files)} images) "
+             "by C-STORE")
         _send(sender, silent_files, report, progress, "send")
         _wait_until_done(gateway, timeout_s)
         with gateway.db.session() as s:
             report.silent_predictions = s.scalar(select(func.count(Prediction.id))) or 0
 
         step("Local validation: the site's ground truth against the silent results")
-        truth_csv = _series_labels(site_dir, data_dir / "ground-truth.csv")
-        import_ground_truth(gateway.db, truth_csv, default_source="synthetic")
+        imported: set[str] = set()
+        _import_truth(gateway, data_dir, truth, imported, lambda r: r.month in months[:SILENT_MONTHS])
         columns = validated_attributes(gateway.db, DEPLOYMENT)
         cases = cases_from_database(gateway.db, columns=columns, deployment=DEPLOYMENT)
         report.report_dir = data_dir / "go-live-report"
@@ -191,14 +213,85 @@ def run_demo(
         report.readiness = deployment_readiness(gateway.db, settings, DEPLOYMENT)
         set_deployment_mode(gateway.db, settings, DEPLOYMENT, "live", by="radgate-demo", override=OVERRIDE)
 
-        step(f"Live phase: sending month {months[3]} ({len(live_files)} images)")
+        live = months[SILENT_MONTHS:]
+        live_files = [f for m in live for f in files[m]]
+        step(f"Live phase: sending months {live[0]} to {live[-1]} ({len(live_files)} images)")
         report.live_images = len(live_files)
         _send(sender, live_files, report, progress, "send-live")
         _wait_until_done(gateway, timeout_s)
         _collect(gateway, report)
+
+        step(f"Monitoring month by month (ground truth arrives {TRUTH_LAG_DAYS} days after each study)")
+        started = time.monotonic()
+        for month in months:
+            end = _month_end(month)
+            _import_truth(gateway, data_dir, truth, imported, _arrived_by(end))
+            run = run_monitoring(
+                gateway.db, settings, until=end, now=dt.datetime.combine(end, dt.time(23, 0), dt.UTC)
+            )
+            report.alerts += [(month, line) for line in alert_lines(run.opened)]
+            for d in run.summary.deployments:
+                if d.deployment == DEPLOYMENT:
+                    report.monthly = d.periods
+            progress("monitor", months.index(month) + 1, len(months))
+        report.monitoring_seconds = time.monotonic() - started
     _score_against_truth(settings, site_dir, report)
     report.seconds = time.monotonic() - start
     return report
+
+
+@dataclass(frozen=True)
+class _Truth:
+    study: str
+    series: str
+    label: int
+    month: str
+    available: dt.date  # the study date + TRUTH_LAG_DAYS: when the reference label arrives
+
+
+def _truth_rows(site_dir: Path) -> list[_Truth]:
+    """One reference label per series from the site's per-image ``labels.csv`` (positive when any image
+    shows a pneumothorax), dated ``TRUTH_LAG_DAYS`` after the study."""
+    labels: dict[tuple[str, str], tuple[int, str, dt.date]] = {}
+    with (site_dir / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["StudyInstanceUID"], row["SeriesInstanceUID"])
+            previous = labels.get(key, (0, "", dt.date.min))[0]
+            study_date = dt.date.fromisoformat(row["study_date"])
+            labels[key] = (max(previous, int(row["label"])), row["month"], study_date)
+    return [
+        _Truth(study, series, label, month, day + dt.timedelta(days=TRUTH_LAG_DAYS))
+        for (study, series), (label, month, day) in labels.items()
+    ]
+
+
+def _import_truth(
+    gateway: Gateway, data_dir: Path, rows: list[_Truth], imported: set[str], which: Callable[[_Truth], bool]
+) -> int:
+    """``radgate truth import`` of the rows ``which`` selects that were not imported yet (with their date)."""
+    chosen = [r for r in rows if r.series not in imported and which(r)]
+    if not chosen:
+        return 0
+    out = data_dir / "ground-truth" / f"truth-{len(imported):06d}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["StudyInstanceUID", "SeriesInstanceUID", "label", "date"])
+        for r in chosen:
+            writer.writerow([r.study, r.series, r.label, r.available.isoformat()])
+    import_ground_truth(gateway.db, out, default_source="synthetic")
+    imported.update(r.series for r in chosen)
+    return len(chosen)
+
+
+def _arrived_by(day: dt.date) -> Callable[[_Truth], bool]:
+    return lambda r: r.available <= day
+
+
+def _month_end(month: str) -> dt.date:
+    year, mon = (int(x) for x in month.split("-"))
+    first_next = dt.date(year + mon // 12, mon % 12 + 1, 1)
+    return first_next - dt.timedelta(days=1)
 
 
 def _send(
@@ -213,22 +306,6 @@ def _send(
         report.stored += sum(1 for o in outcomes if o.ok)
         report.rejected += sum(1 for o in outcomes if not o.ok)
         progress(task, min(i + 25, len(files)), len(files))
-
-
-def _series_labels(site_dir: Path, out: Path) -> Path:
-    """One reference label per series from the site's per-image ``labels.csv`` (positive when any image
-    shows a pneumothorax), as ``radgate truth import`` reads them."""
-    labels: dict[tuple[str, str], int] = {}
-    with (site_dir / "labels.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            key = (row["StudyInstanceUID"], row["SeriesInstanceUID"])
-            labels[key] = max(labels.get(key, 0), int(row["label"]))
-    with out.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["StudyInstanceUID", "SeriesInstanceUID", "label"])
-        for (study, series), label in labels.items():
-            writer.writerow([study, series, label])
-    return out
 
 
 def _wait_until_done(gateway: Gateway, timeout_s: float) -> None:
