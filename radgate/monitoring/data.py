@@ -11,7 +11,9 @@ Monitoring reads:
 - ``ground_truth`` (:mod:`radgate.validation.tables`): one label per series or study, with the precedence of
   :func:`radgate.validation.truth.reference_labels`; a label counts from its ``reference_date`` (else the
   day it was imported), so ``--until`` sees only labels that had arrived;
-- ``deployments`` and ``deployment_changes`` (:mod:`radgate.routing.tables`): the deployment's go-live.
+- ``deployments`` and ``deployment_changes`` (:mod:`radgate.routing.tables`): the deployment's go-live;
+- ``image_statistics`` (its own, written by the engine through :mod:`radgate.monitoring.imagestats`): the
+  scored image's statistics on the model input, as the numeric features ``image_p05`` ... ``image_noise``.
 
 Columns are held as numpy arrays; strings as integer codes into a list of levels (1M predictions stay
 small).
@@ -33,6 +35,8 @@ from radgate.clock import as_utc
 from radgate.db import Database
 from radgate.db.schema import Instance, Study
 from radgate.engine.tables import Prediction
+from radgate.monitoring.imagestats import IMAGE_FEATURES
+from radgate.monitoring.tables import ImageStatisticRow
 from radgate.routing.tables import DeploymentChange, DeploymentRow
 from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import DEFAULT_PRECEDENCE
@@ -302,8 +306,38 @@ def read_cases(db: Database, until: dt.date | None = None) -> CaseTable:
         categorical={k: _encode(list(columns[14 + i])) for i, k in enumerate(CATEGORICAL_FEATURES)},
         numeric={k: _floats(list(columns[14 + n_cat + j])) for j, k in enumerate(NUMERIC_FEATURES)},
     )
+    table.numeric.update(_image_statistics(db, table.prediction_id))
     order = np.lexsort((table.prediction_id, table.study_date))
     return table.take(order)
+
+
+def _image_statistics(db: Database, prediction_ids: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]:
+    """The scored image's statistics per prediction (NaN where none were measured); {} when none exist.
+    Several rows for one image (another preprocessing or file revision): the newest is taken."""
+    columns = [getattr(ImageStatisticRow, attr) for attr in IMAGE_FEATURES.values()]
+    query = (
+        select(Prediction.id, *columns)
+        .join(ImageStatisticRow, ImageStatisticRow.SOPInstanceUID == Prediction.SOPInstanceUID)
+        .order_by(ImageStatisticRow.id)
+    )
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    n = prediction_ids.size
+    if not rows or n == 0:
+        return {}
+    values = np.asarray(rows, dtype=np.float64)
+    ids = values[:, 0].astype(np.int64)
+    order = np.argsort(prediction_ids, kind="stable")
+    sorted_ids = prediction_ids[order]
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), n - 1)
+    found = sorted_ids[pos] == ids
+    target = order[pos[found]]
+    out: dict[str, NDArray[np.float64]] = {}
+    for j, name in enumerate(IMAGE_FEATURES):
+        column = np.full(n, np.nan)
+        column[target] = values[found, j + 1]  # in row order: a later (newer) row overwrites
+        out[name] = column
+    return out
 
 
 @dataclass(frozen=True)
