@@ -18,7 +18,16 @@ goes live only through the policy stage's gate:
    month's last day), with the ground truth arriving ``TRUTH_LAG_DAYS`` after each study (its
    ``reference_date``), so each run sees only the labels that had arrived; the alerts each run opened are
    kept with the month of the run;
-7. reports all of it, with the model's AUC on this site and its DeLong CI, and which alerts fired when.
+7. after the ``RETRAIN_AFTER`` month's run (the Agfa room has arrived and the alerts have fired), the
+   **retraining loop**: ``learn queue`` picks ``LABEL_BUDGET`` unlabelled cases by uncertainty, a simulated
+   radiologist labels them from the synthetic truth (``truth import``, source ``radiologist``), ``models
+   finetune`` fine-tunes the demo model on every labelled case of the site (the ``train`` extra; without
+   it, ``models recalibrate`` instead, which cannot change an AUC), the new version is deployed in
+   **shadow** beside the champion with promotion criteria locked before it scores anything, the rest of
+   the year is scored by both, and at the year's end ``compare`` and ``deployments promote`` decide (or
+   refuse, with the failed criteria);
+8. reports all of it, with the model's AUC on this site and its DeLong CI, which alerts fired when, and the
+   AUC on the new scanner before and after.
 
 The demo model is trained on synthetic phantoms of one vendor and has no clinical validity.
 """
@@ -74,6 +83,20 @@ SILENT_MONTHS = 3
 #: Days from a study to its ground truth (the ``date`` column of the truth import; monitoring's ``until``
 #: sees a label only from then on).
 TRUTH_LAG_DAYS = 30
+#: The retraining loop runs after this month's monitoring (the Agfa room arrives in month 8).
+RETRAIN_AFTER = "2025-08"
+LABEL_BUDGET = 40
+CHALLENGER = "demo-ptx-site"
+CHALLENGER_VERSION = "1.0.0-site.1"
+#: Locked before the challenger scores anything (radgate.learning.promotion).
+PROMOTION_CRITERIA = """[promotion]
+min_pairs = 40
+min_positives = 10
+min_negatives = 10
+delta_auc_min = 0.0
+delta_auc_ci_lower_min = -0.05
+sensitivity_drop_max = 0.05
+"""
 OVERRIDE = (
     "demo on a synthetic site: three months of history cannot pass every check; "
     "results outside the validated subgroups stay withheld"
@@ -114,7 +137,33 @@ class DemoReport:
     #: the champion's months as the last monitoring run saw them (all labels arrived by then)
     monthly: list[GroupMetrics] = field(default_factory=list)
     monitoring_seconds: float = 0.0
+    retraining: RetrainingStep | None = None
     seconds: float = 0.0
+
+
+@dataclass
+class RetrainingStep:
+    """The retraining loop of the demo: what was queued, labelled, trained, compared and decided."""
+
+    after: str  # the month whose alerts started it
+    queued: int = 0
+    strategy: str = "uncertainty"
+    labelled: int = 0
+    labelled_positive: int = 0
+    method: str = ""  # finetune | recalibrate
+    method_note: str = ""
+    version: str = ""
+    trained_on: int = 0
+    heldout_auc: tuple[float, float] | None = None
+    train_seconds: float = 0.0
+    n_pairs: int = 0
+    auc_champion: float | None = None
+    auc_challenger: float | None = None
+    delong_p: float | None = None
+    #: per scanner: (scanner, cases, champion AUC, challenger AUC), on the paired cases
+    per_scanner: list[tuple[str, int, float | None, float | None]] = field(default_factory=list)
+    promoted: bool = False
+    decision: str = ""
 
 
 def demo_settings(data_dir: Path) -> Settings:
@@ -153,6 +202,7 @@ def run_demo(
     step: Callable[[str], None] = lambda _msg: None,
     progress: Callable[[str, int, int], None] = lambda _task, _done, _total: None,
     timeout_s: float = 600.0,
+    retrain: bool = True,
 ) -> DemoReport:
     """Run the whole demo in ``data_dir`` (rebuilt from scratch); returns the report to print."""
     start = time.monotonic()
@@ -214,27 +264,39 @@ def run_demo(
         set_deployment_mode(gateway.db, settings, DEPLOYMENT, "live", by="radgate-demo", override=OVERRIDE)
 
         live = months[SILENT_MONTHS:]
-        live_files = [f for m in live for f in files[m]]
-        step(f"Live phase: sending months {live[0]} to {live[-1]} ({len(live_files)} images)")
-        report.live_images = len(live_files)
-        _send(sender, live_files, report, progress, "send-live")
-        _wait_until_done(gateway, timeout_s)
+        first, rest = [m for m in live if m <= RETRAIN_AFTER], [m for m in live if m > RETRAIN_AFTER]
+        report.live_images = sum(len(files[m]) for m in live)
+        started = 0.0
+        for part in (first, rest):
+            if not part:
+                continue
+            part_files = [f for m in part for f in files[m]]
+            step(f"Live phase: sending months {part[0]} to {part[-1]} ({len(part_files)} images)")
+            _send(sender, part_files, report, progress, "send-live")
+            _wait_until_done(gateway, timeout_s)
+            step(f"Monitoring month by month (ground truth arrives {TRUTH_LAG_DAYS} days after each study)")
+            started = time.monotonic()
+            runs = months[: months.index(part[-1]) + 1] if part is first else part
+            for month in runs:
+                end = _month_end(month)
+                _import_truth(gateway, data_dir, truth, imported, _arrived_by(end))
+                run = run_monitoring(
+                    gateway.db, settings, until=end, now=dt.datetime.combine(end, dt.time(23, 0), dt.UTC)
+                )
+                mine = [a for a in run.opened if a.deployment == DEPLOYMENT]
+                report.alerts += [(month, line) for line in alert_lines(mine)]
+                for d in run.summary.deployments:
+                    if d.deployment == DEPLOYMENT:
+                        report.monthly = d.periods
+                progress("monitor", months.index(month) + 1, len(months))
+            report.monitoring_seconds += time.monotonic() - started
+            if part is first and retrain and rest:
+                report.retraining = _retrain(gateway, settings, data_dir, truth, imported, step)
         _collect(gateway, report)
-
-        step(f"Monitoring month by month (ground truth arrives {TRUTH_LAG_DAYS} days after each study)")
-        started = time.monotonic()
-        for month in months:
-            end = _month_end(month)
-            _import_truth(gateway, data_dir, truth, imported, _arrived_by(end))
-            run = run_monitoring(
-                gateway.db, settings, until=end, now=dt.datetime.combine(end, dt.time(23, 0), dt.UTC)
-            )
-            report.alerts += [(month, line) for line in alert_lines(run.opened)]
-            for d in run.summary.deployments:
-                if d.deployment == DEPLOYMENT:
-                    report.monthly = d.periods
-            progress("monitor", months.index(month) + 1, len(months))
-        report.monitoring_seconds = time.monotonic() - started
+        if report.retraining is not None and report.retraining.version:
+            step("Year end: all ground truth in; compare the challenger with the champion; promote or not")
+            _import_truth(gateway, data_dir, truth, imported, lambda _r: True)
+            _decide(gateway, settings, report.retraining)
     _score_against_truth(settings, site_dir, report)
     report.seconds = time.monotonic() - start
     return report
@@ -282,6 +344,107 @@ def _import_truth(
     import_ground_truth(gateway.db, out, default_source="synthetic")
     imported.update(r.series for r in chosen)
     return len(chosen)
+
+
+def _retrain(
+    gateway: Gateway,
+    settings: Settings,
+    data_dir: Path,
+    truth: list[_Truth],
+    imported: set[str],
+    step: Callable[[str], None],
+) -> RetrainingStep:
+    """Queue -> label -> fine-tune (or recalibrate) -> deploy in shadow with criteria locked."""
+    from radgate.errors import RadgateError
+    from radgate.learning.promotion import lock_criteria
+    from radgate.learning.queue import queue_cases
+    from radgate.routing import DeploymentSpec, parse_deployments, sync_deployments
+
+    r = RetrainingStep(after=RETRAIN_AFTER)
+    db = gateway.db
+    step(f"Retraining loop: learn queue --budget {LABEL_BUDGET} --strategy {r.strategy}")
+    _, picked = queue_cases(db, DEPLOYMENT, LABEL_BUDGET, r.strategy, by="radgate-demo", seed=0)
+    r.queued = len(picked)
+    by_series = {t.series: t for t in truth}
+    answered = [by_series[c.SeriesInstanceUID] for c in picked if c.SeriesInstanceUID in by_series]
+    out = data_dir / "ground-truth" / "label-requests-answered.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labelled_on = _month_end(RETRAIN_AFTER)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["StudyInstanceUID", "SeriesInstanceUID", "label", "source", "date"])
+        for t in answered:
+            writer.writerow([t.study, t.series, t.label, "radiologist", labelled_on.isoformat()])
+    import_ground_truth(db, out)
+    imported.update(t.series for t in answered)
+    r.labelled, r.labelled_positive = len(answered), sum(t.label for t in answered)
+    step(f"A (simulated) radiologist labelled {r.labelled} requested cases; fine-tuning on the site's labels")
+    started = time.monotonic()
+    try:
+        from radgate.learning.finetune import finetune_model
+
+        tuned = finetune_model(
+            db, settings, "demo-pneumothorax", "1.0.0", settings.site, by="radgate-demo",
+            new_version=CHALLENGER_VERSION, epochs=8, seed=0,
+        )
+        r.method, r.version, r.trained_on = "finetune", tuned.version, tuned.n
+        r.heldout_auc = (tuned.auc_before, tuned.auc_after)
+    except RadgateError as exc:  # no train extra (or too few labels): recalibrate instead
+        from radgate.learning.recalibrate import recalibrate_model
+
+        r.method_note = f"fine-tuning not possible ({exc}); recalibrated instead, which keeps every AUC"
+        try:
+            cal = recalibrate_model(
+                db, settings, "demo-pneumothorax", "1.0.0", "platt", settings.site, by="radgate-demo",
+                new_version=CHALLENGER_VERSION,
+            )
+        except RadgateError as exc2:
+            r.decision = f"no challenger: {exc2}"
+            return r
+        r.method, r.version, r.trained_on = "recalibrate", cal.version, cal.n
+    r.train_seconds = time.monotonic() - started
+    specs = parse_deployments(settings.deployments, settings.site)
+    with db.session() as s:
+        sync_deployments(
+            s, [*specs, DeploymentSpec(CHALLENGER, "demo-pneumothorax", r.version, site=settings.site,
+                                       mode="shadow")],
+            changed_by="radgate-demo",
+        )
+    criteria = data_dir / "promotion-criteria.toml"
+    criteria.write_text(PROMOTION_CRITERIA)
+    lock_criteria(db, CHALLENGER, DEPLOYMENT, criteria, by="radgate-demo")
+    step(f"Challenger {CHALLENGER} ({r.version}) deployed in shadow; promotion criteria locked")
+    return r
+
+
+def _decide(gateway: Gateway, settings: Settings, r: RetrainingStep) -> None:
+    from radgate.errors import RadgateError
+    from radgate.learning.compare import compare_deployments
+    from radgate.learning.promotion import promote
+
+    try:
+        values = compare_deployments(gateway.db, DEPLOYMENT, CHALLENGER).values
+    except RadgateError as exc:
+        r.decision = f"not compared: {exc}"
+        return
+    r.n_pairs = int(values["n_pairs"])
+    r.auc_champion, r.auc_challenger = values["auc_champion"], values["auc_challenger"]
+    r.delong_p = values["delong_p"]
+    r.per_scanner = [
+        (row["level"], int(row["n"]), row["auc_champion"], row["auc_challenger"])
+        for row in values["per_scanner"]
+    ]
+    try:
+        promotion = promote(
+            gateway.db, settings, CHALLENGER, by="radgate-demo",
+            override="demo on a synthetic site: the challenger's go-live checks are overridden as the "
+            "champion's were; the locked promotion criteria are not",
+        )
+    except RadgateError as exc:
+        r.decision = f"not promoted: {exc}"
+        return
+    r.promoted = promotion.passed
+    r.decision = f"promoted (change record {promotion.record_id}); {DEPLOYMENT} now shadow"
 
 
 def _arrived_by(day: dt.date) -> Callable[[_Truth], bool]:
@@ -365,7 +528,7 @@ def _score_against_truth(settings: Settings, site_dir: Path, report: DemoReport)
         with db.session() as s:
             scored = [
                 (p.score, *truth[p.SeriesInstanceUID])
-                for p in s.scalars(select(Prediction))
+                for p in s.scalars(select(Prediction).where(Prediction.deployment == DEPLOYMENT))
                 if p.SeriesInstanceUID in truth
             ]
     finally:

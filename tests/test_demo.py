@@ -51,6 +51,16 @@ def test_ground_truth_arrives_with_its_lag(report: DemoReport) -> None:
     assert report.monthly[0].n_labelled == report.monthly[0].n_positive + report.monthly[0].n_negative > 0
 
 
+def test_the_retraining_loop_queues_labels_trains_compares_and_decides(report: DemoReport) -> None:
+    t = report.retraining
+    assert t is not None and t.after == "2025-08"
+    assert t.queued > 0 and t.labelled == t.queued
+    assert t.method == "finetune" and t.version and t.trained_on >= t.labelled
+    assert t.n_pairs > 0 and t.auc_champion is not None and t.auc_challenger is not None
+    assert any(scanner.startswith("Agfa") for scanner, *_ in t.per_scanner)
+    assert t.decision.startswith(("promoted", "not promoted"))
+
+
 def test_summary_prints_the_alerts_and_the_months(report: DemoReport, monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
     monkeypatch.setattr(demo_cli, "console", Console(file=out, width=200, highlight=False))
@@ -62,4 +72,6 @@ def test_summary_prints_the_alerts_and_the_months(report: DemoReport, monkeypatc
     assert scoped in text  # the scope in brackets is printed, not taken for console markup
     for month in report.months:
         assert month in text
+    assert "The retraining loop (after the 2025-08 alerts)" in text and "- decision: " in text
+    assert "AUC per scanner, champion vs challenger" in text
     assert Path(report.data_dir).is_dir()

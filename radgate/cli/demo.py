@@ -150,9 +150,51 @@ def print_report(r: DemoReport) -> None:
         console.print(f"- run of {month}: {escape(line)}", soft_wrap=True)
     if not r.alerts:
         console.print("- no alert fired")
+    t = r.retraining
+    if t is not None:
+        from radgate.demo import CHALLENGER, LABEL_BUDGET
+
+        console.print(f"[bold]The retraining loop (after the {t.after} alerts)[/bold]")
+        console.print(
+            f"- learn queue --strategy {t.strategy} --budget {LABEL_BUDGET}: {t.queued} case(s) requested; a "
+            f"(simulated) radiologist labelled {t.labelled} ({t.labelled_positive} positive)",
+            soft_wrap=True,
+        )
+        if t.method_note:
+            console.print(f"- {escape(t.method_note)}", soft_wrap=True)
+        if t.version:
+            held = (
+                f"; held-out AUC {t.heldout_auc[0]:.3f} -> {t.heldout_auc[1]:.3f} (optimistic)"
+                if t.heldout_auc
+                else ""
+            )
+            console.print(
+                f"- models {t.method}: demo-pneumothorax {t.version} from {t.trained_on} labelled cases in "
+                f"{t.train_seconds:.0f} s{held}; deployed in shadow as {CHALLENGER} with promotion criteria "
+                "locked first",
+                soft_wrap=True,
+            )
+        if t.n_pairs:
+            console.print(
+                f"- compare on {t.n_pairs} paired cases of the year's rest: AUC champion "
+                f"{_num(t.auc_champion)}, challenger {_num(t.auc_challenger)} (paired DeLong p "
+                f"{_num(t.delong_p)})",
+                soft_wrap=True,
+            )
+            scanners = Table(title="AUC per scanner, champion vs challenger (paired cases after retraining)")
+            for name in ("scanner", "cases", "champion", "challenger"):
+                scanners.add_column(name, justify="right")
+            for scanner, n, a, b in t.per_scanner:
+                scanners.add_row(scanner, str(n), _num(a), _num(b))
+            console.print(scanners)
+        console.print(f"- decision: {escape(t.decision)}", soft_wrap=True)
     console.print(f"Results (DICOM SR + GSPS) were delivered to [bold]{r.results_dir}[/bold]")
     if r.report_dir is not None:
         console.print(f"The local validation report is in [bold]{r.report_dir}[/bold]")
     console.print(f"The synthetic site (DICOM + labels.csv) is in [bold]{r.site_dir}[/bold]")
     console.print(f"Inspect with: .venv/bin/radgate predictions export --format csv --data-dir {r.data_dir}")
     console.print(f"[yellow]{NOT_CLINICAL}[/yellow]")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
