@@ -247,12 +247,12 @@ def _torch_model(layers: list[dict[str, Any]], head_w: np.ndarray, head_b: float
                 cout, cin, kh, kw = layer["weight"].shape
                 conv = nn.Conv2d(cin, cout, (kh, kw), layer["stride"], layer["pad"], bias=True)
                 with torch.no_grad():
-                    conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer["weight"])))
+                    conv.weight.copy_(torch.from_numpy(np.array(layer["weight"], dtype=np.float32)))
                     assert conv.bias is not None
-                    conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(layer["bias"])))
+                    conv.bias.copy_(torch.from_numpy(np.array(layer["bias"], dtype=np.float32)))
                 mods += [conv, nn.ReLU()]
             self.features = nn.Sequential(*mods)
-            self.head_w = nn.Parameter(torch.from_numpy(np.ascontiguousarray(head_w, dtype=np.float32)))
+            self.head_w = nn.Parameter(torch.from_numpy(np.array(head_w, dtype=np.float32)))
             self.head_b = nn.Parameter(torch.tensor(head_b, dtype=torch.float32))
 
         def cam(self, image: torch.Tensor) -> torch.Tensor:
