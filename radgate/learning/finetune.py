@@ -32,9 +32,11 @@ A synthetic demo model stays synthetic: nothing here makes it a medical device.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import tempfile
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,7 +295,27 @@ def _export(exported: Any, prep: Preprocessing, outputs: tuple[str, str], input_
 
     example = torch.zeros(2, prep.channels, prep.height, prep.width)
     batch = torch.export.Dim("N", min=1, max=1024)
-    program = torch.onnx.export(
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and the like, on every export
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = _onnx_program(exported, example, batch, input_name, outputs)
+    finally:
+        exporter_log.setLevel(level)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        program.save(path)
+        return path.read_bytes()
+
+
+def _onnx_program(exported: Any, example: Any, batch: Any, input_name: str, outputs: tuple[str, str]) -> Any:
+    import torch
+
+    return torch.onnx.export(
         exported.eval(),
         (example,),
         input_names=[input_name],
@@ -304,12 +326,6 @@ def _export(exported: Any, prep: Preprocessing, outputs: tuple[str, str], input_
         external_data=False,
         verbose=False,
     )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        program.save(path)
-        return path.read_bytes()
 
 
 def _split(y: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
