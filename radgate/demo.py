@@ -497,12 +497,13 @@ def _wait_until_done(gateway: Gateway, timeout_s: float) -> None:
 def _collect(gateway: Gateway, report: DemoReport) -> None:
     with gateway.db.session() as s:
         report.series = s.scalar(select(func.count(Series.SeriesInstanceUID))) or 0
-        for d in s.scalars(select(RoutingDecisionRow)).all():
+        # the champion's (a challenger in shadow routes and scores the same series again)
+        for d in s.scalars(select(RoutingDecisionRow).where(RoutingDecisionRow.deployment == DEPLOYMENT)):
             if d.decision == "matched":
                 report.matched += 1
             else:
                 report.not_applicable[d.reason or "not applicable"] += 1
-        predictions = s.scalars(select(Prediction)).all()
+        predictions = s.scalars(select(Prediction).where(Prediction.deployment == DEPLOYMENT)).all()
         report.predictions = len(predictions)
         report.flagged = sum(1 for p in predictions if p.flag)
         for p in predictions:
