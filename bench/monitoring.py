@@ -12,7 +12,8 @@
    process measured in the same run: sqlite3 + numpy + scikit-learn's roc_auc_score computing the monthly
    AUC from the same database (the least a monitoring job does). Alternated, median ratio.
 
-Run: ``.venv/bin/python bench/monitoring.py [--seeds 5] [--predictions 1000000] [--repeats 3] [--json]``
+Run: ``.venv/bin/python bench/monitoring.py [--seeds 5] [--predictions 1000000] [--repeats 3] [--json]
+[--timing-only]``
 """
 
 from __future__ import annotations
@@ -167,13 +168,17 @@ def main() -> None:
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--timing-only", action="store_true", help="Only the `monitor run` timing (part 3).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="radgate-bench-monitoring-") as tmp:
         work = Path(tmp)
-        delays = detection(args.seeds, work)
-        alarms = false_alarms(args.seeds, 24, 300, work)
-        if not args.json:
-            print_quality(args.seeds, delays, alarms)
+        delays: dict[str, Any] = {}
+        alarms: dict[str, Any] = {}
+        if not args.timing_only:
+            delays = detection(args.seeds, work)
+            alarms = false_alarms(args.seeds, 24, 300, work)
+            if not args.json:
+                print_quality(args.seeds, delays, alarms)
         timing = run_time(args.predictions, args.repeats, work)
     if args.json:
         result = {

@@ -19,7 +19,10 @@ def demo(
     config: ConfigOpt = None,
     studies: Annotated[
         int,
-        typer.Option(help="Synthetic studies of the silent phase (three months); the live month adds half."),
+        typer.Option(
+            help="Synthetic studies of the silent phase (three months); each of the year's other nine months "
+            "has as many as one of these."
+        ),
     ] = 90,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic site.")] = 2026,
 ) -> None:
@@ -43,6 +46,7 @@ def demo(
                 "synth": "Rendering phantoms",
                 "send": "C-STORE, silent phase",
                 "send-live": "C-STORE, live phase",
+                "monitor": "Monitoring, month by month",
             }.get(task, task)
             if task not in tasks:
                 tasks[task] = bar.add_task(label, total=total)
@@ -62,9 +66,10 @@ def demo(
 
 
 def print_report(r: DemoReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    from radgate.demo import DEMO_MIN_CASES, DEPLOYMENT, NOT_CLINICAL, OVERRIDE
+    from radgate.demo import DEMO_MIN_CASES, DEPLOYMENT, NOT_CLINICAL, OVERRIDE, TRUTH_LAG_DAYS
 
     table = Table(
         title="radgate demo: one synthetic site, silent -> local validation -> live", show_header=False
@@ -88,7 +93,7 @@ def print_report(r: DemoReport) -> None:
             "AUC on this site (DeLong 95% CI)",
             f"{r.auc:.3f} ({r.auc_ci[0]:.3f}-{r.auc_ci[1]:.3f}), {r.auc_n[0]} pos / {r.auc_n[1]} neg",
         )
-    table.add_row("Time", f"{r.seconds:.0f} s")
+    table.add_row("Time (of which monitoring)", f"{r.seconds:.0f} s ({r.monitoring_seconds:.0f} s)")
     console.print(table)
     console.print(
         "Validated at this site (demo minimum: "
@@ -119,9 +124,77 @@ def print_report(r: DemoReport) -> None:
         for reason, n in r.not_applicable.most_common():
             reasons.add_row(reason, str(n))
         console.print(reasons)
+    if r.monthly:
+        monthly = Table(
+            title=f"Monitoring {DEPLOYMENT} by month (ground truth {TRUTH_LAG_DAYS} days after each study)"
+        )
+        heads = ("month", "cases", "labelled +/-", "AUC (95% CI)", "sensitivity", "specificity", "flag rate")
+        for name in heads:
+            monthly.add_column(name, justify="right")
+        for m in r.monthly:
+            auc = "-"
+            if m.auc is not None and m.auc_ci is not None:
+                auc = f"{m.auc:.3f} ({m.auc_ci[0]:.2f}-{m.auc_ci[1]:.2f})"
+            monthly.add_row(
+                m.period,
+                str(m.n),
+                f"{m.n_positive}/{m.n_negative}",
+                auc,
+                "-" if m.sensitivity is None else f"{m.sensitivity:.2f}",
+                "-" if m.specificity is None else f"{m.specificity:.2f}",
+                "-" if m.flag_rate is None else f"{m.flag_rate:.1%}",
+            )
+        console.print(monthly)
+    console.print("[bold]Monitoring alerts: which fired, and in which month's run[/bold]")
+    for month, line in r.alerts:
+        console.print(f"- run of {month}: {escape(line)}", soft_wrap=True)
+    if not r.alerts:
+        console.print("- no alert fired")
+    t = r.retraining
+    if t is not None:
+        from radgate.demo import CHALLENGER, LABEL_BUDGET
+
+        console.print(f"[bold]The retraining loop (after the {t.after} alerts)[/bold]")
+        console.print(
+            f"- learn queue --strategy {t.strategy} --budget {LABEL_BUDGET}: {t.queued} case(s) requested; a "
+            f"(simulated) radiologist labelled {t.labelled} ({t.labelled_positive} positive)",
+            soft_wrap=True,
+        )
+        if t.method_note:
+            console.print(f"- {escape(t.method_note)}", soft_wrap=True)
+        if t.version:
+            held = (
+                f"; held-out AUC {t.heldout_auc[0]:.3f} -> {t.heldout_auc[1]:.3f} (optimistic)"
+                if t.heldout_auc
+                else ""
+            )
+            console.print(
+                f"- models {t.method}: demo-pneumothorax {t.version} from {t.trained_on} labelled cases in "
+                f"{t.train_seconds:.0f} s{held}; deployed in shadow as {CHALLENGER} with promotion criteria "
+                "locked first",
+                soft_wrap=True,
+            )
+        if t.n_pairs:
+            console.print(
+                f"- compare on {t.n_pairs} paired cases of the year's rest: AUC champion "
+                f"{_num(t.auc_champion)}, challenger {_num(t.auc_challenger)} (paired DeLong p "
+                f"{_num(t.delong_p)})",
+                soft_wrap=True,
+            )
+            scanners = Table(title="AUC per scanner, champion vs challenger (paired cases after retraining)")
+            for name in ("scanner", "cases", "champion", "challenger"):
+                scanners.add_column(name, justify="right")
+            for scanner, n, a, b in t.per_scanner:
+                scanners.add_row(scanner, str(n), _num(a), _num(b))
+            console.print(scanners)
+        console.print(f"- decision: {escape(t.decision)}", soft_wrap=True)
     console.print(f"Results (DICOM SR + GSPS) were delivered to [bold]{r.results_dir}[/bold]")
     if r.report_dir is not None:
         console.print(f"The local validation report is in [bold]{r.report_dir}[/bold]")
     console.print(f"The synthetic site (DICOM + labels.csv) is in [bold]{r.site_dir}[/bold]")
     console.print(f"Inspect with: .venv/bin/radgate predictions export --format csv --data-dir {r.data_dir}")
     console.print(f"[yellow]{NOT_CLINICAL}[/yellow]")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -419,6 +419,66 @@ def recalibrate_command(
     )
 
 
+@_models_app().command("finetune")
+def finetune_command(
+    model: Annotated[str | None, typer.Argument(help="Model name (or give --deployment).")] = None,
+    version: Annotated[str | None, typer.Argument(help="Version to start from (or --deployment).")] = None,
+    site: Annotated[
+        str | None, typer.Option("--site", help="Site whose labelled cases to train on (with MODEL VERSION).")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option("--deployment", help="Start from this deployment's model version, on its site's cases."),
+    ] = None,
+    new_version: Annotated[
+        str | None, typer.Option("--new-version", help="Version of the result (default VERSION-ft.SITE).")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training split.")] = 12,
+    layers: Annotated[
+        int, typer.Option("--layers", help="Last convolutions trained (earlier ones frozen).")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")] = 0,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a model version on a site's labelled cases (the train extra) and install the result as a
+    new ONNX version with its model card; then deploy it in shadow, compare and promote."""
+    from radgate.learning.finetune import deployment_target, finetune_model
+
+    settings, db = _open(data_dir, config)
+    with cli_errors():
+        if deployment is not None:
+            if model is not None or site is not None:
+                raise fail("give either --deployment D or MODEL VERSION --site S, not both")
+            model, version, site = deployment_target(db, deployment)
+        elif model is None or version is None or site is None:
+            raise fail("give MODEL VERSION --site S, or --deployment D")
+        result = finetune_model(
+            db,
+            settings,
+            model,
+            version,
+            site,
+            by=_by(by),
+            new_version=new_version,
+            epochs=epochs,
+            trainable_layers=layers,
+            seed=seed,
+        )
+    if as_json:
+        print(json.dumps(dataclasses_asdict(result), indent=2))
+        return
+    console.print(
+        f"Installed {result.name} {result.version} (new weights, sha256 {result.sha256[:12]}...): fine-tuned "
+        f"from {result.from_version} on {result.n} labelled cases of {result.site} ({result.positives} "
+        f"positive); held-out AUC {result.auc_before:.3f} before, {result.auc_after:.3f} after "
+        f"({result.n_validation} cases; optimistic: they chose the epoch). Deploy it in shadow and run "
+        "`radgate compare`."
+    )
+
+
 def dataclasses_asdict(value: Any) -> dict[str, Any]:
     import dataclasses
 

@@ -47,7 +47,7 @@ from radgate.engine.sink import ResultSink
 from radgate.engine.tables import Job, Prediction
 from radgate.imaging import to_display
 from radgate.imaging.decode import FATAL_EXCEPTIONS, DecodeError, decode_pixels, read_dataset
-from radgate.inference.cache import TensorCache
+from radgate.inference.cache import TensorCache, preprocessing_signature
 from radgate.inference.model import LoadedModel, RuntimeFactory, onnx_runtime_factory
 from radgate.inference.preprocess import to_tensor
 from radgate.inference.runtime import ModelLoadError, RuntimeOptions
@@ -59,6 +59,7 @@ from radgate.models.registry import (
     get_model,
     open_model,
 )
+from radgate.monitoring.imagestats import record_image_statistics
 from radgate.policy import InstanceScores, Mode, PolicyContext, decide
 from radgate.policy.service import decision_columns, policy_context
 from radgate.policy.tables import PublishIntent
@@ -141,6 +142,7 @@ class _Prepared:
     tensors: np.ndarray
     decode_ms: float
     preprocess_ms: float
+    sha256s: list[str] = field(default_factory=list)  # of the kept images' files (image statistics)
 
 
 class _Heartbeat(threading.Thread):
@@ -478,6 +480,7 @@ class Engine:
             tensors=np.stack(tensors),
             decode_ms=decode_ms,
             preprocess_ms=preprocess_ms,
+            sha256s=[i[3] for i in kept],
         )
 
     def _store(
@@ -591,6 +594,14 @@ class Engine:
             decision.flag,
             decision.release.value,
             decision.reason,
+        )
+        # Monitoring's image statistics (input_drift), measured once per image on the model input tensors
+        # already in hand, in their own transaction after the result's commit; a failure is logged there.
+        record_image_statistics(
+            self.db,
+            preprocessing_signature(manifest.preprocessing),
+            list(zip(p.SOPInstanceUIDs, p.sha256s, p.tensors, strict=False)),
+            manifest.preprocessing,
         )
 
 

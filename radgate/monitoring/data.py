@@ -11,7 +11,9 @@ Monitoring reads:
 - ``ground_truth`` (:mod:`radgate.validation.tables`): one label per series or study, with the precedence of
   :func:`radgate.validation.truth.reference_labels`; a label counts from its ``reference_date`` (else the
   day it was imported), so ``--until`` sees only labels that had arrived;
-- ``deployments`` and ``deployment_changes`` (:mod:`radgate.routing.tables`): the deployment's go-live.
+- ``deployments`` and ``deployment_changes`` (:mod:`radgate.routing.tables`): the deployment's go-live;
+- ``image_statistics`` (its own, written by the engine through :mod:`radgate.monitoring.imagestats`): the
+  scored image's statistics on the model input, as the numeric features ``image_p05`` ... ``image_noise``.
 
 Columns are held as numpy arrays; strings as integer codes into a list of levels (1M predictions stay
 small).
@@ -33,6 +35,8 @@ from radgate.clock import as_utc
 from radgate.db import Database
 from radgate.db.schema import Instance, Study
 from radgate.engine.tables import Prediction
+from radgate.monitoring.imagestats import IMAGE_FEATURES
+from radgate.monitoring.tables import ImageStatisticRow
 from radgate.routing.tables import DeploymentChange, DeploymentRow
 from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import DEFAULT_PRECEDENCE
@@ -100,9 +104,8 @@ def _encode(values: list[Any]) -> Categorical:
     for v in distinct:
         text = MISSING if v is None else str(v).strip()
         mapping[v] = levels.setdefault(text, len(levels))
-    return Categorical(
-        np.fromiter((mapping[v] for v in values), dtype=np.int32, count=len(values)), list(levels)
-    )
+    codes = np.fromiter(map(mapping.__getitem__, values), dtype=np.int32, count=len(values))
+    return Categorical(codes, list(levels))
 
 
 def _floats(values: list[Any]) -> NDArray[np.float64]:
@@ -187,6 +190,38 @@ def _number(value: Any) -> float:
         return np.nan
 
 
+def _raw_rows(db: Database, query: Any) -> list[tuple[Any, ...]]:
+    """Every row of a parameter-free ``query``, fetched from the DBAPI cursor in one ``fetchall``.
+
+    Monitoring reads whole tables (a million predictions): SQLAlchemy's per-row result processing cost
+    more than the query itself (``bench/monitoring.py``), so the compiled SQL runs on the driver's own
+    cursor. Dates and times come back as the driver gives them (SQLite: ISO text; PostgreSQL: date and
+    datetime objects); :func:`_day` reads both.
+    """
+    sql = str(query.compile(dialect=db.engine.dialect))
+    with db.engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+            return [tuple(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+
+def _day(value: Any) -> dt.date | None:
+    """A DATE or a UTC DATETIME column's day, from the driver's object or SQLite's ISO text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return as_utc(value).date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
 def _labels(db: Database, precedence: Sequence[str] = DEFAULT_PRECEDENCE) -> dict[str, tuple[int, dt.date]]:
     """Every UID's chosen label and the date it became available (precedence as in ``reference_labels``)."""
     rank = {s: i for i, s in enumerate(precedence)}
@@ -199,12 +234,12 @@ def _labels(db: Database, precedence: Sequence[str] = DEFAULT_PRECEDENCE) -> dic
         GroundTruth.reference_date,
         GroundTruth.imported_at,
     )
-    with db.engine.connect() as conn:
-        for study, series, label, source, ref_date, imported in conn.execute(query):
-            key = (-rank.get(source, len(rank)), ref_date or dt.date.min, imported)
-            for uid in (series, study):
-                if uid and (uid not in best or key > best[uid][0]):
-                    best[uid] = (key, int(label), ref_date or as_utc(imported).date())
+    for study, series, label, source, ref_raw, imported in _raw_rows(db, query):
+        ref_date = _day(ref_raw)
+        key = (-rank.get(source, len(rank)), ref_date or dt.date.min, imported)
+        for uid in (series, study):
+            if uid and (uid not in best or key > best[uid][0]):
+                best[uid] = (key, int(label), ref_date or _day(imported) or dt.date.min)
     return {uid: (label, available) for uid, (_, label, available) in best.items()}
 
 
@@ -252,13 +287,12 @@ def read_cases(db: Database, until: dt.date | None = None) -> CaseTable:
         .join(Instance, Instance.SOPInstanceUID == Prediction.SOPInstanceUID, isouter=True)
     )
     newest: dict[int, tuple[Any, ...]] = {}
-    with db.engine.connect() as conn:
-        for row in conn.execute(query):
-            previous = newest.get(row[0])
-            if previous is None or (row[13] or 0) > (previous[13] or 0):
-                newest[row[0]] = tuple(row)
+    for row in _raw_rows(db, query):
+        previous = newest.get(row[0])
+        if previous is None or (row[13] or 0) > (previous[13] or 0):
+            newest[row[0]] = row
     rows = list(newest.values())
-    days = [_parse_da(r[12]) or as_utc(r[10]).date() for r in rows]
+    days = [_parse_da(r[12]) or _day(r[10]) or dt.date.min for r in rows]
     if until is not None:
         keep = [i for i, d in enumerate(days) if d <= until]
         rows, days = [rows[i] for i in keep], [days[i] for i in keep]
@@ -302,8 +336,37 @@ def read_cases(db: Database, until: dt.date | None = None) -> CaseTable:
         categorical={k: _encode(list(columns[14 + i])) for i, k in enumerate(CATEGORICAL_FEATURES)},
         numeric={k: _floats(list(columns[14 + n_cat + j])) for j, k in enumerate(NUMERIC_FEATURES)},
     )
+    table.numeric.update(_image_statistics(db, table.prediction_id))
     order = np.lexsort((table.prediction_id, table.study_date))
     return table.take(order)
+
+
+def _image_statistics(db: Database, prediction_ids: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]:
+    """The scored image's statistics per prediction (NaN where none were measured); {} when none exist.
+    Several rows for one image (another preprocessing or file revision): the newest is taken."""
+    columns = [getattr(ImageStatisticRow, attr) for attr in IMAGE_FEATURES.values()]
+    query = (
+        select(Prediction.id, *columns)
+        .join(ImageStatisticRow, ImageStatisticRow.SOPInstanceUID == Prediction.SOPInstanceUID)
+        .order_by(ImageStatisticRow.id)
+    )
+    rows = _raw_rows(db, query)
+    n = prediction_ids.size
+    if not rows or n == 0:
+        return {}
+    values = np.asarray(rows, dtype=np.float64)
+    ids = values[:, 0].astype(np.int64)
+    order = np.argsort(prediction_ids, kind="stable")
+    sorted_ids = prediction_ids[order]
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), n - 1)
+    found = sorted_ids[pos] == ids
+    target = order[pos[found]]
+    out: dict[str, NDArray[np.float64]] = {}
+    for j, name in enumerate(IMAGE_FEATURES):
+        column = np.full(n, np.nan)
+        column[target] = values[found, j + 1]  # in row order: a later (newer) row overwrites
+        out[name] = column
+    return out
 
 
 @dataclass(frozen=True)

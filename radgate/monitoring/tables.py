@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from radgate.clock import UTCDateTime
 from radgate.db.schema import Base
 
-__all__ = ["AlertDeliveryRow", "AlertRow", "MonitoringRunRow"]
+__all__ = ["AlertDeliveryRow", "AlertRow", "ImageStatisticRow", "MonitoringRunRow"]
 
 
 class AlertRow(Base):
@@ -82,3 +82,28 @@ class MonitoringRunRow(Base):
     predictions: Mapped[int] = mapped_column(Integer)
     alerts_opened: Mapped[int] = mapped_column(Integer)
     summary: Mapped[str] = mapped_column(Text)  # JSON of MonitoringSummary
+
+
+class ImageStatisticRow(Base):
+    """Statistics of one image as the model saw it (``radgate.monitoring.imagestats``), measured once.
+
+    Migration: ``m110_image_statistics.py`` (branch ``monitoring``). ``transform`` is the preprocessing
+    signature (:func:`radgate.inference.cache.preprocessing_signature`): the same file rendered for another
+    input size is another row.
+    """
+
+    __tablename__ = "image_statistics"
+    __table_args__ = (
+        UniqueConstraint("SOPInstanceUID", "sha256", "transform", name="uq_image_statistics_image"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    SOPInstanceUID: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # the stored file's SHA-256
+    transform: Mapped[str] = mapped_column(String(64))
+    p05: Mapped[float] = mapped_column(Float)
+    p50: Mapped[float] = mapped_column(Float)
+    p95: Mapped[float] = mapped_column(Float)
+    contrast: Mapped[float] = mapped_column(Float)
+    noise: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

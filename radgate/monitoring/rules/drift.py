@@ -1,4 +1,9 @@
-"""Drift rules: header features of the inputs, and the model's outputs (score distribution, flag rate).
+"""Drift rules: header features and image statistics of the inputs, and the model's outputs (score
+distribution, flag rate).
+
+Image statistics (:mod:`radgate.monitoring.imagestats`: intensity percentiles, RMS contrast, Immerkær's
+noise estimate of the model input, measured once per image by the engine) are numeric features
+``image_p05`` ... ``image_noise``, compared like the numeric header features (``drift_numeric_method``).
 
 Each complete period after the reference is compared with the whole reference. The threshold for a
 distance comes from the reference itself (:func:`radgate.stats.drift.chunk_threshold`: random reference
@@ -16,6 +21,7 @@ from numpy.typing import NDArray
 from scipy import stats as sps
 
 from radgate.config import MonitoringSettings
+from radgate.monitoring.imagestats import IMAGE_FEATURES
 from radgate.monitoring.rules.base import Finding, RuleContext
 from radgate.stats.drift import (
     NORMALISING_POWER,
@@ -110,7 +116,9 @@ def _feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[D
                 {column.levels[c] for c in np.unique(cur)} - {column.levels[c] for c in np.unique(ref_codes)}
             )
             out.append(_point(name, "categorical", cat_method.value, period.key, d, band, new_levels))
-    for name in settings.drift_numeric:
+    numeric_features = [(name, "numeric") for name in settings.drift_numeric]
+    numeric_features += [(name, "image") for name in IMAGE_FEATURES if name not in settings.drift_numeric]
+    for name, kind in numeric_features:
         values = cases.numeric.get(name)
         if values is None:
             continue
@@ -139,7 +147,7 @@ def _feature_drift(context: RuleContext, settings: MonitoringSettings) -> list[D
                     power=NORMALISING_POWER[num_method],
                 )
             d = numeric_distance(ref_ok, current, num_method)
-            out.append(_point(name, "numeric", num_method.value, period.key, d, cache[key], []))
+            out.append(_point(name, kind, num_method.value, period.key, d, cache[key], []))
     return out
 
 
@@ -162,12 +170,14 @@ def _point(
 
 
 class InputDriftRule:
-    """Sound (per feature): a header feature's distance from the reference beyond the reference's band."""
+    """Sound (per feature): a header feature's or image statistic's distance from the reference beyond the
+    reference's band."""
 
     name = "input_drift"
     sound = True
     description = (
-        "header feature distribution vs the reference (chi2/Jensen-Shannon, KS/Wasserstein), mean + 3 sd"
+        "header features and image statistics vs the reference (chi2/Jensen-Shannon, KS/Wasserstein), "
+        "mean + 3 sd"
     )
 
     def __init__(self, settings: MonitoringSettings) -> None:
