@@ -96,6 +96,7 @@ min_negatives = 10
 delta_auc_min = 0.0
 delta_auc_ci_lower_min = -0.05
 sensitivity_drop_max = 0.05
+scanner_delta_auc_min = -0.05
 """
 OVERRIDE = (
     "demo on a synthetic site: three months of history cannot pass every check; "
