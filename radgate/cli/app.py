@@ -105,6 +105,9 @@ IDENTIFIER_HEADER = re.compile(
 )
 
 
+OTHER_MIN_WIDTH = 12
+
+
 def _cell_width(cell: Any) -> int:
     from rich.text import Text
 
@@ -130,8 +133,12 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
             column.overflow = "ignore"
             widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, widest)
-        elif column.overflow == "ellipsis":
-            column.overflow = "fold"
+        else:
+            if column.overflow == "ellipsis":
+                column.overflow = "fold"
+            # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
+            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
+            column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
     need = int(table.__rich_measure__(console, console.options).minimum)
     return need if need > console.width else None
 
@@ -139,7 +146,7 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
 class RadgateConsole(Console):
     """A console whose tables never cut identifiers (see :func:`fit_identifiers`)."""
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         from rich.table import Table
 
         for obj in objects:

@@ -113,6 +113,9 @@ def deployments_show(
     name: Annotated[str, typer.Argument(help="Deployment name.")],
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the deployment and its changes).")
+    ] = False,
 ) -> None:
     """Show a deployment: its model, rules in force, destinations and the history of changes."""
     from rich.table import Table
@@ -121,6 +124,21 @@ def deployments_show(
     _, db = _open(data_dir, config)
     with cli_errors():
         d, history = show(db, name)
+    if as_json:
+        changes = [
+            {
+                "at": c.at.isoformat(),
+                "field": c.field,
+                "from": c.old_value,
+                "to": c.new_value,
+                "by": c.changed_by,
+                "note": c.note,
+            }
+            for c in history
+        ]
+        out = {**_deployment_json(d), "drop_rules": list(d.drop_rules), "changes": changes}
+        print(json.dumps(out, indent=2))
+        return
     console.print(
         f"[bold]{d.name}[/bold]: {d.model_name} {d.model_version} at site {d.site}, "
         f"mode [bold]{d.mode}[/bold]"
@@ -356,13 +374,23 @@ def predictions_export(
 
 
 @predictions_app.command("summary")
-def predictions_summary(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+def predictions_summary(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Processed, flagged, not applicable (with reasons), queued and failed counts."""
+    import dataclasses
+
     from radgate.db import database_for
 
     settings = settings_from(data_dir, config)
     db = database_for(settings)
-    for line in summary(db).lines():
+    result = summary(db)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+        return
+    for line in result.lines():
         console.print(line, markup=False)
 
 
