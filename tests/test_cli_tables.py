@@ -144,3 +144,12 @@ def test_new_json_listings_print_json(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(cli.app, [*args, "--data-dir", str(tmp_path / "d")], env={"RADGATE_CONFIG": None})
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)
+
+
+def test_a_missing_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["truth", "import", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path / "d")],
+        env={"COLUMNS": "200", "RADGATE_CONFIG": None},
+    )
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert "nope.csv" in result.output and len([x for x in result.output.splitlines() if x.strip()]) <= 3

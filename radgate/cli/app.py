@@ -58,6 +58,10 @@ TyperArgument.display_name_raw = property(lambda self: metavar(self))  # type: i
 TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
 
 
+#: Errors about a path the user gave (missing, already there, not readable): shown as one line.
+USER_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
 class RadgateGroup(LazyGroup):
     """The root group; a :class:`RadgateError` that a command did not catch is still one red line."""
 
@@ -66,6 +70,13 @@ class RadgateGroup(LazyGroup):
             return super().invoke(ctx)
         except RadgateError as exc:
             raise fail(exc.message, exc.kind.exit_code) from None
+        except USER_OS_ERRORS as exc:
+            # A path the user gave that is missing, taken or not readable: name it, no traceback.
+            where = f": {exc.filename}" if exc.filename else ""
+            raise fail(f"{exc.strerror or exc}{where}.", 1) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
