@@ -85,8 +85,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class _StandardStream(logging.StreamHandler):
+    """Writes to ``sys.stdout`` or ``sys.stderr`` as they are when a record is emitted (not when set up)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._sys_stream = name
+
+    @property
+    def stream(self) -> IO[str]:
+        current: IO[str] = getattr(sys, self._sys_stream)
+        return current
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass  # StreamHandler.__init__ sets it; the current sys stream is used instead
+
+
 def configure(
-    level: str = "INFO", fmt: str = "human", stream: IO[str] | None = None, *, timestamps: bool = False
+    level: str = "INFO",
+    fmt: str = "human",
+    stream: IO[str] | str | None = None,
+    *,
+    timestamps: bool = False,
 ) -> logging.Handler:
     """Route radgate's logs to one console handler (replacing a previous one); returns the handler.
 
@@ -94,10 +115,14 @@ def configure(
     (pynetdicom, uvicorn's access log) stay at WARNING unless it is DEBUG.
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)
+    handler: logging.StreamHandler[IO[str]]
+    if stream is None or isinstance(stream, str):  # "stdout" | "stderr": whatever sys has at emit time
+        handler = _StandardStream(stream or "stderr")
+    else:
+        handler = logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter(timestamps))
     handler.addFilter(_Reported())
@@ -107,4 +132,7 @@ def configure(
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in ("pynetdicom", "uvicorn", "uvicorn.error", "uvicorn.access", "multipart"):
         logging.getLogger(name).setLevel(quiet)
+    # pydicom narrates what it tolerates in a file ("Expected implicit VR ..."); radgate says what it did with
+    # the file (stored, quarantined, rejected and why), so pydicom's own warnings only show at DEBUG.
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.ERROR)
     return handler

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -217,7 +216,7 @@ def settings_from(
     logs.configure(
         level,
         settings.log_format,
-        sys.stdout if server else sys.stderr,
+        "stdout" if server else "stderr",
         timestamps=server and settings.log_format == "human",
     )
     logs.caller_reports(True)  # serve turns it off once it is listening
