@@ -111,7 +111,7 @@ def _root(
 #: Column headers that hold identifiers (UIDs, names, versions, ids): the values the next command needs.
 IDENTIFIER_HEADER = re.compile(
     r"(?i)(uid|^(name|model|version|deployment|model / version|user|username|site|id|alert|token|series"
-    r"|study|challenger|champion|destination|aet?)$)"
+    r"|study|challenger|champion|destination|aet?|scenario|profile|#)$)"
 )
 
 
