@@ -339,9 +339,14 @@ def _type_name(dotted: str) -> str:
         return "a table"
     annotation = f.annotation
     if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        if typing.get_origin(item) is dict:
+            return "an array of tables ([[deployments]])"
         return "a list of strings"
     if typing.get_origin(annotation) is Annotated:
         annotation = typing.get_args(annotation)[0]
+    if annotation is Path:
+        return "a path (a string)"
     return getattr(annotation, "__name__", str(annotation))
 
 

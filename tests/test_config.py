@@ -102,6 +102,8 @@ def test_errors_name_the_file_the_variable_or_the_flag(tmp_path: Path) -> None:
         ("[server]\nallow_ae = 'PACS'\n", "'server.allow_ae' must be a list of strings, got 'PACS'"),
         ("log_format = 'xml'\n", "log_format is 'xml'; expected one of ['human', 'json']"),
         ("[monitoring]\nperiod = 'day'\n", "monitoring.period is 'day'; expected one of"),
+        ("deployments = 3\n", "'deployments' must be an array of tables ([[deployments]]), got 3"),
+        ("data_dir = 3\n", "'data_dir' must be a path (a string), got 3"),
     ],
 )
 def test_types_are_checked_strictly(tmp_path: Path, toml: str, message: str) -> None:
