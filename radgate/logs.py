@@ -28,6 +28,8 @@ __all__ = ["REPORTED", "caller_reports", "configure", "event"]
 REPORTED: dict[str, Any] = {"radgate_reported": True}
 
 _state = {"caller_reports": False}
+#: The logger of ``radgate serve``'s lifecycle events (radgate.cli.serving).
+SERVE_LOGGER = "radgate.serve"
 _HANDLER_NAME = "radgate-console"
 
 
@@ -129,6 +131,9 @@ def configure(
     root.addHandler(handler)
     numeric = logging.getLevelName(level.upper())
     root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
+    # `radgate serve`'s own events (applied config, listening, stopping) show at any log_level: scripts wait
+    # for "listening", and an operator must see where the gateway listens even with log_level = "WARNING".
+    logging.getLogger(SERVE_LOGGER).setLevel(min(root.level, logging.INFO))
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in ("pynetdicom", "uvicorn", "uvicorn.error", "uvicorn.access", "multipart"):
         logging.getLogger(name).setLevel(quiet)

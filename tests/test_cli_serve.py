@@ -154,7 +154,10 @@ def test_serve_prints_one_human_line_per_event(tmp_path: Path) -> None:
     assert len(lines) == len(set(lines)), "a line printed twice"
 
 
-def test_log_format_json_is_one_object_per_line_with_the_listening_event(tmp_path: Path) -> None:
+def test_log_format_json_is_one_object_per_line_with_the_listening_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RADGATE_LOG_LEVEL", "WARNING")  # serve's own events show at any level
     proc = _start(tmp_path, "--log-format", "json")
     try:
         lines = _until(proc, '"event": "listening"')

@@ -21,7 +21,7 @@ from typing import Any
 from radgate import __version__, logs
 from radgate.cli.app import cli_errors, fail, settings_from
 
-log = logging.getLogger("radgate.serve")
+log = logging.getLogger(logs.SERVE_LOGGER)
 
 
 def run_serve(data_dir: Path | None, config: Path | None, **overrides: Any) -> None:
