@@ -26,6 +26,7 @@ peers:
 	bash scripts/install-ohif.sh
 
 demo: venv
+	@echo "make demo: runs the demo in radgate-data/demo, rebuilt from scratch (a previous demo run there is removed); nothing else is touched."
 	$(BIN)/radgate demo --data-dir radgate-data/demo
 
 lint: venv

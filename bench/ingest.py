@@ -133,12 +133,13 @@ def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
     env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
     env.pop("RADGATE_CONFIG", None)
     argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
+    argv += ["--log-format", "json"]  # one JSON object per event; the "listening" one has the ports
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         port = None
         for line in proc.stdout:
-            if line.startswith("{"):
+            if line.startswith("{") and json.loads(line).get("event") == "listening":
                 port = json.loads(line)["dicom_port"]
                 break
         if port is None:

@@ -7,22 +7,28 @@ Resolution order, later wins:
 3. environment variables ``RADGATE_<SECTION>_<KEY>`` (for example ``RADGATE_SERVER_DICOM_PORT=11112``);
 4. command-line flags (``--data-dir``, ``--dicom-port`` ...), applied by the CLI.
 
+The schema is declared once, as pydantic v2 models with ``extra="forbid"``: a section is a model, a key is a
+field with its type and default. Every complaint is one line naming where the value came from (the file,
+the environment variable or the command line), the key, the value and what was expected, e.g.
+``/etc/radgate.toml: Setting 'server.dicom_port' must be int, got 'abc'.``
+
 Every key is documented in ``docs/configuration.md``; ``tests/test_config.py`` fails when one is not.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from radgate.errors import Invalid
 
 __all__ = [
+    "DEFAULT_HTTP_PORT",
     "AssemblySettings",
     "AuthSettings",
     "ConfigError",
@@ -41,94 +47,112 @@ __all__ = [
 
 ENV_PREFIX = "RADGATE_"
 
+#: radgate's HTTP port. Not 8042 (Orthanc's), 8080/8443 (dcm4chee, Tomcat, most Java PACS), 3000 (OHIF),
+#: 4242 (Orthanc DICOM), 104/11112 (DICOM), 5432 (PostgreSQL) or 8000/5000 (development servers): a gateway
+#: runs beside a PACS and a viewer, often on the same host. 11180 sits next to the DICOM port 11112, so the
+#: pair is easy to remember and to open in a firewall.
+DEFAULT_HTTP_PORT = 11180
+
 
 class ConfigError(Invalid, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
-@dataclass
-class DatabaseSettings:
-    url: str = ""  # empty: SQLite (WAL) at DATA_DIR/radgate.sqlite
-    echo: bool = False
-    sqlite_synchronous: str = "FULL"  # FULL: every commit is on disk; NORMAL: survives process crashes only
+def _not_bool(value: Any) -> Any:
+    """TOML ``true`` is not a number (pydantic would take it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
 
 
-@dataclass
-class ServerSettings:
-    host: str = "127.0.0.1"
-    ae_title: str = "RADGATE"
-    dicom_port: int = 11112
-    http_port: int = 8042
-    allow_ae: list[str] = field(default_factory=list)  # AET or AET@HOST; empty: accept any caller
-    max_pdu: int = 0  # 0: unlimited, lets peers send large PDUs (much faster than 16 KiB)
-    max_associations: int = 16
-    network_timeout_s: float = 60.0
-    max_request_bytes: int = 4 * 1024**3  # an HTTP request body (STOW-RS), checked before reading
-    http_idle_timeout_s: float = 30.0  # no byte of a request body for this long: dropped (408)
-    http_min_rate_bytes_s: float = 1024.0  # after http_idle_timeout_s, a slower body is dropped (408)
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Bool = bool  # pydantic's lax bool: true/false in TOML; 1/0, true/false, yes/no, on/off from the environment
+Str = Annotated[str, Strict()]
+StrList = list[Annotated[str, Strict()]]
 
 
-@dataclass
-class IngestSettings:
-    max_instance_bytes: int = 2 * 1024**3
-    fsync: bool = True
-    reject_sop_classes: list[str] = field(default_factory=list)
-    decode_check: bool = True  # try to decode pixel data once stored; failures are quarantined
+class _Section(BaseModel):
+    """A ``[section]`` of the file: unknown keys refused, values checked against the field's type."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=False)
+
+
+class DatabaseSettings(_Section):
+    url: Str = ""  # empty: SQLite (WAL) at DATA_DIR/radgate.sqlite
+    echo: Bool = False
+    sqlite_synchronous: Str = "FULL"  # FULL: every commit is on disk; NORMAL: survives process crashes only
+
+
+class ServerSettings(_Section):
+    host: Str = "127.0.0.1"
+    ae_title: Str = "RADGATE"
+    dicom_port: Int = 11112
+    http_port: Int = DEFAULT_HTTP_PORT  # not 8042 (Orthanc's): see DEFAULT_HTTP_PORT
+    allow_ae: StrList = Field(default_factory=list)  # AET or AET@HOST; empty: accept any caller
+    max_pdu: Int = 0  # 0: unlimited, lets peers send large PDUs (much faster than 16 KiB)
+    max_associations: Int = 16
+    network_timeout_s: Float = 60.0
+    max_request_bytes: Int = 4 * 1024**3  # an HTTP request body (STOW-RS), checked before reading
+    http_idle_timeout_s: Float = 30.0  # no byte of a request body for this long: dropped (408)
+    http_min_rate_bytes_s: Float = 1024.0  # after http_idle_timeout_s, a slower body is dropped (408)
+
+
+class IngestSettings(_Section):
+    max_instance_bytes: Int = 2 * 1024**3
+    fsync: Bool = True
+    reject_sop_classes: StrList = Field(default_factory=list)
+    decode_check: Bool = True  # try to decode pixel data once stored; failures are quarantined
     # Rows x Columns x Samples x Frames x Bits Allocated, checked before decoding
-    max_decoded_bytes: int = 1024**3
-    max_inflated_bytes: int = 512 * 1024**2  # a Deflated transfer syntax dataset, inflated
+    max_decoded_bytes: Int = 1024**3
+    max_inflated_bytes: Int = 512 * 1024**2  # a Deflated transfer syntax dataset, inflated
 
 
-@dataclass
-class AssemblySettings:
-    quiet_period_s: float = 30.0
-    incomplete_policy: str = "process_partial"  # wait | process_partial | skip
-    poll_interval_s: float = 1.0
+class AssemblySettings(_Section):
+    quiet_period_s: Float = 30.0
+    incomplete_policy: Str = "process_partial"  # wait | process_partial | skip
+    poll_interval_s: Float = 1.0
 
 
-@dataclass
-class InferenceSettings:
-    workers: int = 1
-    intra_op_threads: int = 2
-    providers: list[str] = field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    batch_size: int = 8
-    lease_s: float = 60.0
-    max_attempts: int = 3
-    retry_backoff_s: float = 2.0
-    poll_interval_s: float = 0.5
-    explanations: bool = True
-    allow_spinning: bool = False
-    max_images_per_series: int = 32
+class InferenceSettings(_Section):
+    workers: Int = 1
+    intra_op_threads: Int = 2
+    providers: StrList = Field(default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    batch_size: Int = 8
+    lease_s: Float = 60.0
+    max_attempts: Int = 3
+    retry_backoff_s: Float = 2.0
+    poll_interval_s: Float = 0.5
+    explanations: Bool = True
+    allow_spinning: Bool = False
+    max_images_per_series: Int = 32
 
 
-@dataclass
-class ResultsSettings:
-    send_to: list[str] = field(default_factory=list)  # AET@HOST:PORT, default C-STORE destinations
-    outbox_max_attempts: int = 8
-    outbox_backoff_s: float = 5.0
-    outbox_poll_s: float = 1.0
-    folder_destination: str = ""  # empty: DATA_DIR/outbox-folder when no other destination exists
-    release: str = "immediate"  # immediate | after_review (sent only after a radiologist's review)
+class ResultsSettings(_Section):
+    send_to: StrList = Field(default_factory=list)  # AET@HOST:PORT, default C-STORE destinations
+    outbox_max_attempts: Int = 8
+    outbox_backoff_s: Float = 5.0
+    outbox_poll_s: Float = 1.0
+    folder_destination: Str = ""  # empty: DATA_DIR/outbox-folder when no other destination exists
+    release: Str = "immediate"  # immediate | after_review (sent only after a radiologist's review)
 
 
-@dataclass
-class PolicySettings:
+class PolicySettings(_Section):
     # The go-live gate (radgate readiness) and local validation of subgroups
-    min_positives: int = 100  # a local validation needs this many positives (and negatives) ...
-    min_negatives: int = 100  # ... to pass sample_size and to validate a subgroup at the site
-    stability_months: int = 6  # protocol_stability: no new scanner, software or kernel in this many months
-    max_fp_per_tp: float = 10.0  # prevalence: expected false positives per true positive at the threshold
-    max_outside_share: float = 0.2  # subgroup_coverage: share of cases outside the validated subgroups
+    min_positives: Int = 100  # a local validation needs this many positives (and negatives) ...
+    min_negatives: Int = 100  # ... to pass sample_size and to validate a subgroup at the site
+    stability_months: Int = 6  # protocol_stability: no new scanner, software or kernel in this many months
+    max_fp_per_tp: Float = 10.0  # prevalence: expected false positives per true positive at the threshold
+    max_outside_share: Float = 0.2  # subgroup_coverage: share of cases outside the validated subgroups
 
 
-@dataclass
-class MonitoringSettings:
+class MonitoringSettings(_Section):
     """``[monitoring]``: periods, baseline, rules and their parameters, alerts (docs/configuration.md)."""
 
-    period: str = "month"  # week | month | quarter, by acquisition date (StudyDate)
-    reference_period: str = ""  # "2025-01..2025-03" (period keys or ISO dates); empty: go-live validation
-    reference_periods: int = 3  # without a go-live validation or reference_period: the first N periods
-    rules: list[str] = field(
+    period: Str = "month"  # week | month | quarter, by acquisition date (StudyDate)
+    reference_period: Str = ""  # "2025-01..2025-03" (period keys or ISO dates); empty: go-live validation
+    reference_periods: Int = 3  # without a go-live validation or reference_period: the first N periods
+    rules: StrList = Field(
         default_factory=lambda: [
             "auc_drop",
             "auc_drop_ci",
@@ -140,17 +164,17 @@ class MonitoringSettings:
             "cbpe",
         ]
     )
-    plugins: list[str] = field(default_factory=list)  # "package.module:RuleClass", each a MonitoringRule
-    subgroups: list[str] = field(default_factory=lambda: ["ViewPosition", "PatientSex", "AgeBand"])
-    min_positives: int = 10  # per period, for the performance rules
-    min_negatives: int = 10
-    auc_margin: float = 0.02  # auc_drop: point AUC < baseline - margin (the article's heuristic)
-    auc_ci_margin: float = 0.0  # auc_drop_ci: one-sided upper bound < baseline - margin
-    auc_ci_confidence: float = 0.95
-    cusum_in_control_years: float = 2.0  # in-control ARL, in years of the reference's case volume
-    cusum_odds_ratio: float = 2.0  # the shift each CUSUM is tuned for: error odds x this
-    cusum_reference_guard: float = 0.9  # in-control rate: one-sided upper Wilson bound of the reference's
-    drift_categorical: list[str] = field(
+    plugins: StrList = Field(default_factory=list)  # "package.module:RuleClass", each a MonitoringRule
+    subgroups: StrList = Field(default_factory=lambda: ["ViewPosition", "PatientSex", "AgeBand"])
+    min_positives: Int = 10  # per period, for the performance rules
+    min_negatives: Int = 10
+    auc_margin: Float = 0.02  # auc_drop: point AUC < baseline - margin (the article's heuristic)
+    auc_ci_margin: Float = 0.0  # auc_drop_ci: one-sided upper bound < baseline - margin
+    auc_ci_confidence: Float = 0.95
+    cusum_in_control_years: Float = 2.0  # in-control ARL, in years of the reference's case volume
+    cusum_odds_ratio: Float = 2.0  # the shift each CUSUM is tuned for: error odds x this
+    cusum_reference_guard: Float = 0.9  # in-control rate: one-sided upper Wilson bound of the reference's
+    drift_categorical: StrList = Field(
         default_factory=lambda: [
             "Manufacturer",
             "ManufacturerModelName",
@@ -162,61 +186,65 @@ class MonitoringSettings:
             "PatientSex",
         ]
     )
-    drift_numeric: list[str] = field(
+    drift_numeric: StrList = Field(
         default_factory=lambda: [
-            "PatientAge", "KVP", "Exposure", "PixelSpacing", "Rows", "Columns", "SliceThickness"
+            "PatientAge",
+            "KVP",
+            "Exposure",
+            "PixelSpacing",
+            "Rows",
+            "Columns",
+            "SliceThickness",
         ]
     )
-    drift_categorical_method: str = "jensen_shannon"  # jensen_shannon | chi2
-    drift_numeric_method: str = "ks"  # ks | wasserstein
-    drift_chunks: int = 50
-    drift_sigmas: float = 3.0
-    flag_rate_alpha: float = 0.001  # output_drift: two-sided binomial test of the period's flag rate
-    cbpe_margin: float = 0.03  # cbpe: label-free AUC estimate < baseline - margin
-    interval_s: float = 3600.0  # `serve`: how often monitoring runs
-    webhook_url: str = ""  # empty: no webhook
-    webhook_secret: str = ""  # HMAC-SHA256 key for the X-Radgate-Signature header
-    webhook_max_attempts: int = 8
-    webhook_backoff_s: float = 5.0  # first retry after this, doubling each time
-    webhook_timeout_s: float = 10.0
+    drift_categorical_method: Str = "jensen_shannon"  # jensen_shannon | chi2
+    drift_numeric_method: Str = "ks"  # ks | wasserstein
+    drift_chunks: Int = 50
+    drift_sigmas: Float = 3.0
+    flag_rate_alpha: Float = 0.001  # output_drift: two-sided binomial test of the period's flag rate
+    cbpe_margin: Float = 0.03  # cbpe: label-free AUC estimate < baseline - margin
+    interval_s: Float = 3600.0  # `serve`: how often monitoring runs
+    webhook_url: Str = ""  # empty: no webhook
+    webhook_secret: Str = ""  # HMAC-SHA256 key for the X-Radgate-Signature header
+    webhook_max_attempts: Int = 8
+    webhook_backoff_s: Float = 5.0  # first retry after this, doubling each time
+    webhook_timeout_s: Float = 10.0
 
 
-@dataclass
-class AuthSettings:
-    session_idle_minutes: float = 30.0  # a browser session unused this long is signed out
-    session_max_hours: float = 12.0  # and any session ends this long after sign-in
-    lockout_attempts: int = 5  # consecutive wrong passwords before the account is locked
-    lockout_minutes: float = 15.0
-    min_password_length: int = 12
-    accept_any_called_ae: bool = False  # False: associations must call this gateway's own AE title
+class AuthSettings(_Section):
+    session_idle_minutes: Float = 30.0  # a browser session unused this long is signed out
+    session_max_hours: Float = 12.0  # and any session ends this long after sign-in
+    lockout_attempts: Int = 5  # consecutive wrong passwords before the account is locked
+    lockout_minutes: Float = 15.0
+    min_password_length: Int = 12
+    accept_any_called_ae: Bool = False  # False: associations must call this gateway's own AE title
 
 
-@dataclass
-class TlsSettings:
-    cert_file: str = ""  # PEM certificate (with chain) for HTTPS and DICOM TLS
-    key_file: str = ""  # PEM private key
-    ca_file: str = ""  # DICOM TLS: require client certificates signed by these CAs; empty: none asked
-    http: bool = False  # serve HTTPS instead of HTTP
-    dicom: bool = False  # DIMSE over TLS (PS3.15 Annex B) on server.dicom_port
+class TlsSettings(_Section):
+    cert_file: Str = ""  # PEM certificate (with chain) for HTTPS and DICOM TLS
+    key_file: Str = ""  # PEM private key
+    ca_file: Str = ""  # DICOM TLS: require client certificates signed by these CAs; empty: none asked
+    http: Bool = False  # serve HTTPS instead of HTTP
+    dicom: Bool = False  # DIMSE over TLS (PS3.15 Annex B) on server.dicom_port
 
 
-@dataclass
-class Settings:
+class Settings(_Section):
     data_dir: Path = Path("radgate-data")
-    site: str = "default"
-    log_level: str = "INFO"
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    server: ServerSettings = field(default_factory=ServerSettings)
-    ingest: IngestSettings = field(default_factory=IngestSettings)
-    assembly: AssemblySettings = field(default_factory=AssemblySettings)
-    inference: InferenceSettings = field(default_factory=InferenceSettings)
-    results: ResultsSettings = field(default_factory=ResultsSettings)
-    policy: PolicySettings = field(default_factory=PolicySettings)
-    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    tls: TlsSettings = field(default_factory=TlsSettings)
+    site: Str = "default"
+    log_level: Str = "INFO"
+    log_format: Str = "human"  # human: one line per event; json: one JSON object per line
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    assembly: AssemblySettings = Field(default_factory=AssemblySettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     # [[deployments]] tables, parsed and validated by radgate.routing (keys in docs/model-package.md).
-    deployments: list[dict[str, Any]] = field(default_factory=list)
+    deployments: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def database_url(self) -> str:
@@ -233,95 +261,115 @@ class Settings:
         return self.data_dir / "quarantine"
 
 
+#: The sections (``[server]`` ...) of :class:`Settings`, by key.
+SECTIONS: dict[str, type[_Section]] = {
+    name: typing.cast(type[_Section], f.annotation)
+    for name, f in Settings.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, _Section)
+}
+
+
 def iter_keys(obj: Any = None, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
     """Yield ``(dotted.key, default)`` for every setting, sections included as ``section.key``."""
-    cls = type(obj) if obj is not None else Settings
     inst = obj if obj is not None else Settings()
-    for f in dataclasses.fields(cls):
-        value = getattr(inst, f.name)
-        if dataclasses.is_dataclass(value):
-            yield from iter_keys(value, f"{prefix}{f.name}.")
+    for name in type(inst).model_fields:
+        value = getattr(inst, name)
+        if isinstance(value, _Section):
+            yield from iter_keys(value, f"{prefix}{name}.")
         else:
-            yield f"{prefix}{f.name}", value
+            yield f"{prefix}{name}", value
 
 
-def _coerce(key: str, raw: Any, typ: Any) -> Any:
-    """Convert ``raw`` (from TOML or an environment string) to the annotated type, or explain why not."""
-    origin = typing.get_origin(typ)
-    from_env = isinstance(raw, str)
-    try:
-        if typ is bool:
-            if isinstance(raw, bool):
-                return raw
-            if from_env and raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if from_env and raw.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError
-        if typ is int:
-            if isinstance(raw, bool):
-                raise ValueError
-            return int(raw)
-        if typ is float:
-            return float(raw)
-        if typ is str:
-            if not isinstance(raw, str):
-                raise ValueError
-            return raw
-        if typ is Path:
-            return Path(raw)
-        if origin is list and typing.get_args(typ) and typing.get_origin(typing.get_args(typ)[0]) is dict:
-            if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
-                raise ValueError
-            return [dict(v) for v in raw]
-        if origin is list:
-            if from_env:
-                return [part.strip() for part in raw.split(",") if part.strip()]
-            if not isinstance(raw, list):
-                raise ValueError
-            return [str(v) for v in raw]
-    except (TypeError, ValueError):
-        pass
-    else:
-        raise ConfigError(f"Setting {key!r} has unsupported type {typ!r}.")
-    raise ConfigError(f"Setting {key!r} must be {getattr(typ, '__name__', typ)}, got {raw!r}.")
+def _field(dotted: str) -> Any:
+    """The field of a dotted key (``server.dicom_port``), or ``None`` when there is none."""
+    section, _, key = dotted.rpartition(".")
+    model: type[BaseModel] = SECTIONS[section] if section else Settings
+    if section and section not in SECTIONS:
+        return None
+    return model.model_fields.get(key)
 
 
-def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
-    hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
-    for key, raw in values.items():
-        dotted = f"{prefix}{key}"
-        if key not in names:
-            raise ConfigError(
-                f"Unknown setting {dotted!r}. See docs/configuration.md for the keys radgate understands."
-            )
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(raw, dict):
-                raise ConfigError(f"Setting {dotted!r} must be a table ([{dotted}]), got {raw!r}.")
-            _apply(current, raw, f"{dotted}.")
-        else:
-            setattr(obj, key, _coerce(dotted, raw, hints[key]))
+def _is_list(dotted: str) -> bool:
+    f = _field(dotted)
+    return f is not None and typing.get_origin(f.annotation) is list
 
 
-def _env_values(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+def _env_values(environ: typing.Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``RADGATE_<SECTION>_<KEY>`` variables as nested values, and the variable each key came from."""
     out: dict[str, Any] = {}
-    defaults = Settings()
-    sections = {
-        f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(getattr(defaults, f.name))
-    }
+    names: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "RADGATE_CONFIG":
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        for section in sections:
+        for section in SECTIONS:
             if rest.startswith(section + "_"):
-                out.setdefault(section, {})[rest[len(section) + 1 :]] = raw
+                key = rest[len(section) + 1 :]
+                dotted = f"{section}.{key}"
+                value: Any = raw
+                if _is_list(dotted):
+                    value = [part.strip() for part in raw.split(",") if part.strip()]
+                out.setdefault(section, {})[key] = value
+                names[dotted] = name
                 break
         else:
             out[rest] = raw
-    return out
+            names[rest] = name
+    return out, names
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any], source: str, sources: dict[str, str]) -> None:
+    """Lay ``values`` over ``into`` (a section's keys one by one), noting where each key came from."""
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            section = into.setdefault(key, {})
+            if not isinstance(section, dict):  # a file's `server = 1`: the error names it below
+                continue
+            for sub, sub_value in value.items():
+                section[sub] = sub_value
+                sources[f"{key}.{sub}"] = source
+        else:
+            into[key] = value
+            sources[key] = source
+
+
+def _type_name(dotted: str) -> str:
+    f = _field(dotted)
+    if f is None:
+        return "a table"
+    annotation = f.annotation
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        if typing.get_origin(item) is dict:
+            return "an array of tables ([[deployments]])"
+        return "a list of strings"
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if annotation is Path:
+        return "a path (a string)"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _explain(exc: ValidationError, sources: dict[str, str]) -> ConfigError:
+    """pydantic's first complaint as radgate's one line: where, the key, the value, what was expected."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"]]
+    if len(loc) > 2 and loc[0] in SECTIONS:  # an item of a list: server.allow_ae.0
+        loc = loc[:2]
+    dotted = ".".join(loc[:2]) if loc and loc[0] in SECTIONS else (loc[0] if loc else "")
+    where = sources.get(dotted) or sources.get(loc[0] if loc else "", "")
+    prefix = f"{where}: " if where else ""
+    raw = error.get("input")
+    if error["type"] == "extra_forbidden":
+        return ConfigError(
+            f"{prefix}Unknown setting {dotted!r}. See docs/configuration.md for the keys radgate understands."
+        )
+    if error["type"] == "model_type" or (error["type"] == "model_attributes_type"):
+        return ConfigError(f"{prefix}Setting {dotted!r} must be a table ([{dotted}]), got {raw!r}.")
+    if error["type"] == "value_error" and not str(error["msg"]).startswith("Value error, a boolean"):
+        message = str(error["ctx"]["error"]) if "ctx" in error else str(error["msg"])
+        return ConfigError(f"{prefix}{message}")
+    return ConfigError(f"{prefix}Setting {dotted!r} must be {_type_name(dotted)}, got {raw!r}.")
 
 
 def load_settings(
@@ -336,108 +384,149 @@ def load_settings(
     ``None`` leaves the setting alone (so CLI flags that were not given change nothing).
     """
     environ = os.environ if environ is None else environ
-    settings = Settings()
-    env = _env_values(environ)
+    env, env_names = _env_values(environ)
     if data_dir is None and "data_dir" in env:
         data_dir = Path(env["data_dir"])
     if config is None and environ.get("RADGATE_CONFIG"):
         config = Path(environ["RADGATE_CONFIG"])
     if config is None and data_dir is not None and (data_dir / "radgate.toml").is_file():
         config = data_dir / "radgate.toml"
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if config is not None:
         if not config.is_file():
             raise ConfigError(f"Config file {str(config)!r} does not exist.")
         try:
-            values = tomllib.loads(config.read_text(encoding="utf-8"))
+            file_values = tomllib.loads(config.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"Config file {str(config)!r} is not valid TOML: {exc}") from exc
-        _apply(settings, values)
-    _apply(settings, env)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file {str(config)!r} cannot be read: {exc}") from exc
+        _merge(values, file_values, str(config), sources)
+    _merge(values, env, "", sources)
+    sources.update(env_names)  # each key from the environment: the variable's name
     if data_dir is not None:
-        settings.data_dir = Path(data_dir)
+        values["data_dir"] = str(data_dir)
+        sources["data_dir"] = env_names.get("data_dir", "--data-dir")
     for key, value in overrides.items():
         if value is None:
             continue
         path = key.split("__")
-        target: Any = settings
-        for part in path[:-1]:
-            target = getattr(target, part)
-        _apply(target, {path[-1]: value}, ".".join(path[:-1]) + "." if len(path) > 1 else "")
-    _validate(settings)
+        nested: dict[str, Any] = {path[-1]: value}
+        for part in reversed(path[:-1]):
+            nested = {part: nested}
+        _merge(values, nested, f"command line ({'.'.join(path)})", sources)
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise _explain(exc, sources) from None
+    _validate(settings, sources)
     return settings
 
 
-def _validate(settings: Settings) -> None:
+class _Bad(Exception):  # noqa: N818 - internal: a key and what is wrong with its value
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _validate(settings: Settings, sources: dict[str, str] | None = None) -> None:
+    """The checks the types cannot say (choices, ranges, files that must exist), each naming its key."""
+    try:
+        _check(settings)
+    except _Bad as bad:
+        where = (sources or {}).get(bad.key, "")
+        raise ConfigError(f"{where}: {bad.message}" if where else bad.message) from None
+
+
+def _choice(key: str, value: str, allowed: typing.Collection[str]) -> None:
+    if value not in allowed:
+        raise _Bad(key, f"{key} is {value!r}; expected one of {sorted(allowed)}.")
+
+
+def _check(settings: Settings) -> None:
+    _choice("log_format", settings.log_format, ("human", "json"))
     if settings.database.sqlite_synchronous.upper() not in {"FULL", "NORMAL"}:
-        raise ConfigError(
+        raise _Bad(
+            "database.sqlite_synchronous",
             f"database.sqlite_synchronous is {settings.database.sqlite_synchronous!r}; "
-            "expected FULL or NORMAL."
+            "expected FULL or NORMAL.",
         )
-    policies = {"wait", "process_partial", "skip"}
-    if settings.assembly.incomplete_policy not in policies:
-        raise ConfigError(
-            f"assembly.incomplete_policy is {settings.assembly.incomplete_policy!r}; "
-            f"expected one of {sorted(policies)}."
-        )
-    if settings.results.release not in {"immediate", "after_review"}:
-        raise ConfigError(
-            f"results.release is {settings.results.release!r}; expected immediate or after_review."
-        )
-    _validate_monitoring(settings.monitoring)
+    _choice(
+        "assembly.incomplete_policy", settings.assembly.incomplete_policy, ("wait", "process_partial", "skip")
+    )
+    _choice("results.release", settings.results.release, ("immediate", "after_review"))
+    _check_monitoring(settings.monitoring)
     for port_key in ("dicom_port", "http_port"):
         port = getattr(settings.server, port_key)
         if not 0 <= port <= 65535:
-            raise ConfigError(f"server.{port_key} is {port}; expected 0-65535 (0 picks a free port).")
+            raise _Bad(
+                f"server.{port_key}", f"server.{port_key} is {port}; expected 0-65535 (0 picks a free port)."
+            )
     if not 1 <= len(settings.server.ae_title) <= 16:
-        raise ConfigError(f"server.ae_title {settings.server.ae_title!r} must be 1 to 16 characters.")
-    _validate_auth_tls(settings)
+        raise _Bad(
+            "server.ae_title", f"server.ae_title {settings.server.ae_title!r} must be 1 to 16 characters."
+        )
+    _check_auth_tls(settings)
 
 
-def _validate_monitoring(m: MonitoringSettings) -> None:
-    choices = {
-        "monitoring.period": (m.period, {"week", "month", "quarter"}),
-        "monitoring.drift_categorical_method": (m.drift_categorical_method, {"jensen_shannon", "chi2"}),
-        "monitoring.drift_numeric_method": (m.drift_numeric_method, {"ks", "wasserstein"}),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key} is {value!r}; expected one of {sorted(allowed)}.")
+def _check_monitoring(m: MonitoringSettings) -> None:
+    _choice("monitoring.period", m.period, ("week", "month", "quarter"))
+    _choice("monitoring.drift_categorical_method", m.drift_categorical_method, ("jensen_shannon", "chi2"))
+    _choice("monitoring.drift_numeric_method", m.drift_numeric_method, ("ks", "wasserstein"))
     if not 0.5 < m.auc_ci_confidence < 1:
-        raise ConfigError(
-            f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1)."
+        raise _Bad(
+            "monitoring.auc_ci_confidence",
+            f"monitoring.auc_ci_confidence is {m.auc_ci_confidence}; expected a value in (0.5, 1).",
         )
     if not 0.5 <= m.cusum_reference_guard < 1:
-        raise ConfigError(
-            f"monitoring.cusum_reference_guard is {m.cusum_reference_guard}; expected a value in [0.5, 1)."
+        raise _Bad(
+            "monitoring.cusum_reference_guard",
+            f"monitoring.cusum_reference_guard is {m.cusum_reference_guard}; expected a value in [0.5, 1).",
         )
-    if m.cusum_in_control_years <= 0 or m.cusum_odds_ratio <= 1:
-        raise ConfigError(
-            f"monitoring.cusum_in_control_years ({m.cusum_in_control_years}) must be > 0 and "
-            f"monitoring.cusum_odds_ratio ({m.cusum_odds_ratio}) > 1."
+    if m.cusum_in_control_years <= 0:
+        raise _Bad(
+            "monitoring.cusum_in_control_years",
+            f"monitoring.cusum_in_control_years is {m.cusum_in_control_years}; expected a value > 0.",
         )
-    if m.drift_chunks < 2 or m.reference_periods < 1 or m.webhook_max_attempts < 1:
-        raise ConfigError(
-            "monitoring.drift_chunks must be >= 2, monitoring.reference_periods >= 1 and "
-            "monitoring.webhook_max_attempts >= 1."
+    if m.cusum_odds_ratio <= 1:
+        raise _Bad(
+            "monitoring.cusum_odds_ratio",
+            f"monitoring.cusum_odds_ratio is {m.cusum_odds_ratio}; expected a value > 1.",
         )
+    for key, least in (("drift_chunks", 2), ("reference_periods", 1), ("webhook_max_attempts", 1)):
+        if getattr(m, key) < least:
+            raise _Bad(
+                f"monitoring.{key}", f"monitoring.{key} is {getattr(m, key)}; expected {least} or more."
+            )
 
 
-def _validate_auth_tls(settings: Settings) -> None:
+def _check_auth_tls(settings: Settings) -> None:
     auth = settings.auth
     for key in ("session_idle_minutes", "session_max_hours", "lockout_minutes"):
         if getattr(auth, key) <= 0:
-            raise ConfigError(f"auth.{key} is {getattr(auth, key)}; expected a positive number.")
+            raise _Bad(f"auth.{key}", f"auth.{key} is {getattr(auth, key)}; expected a positive number.")
     if auth.lockout_attempts < 1:
-        raise ConfigError(f"auth.lockout_attempts is {auth.lockout_attempts}; expected 1 or more.")
+        raise _Bad(
+            "auth.lockout_attempts", f"auth.lockout_attempts is {auth.lockout_attempts}; expected 1 or more."
+        )
     if auth.min_password_length < 8:
-        raise ConfigError(f"auth.min_password_length is {auth.min_password_length}; expected 8 or more.")
+        raise _Bad(
+            "auth.min_password_length",
+            f"auth.min_password_length is {auth.min_password_length}; expected 8 or more.",
+        )
     tls = settings.tls
     if tls.http or tls.dicom:
         for key in ("cert_file", "key_file"):
             value = getattr(tls, key)
             if not value:
-                raise ConfigError(f"tls.{key} is empty but tls.http or tls.dicom is on; give a PEM file.")
+                raise _Bad(
+                    f"tls.{key}", f"tls.{key} is empty but tls.http or tls.dicom is on; give a PEM file."
+                )
             if not Path(value).is_file():
-                raise ConfigError(f"tls.{key} {value!r} does not exist; give the path of a PEM file.")
+                raise _Bad(f"tls.{key}", f"tls.{key} {value!r} does not exist; give the path of a PEM file.")
     if tls.ca_file and not Path(tls.ca_file).is_file():
-        raise ConfigError(f"tls.ca_file {tls.ca_file!r} does not exist; give a PEM file of CA certificates.")
+        raise _Bad(
+            "tls.ca_file", f"tls.ca_file {tls.ca_file!r} does not exist; give a PEM file of CA certificates."
+        )

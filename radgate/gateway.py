@@ -91,6 +91,7 @@ class Gateway:
             host=self.settings.server.host,
             port=self.settings.server.http_port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go to radgate's console handler (radgate.logs), once
             access_log=False,
             ssl_certfile=tls.cert_file if tls.http else None,
             ssl_keyfile=tls.key_file if tls.http else None,
@@ -112,7 +113,7 @@ class Gateway:
             self.engine.bootstrap()  # deployments the assembler routes to (the engine itself runs elsewhere)
         for service in self.services:
             service.start()
-        log.info("radgate gateway running: DICOM port %d, %s", self.dicom.port, self.http_url)
+        log.debug("radgate gateway running: DICOM port %d, %s", self.dicom.port, self.http_url)
         if count_users(self.db) == 0:
             log.warning(
                 "No users yet: nothing but /healthz answers on HTTP. Create the first admin with "

@@ -70,3 +70,66 @@ def test_the_example_config_loads_and_its_deployments_parse() -> None:
     assert settings.site == "north-hospital" and settings.server.allow_ae[0] == "PACS@10.0.0.5"
     [spec] = parse_deployments(settings.deployments, settings.site)
     assert (spec.name, spec.mode, spec.site) == ("ptx-triage", "silent", "north-hospital")
+
+
+def test_errors_name_the_file_the_variable_or_the_flag(tmp_path: Path) -> None:
+    """One line naming where the bad value came from: the file, the environment variable, the command line."""
+    cfg = tmp_path / "site.toml"
+    cfg.write_text("[server]\ndicom_port = 'abc'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config=cfg, environ={})
+    assert str(info.value) == f"{cfg}: Setting 'server.dicom_port' must be int, got 'abc'."
+    cfg.write_text("[server]\nbogus = 1\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: Unknown setting 'server.bogus'"):
+        load_settings(config=cfg, environ={})
+    cfg.write_text("[server]\nhttp_port = 1\n")
+    with pytest.raises(ConfigError, match=r"^RADGATE_SERVER_HTTP_PORT: Setting 'server.http_port' must be int"):
+        load_settings(config=cfg, environ={"RADGATE_SERVER_HTTP_PORT": "eighty"})
+    with pytest.raises(ConfigError, match=r"^RADGATE_SERVER_HTTP_PORT: server.http_port is 70000"):
+        load_settings(config=cfg, environ={"RADGATE_SERVER_HTTP_PORT": "70000"})
+    with pytest.raises(ConfigError, match=r"^command line \(server.dicom_port\): server.dicom_port is -1"):
+        load_settings(environ={}, server__dicom_port=-1)
+    cfg.write_text("server = 3\n")
+    with pytest.raises(ConfigError, match=r"Setting 'server' must be a table \(\[server\]\), got 3"):
+        load_settings(config=cfg, environ={})
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[server]\ndicom_port = true\n", "'server.dicom_port' must be int, got True"),  # not 1
+        ("site = 3\n", "'site' must be str, got 3"),
+        ("[server]\nallow_ae = 'PACS'\n", "'server.allow_ae' must be a list of strings, got 'PACS'"),
+        ("log_format = 'xml'\n", "log_format is 'xml'; expected one of ['human', 'json']"),
+        ("[monitoring]\nperiod = 'day'\n", "monitoring.period is 'day'; expected one of"),
+        ("deployments = 3\n", "'deployments' must be an array of tables ([[deployments]]), got 3"),
+        ("data_dir = 3\n", "'data_dir' must be a path (a string), got 3"),
+    ],
+)
+def test_types_are_checked_strictly(tmp_path: Path, toml: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config=cfg, environ={})
+
+
+def test_environment_strings_become_typed_values(tmp_path: Path) -> None:
+    s = load_settings(
+        environ={
+            "RADGATE_INGEST_FSYNC": "off",
+            "RADGATE_ASSEMBLY_QUIET_PERIOD_S": "2.5",
+            "RADGATE_INFERENCE_PROVIDERS": "CPUExecutionProvider",
+            "RADGATE_LOG_FORMAT": "json",
+        }
+    )
+    assert (s.ingest.fsync, s.assembly.quiet_period_s, s.inference.providers, s.log_format) == (
+        False, 2.5, ["CPUExecutionProvider"], "json"
+    )
+
+
+def test_the_default_http_port_is_no_common_pacs_or_viewer_port() -> None:
+    from radgate.config import DEFAULT_HTTP_PORT, Settings
+
+    assert Settings().server.http_port == DEFAULT_HTTP_PORT
+    # Orthanc HTTP/DICOM, dcm4chee/Tomcat, OHIF, DICOM, PostgreSQL, development servers
+    assert DEFAULT_HTTP_PORT not in {8042, 4242, 8080, 8443, 3000, 104, 11112, 5432, 8000, 5000}

@@ -37,6 +37,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
             "0",
             "--http-port",
             "0",
+            "--log-format",
+            "json",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -46,7 +48,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if line.startswith("{"):
+        if line.startswith("{") and json.loads(line).get("event") == "listening":
             return proc, int(json.loads(line)["dicom_port"])
     proc.kill()
     raise AssertionError("radgate serve did not report ready")

@@ -3,58 +3,223 @@
 from __future__ import annotations
 
 import logging
+import re
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer import _click as click
+from typer.core import TyperArgument, TyperOption
 
+from radgate import __version__, logs
 from radgate.cli.lazy import LazyGroup
-from radgate.config import ConfigError, Settings, load_settings
 from radgate.errors import RadgateError
+
+if TYPE_CHECKING:  # pydantic is imported when a command loads its settings, not for --help or --version
+    from radgate.config import Settings
+
+
+def metavar(param: Any) -> str | None:
+    """The metavar help shows for ``param``: its own, else NAME, PATH, INTEGER, FLOAT or TEXT; a flag none.
+
+    Typer's defaults (``<bool>``, ``<list[str]>``, ``{csv_file}``) read as Python, not as a command line.
+    """
+    if param.metavar is not None:
+        return str(param.metavar)
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if isinstance(param, TyperArgument):
+        return str(param.name or "").upper()
+    desc = param.type_descriptor
+    annotation = desc.annotation
+    if typing.get_origin(annotation) is list:
+        annotation = typing.get_args(annotation)[0]
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    if desc.is_path:
+        return "DIR" if desc.path_type == "directory" else "PATH"
+    return {int: "INTEGER", float: "FLOAT", bool: "BOOLEAN"}.get(annotation, "TEXT")
+
+
+def _usage_name(self: TyperArgument) -> str:
+    name = metavar(self) or ""
+    name = name if self.required else f"[{name}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+TyperOption.display_type_rich = lambda self, ctx: metavar(self)  # type: ignore[method-assign]
+TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]  # the name says it
+TyperArgument.display_name_raw = property(lambda self: metavar(self))  # type: ignore[assignment,method-assign]
+TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
+
+#: Errors about a path the user gave (missing, already there, not readable): shown as one line.
+USER_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+class RadgateGroup(LazyGroup):
+    """The root group; a :class:`RadgateError` that a command did not catch is still one red line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RadgateError as exc:
+            raise fail(exc.message, exc.kind.exit_code) from None
+        except USER_OS_ERRORS as exc:
+            # A path the user gave that is missing, taken or not readable: name it, no traceback.
+            where = f": {exc.filename}" if exc.filename else ""
+            raise fail(f"{exc.strerror or exc}{where}.", 1) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="radgate",
-    cls=LazyGroup,
+    cls=RadgateGroup,
     help="radgate: an AI gateway for medical imaging. Infrastructure, not a medical device.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"show_default": True},
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"radgate {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print radgate's version and exit."
+        ),
+    ] = False,
+) -> None:
     # A root callback makes the app a group even before any command module is imported (see lazy.py).
     pass
 
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Column headers that hold identifiers (UIDs, names, versions, ids): the values the next command needs.
+IDENTIFIER_HEADER = re.compile(
+    r"(?i)(uid|^(name|model|version|deployment|model / version|user|username|site|id|alert|token|series"
+    r"|study|challenger|champion|destination|aet?|scenario|profile|#)$)"
+)
+
+
+OTHER_MIN_WIDTH = 12
+
+
+def _cell_width(cell: Any) -> int:
+    from rich.text import Text
+
+    if isinstance(cell, str):
+        return max((Text.from_markup(line).cell_len for line in cell.splitlines()), default=0)
+    if isinstance(cell, Text):
+        return max((line.cell_len for line in cell.split()), default=0)
+    return 0
+
+
+def fit_identifiers(table: Any, console: Console) -> int | None:
+    """Make ``table`` show every identifier whole; returns the width it needs when wider than ``console``.
+
+    Identifier columns (a header like ``SeriesInstanceUID``, ``Name``, ``Model``, ``Version``, or a column
+    declared ``no_wrap``) are never wrapped nor cut; every other column folds instead of ending in "…".
+    When the identifiers alone are wider than the terminal, the table is printed wider than the terminal
+    rather than cut (the terminal wraps the line; copying the UID still gives the whole UID).
+    """
+    for column in table.columns:
+        header = column.header if isinstance(column.header, str) else str(column.header)
+        if column.no_wrap or IDENTIFIER_HEADER.search(header.strip()):
+            column.no_wrap = True
+            column.overflow = "ignore"
+            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
+            column.min_width = max(column.min_width or 0, widest)
+        else:
+            if column.overflow == "ellipsis":
+                column.overflow = "fold"
+            # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
+            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
+            column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
+    need = int(table.__rich_measure__(console, console.options).minimum)
+    return need if need > console.width else None
+
+
+class RadgateConsole(Console):
+    """A console whose tables never cut identifiers (see :func:`fit_identifiers`)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        from rich.table import Table
+
+        for obj in objects:
+            if isinstance(obj, Table):
+                need = fit_identifiers(obj, self)
+                if need is not None and kwargs.get("width") is None:
+                    kwargs["width"] = need
+                    kwargs["crop"] = False
+        super().print(*objects, **kwargs)
+
+
+console = RadgateConsole(highlight=False)
+err_console = RadgateConsole(stderr=True, highlight=False)
+
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (database, instance store). Env: RADGATE_DATA_DIR."),
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        help="Data directory (database, instance store). Env: RADGATE_DATA_DIR.",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML config file. Env: RADGATE_CONFIG. Default: DATA_DIR/radgate.toml."),
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="TOML config file. Env: RADGATE_CONFIG. Default: DATA_DIR/radgate.toml.",
+        show_default=False,
+    ),
 ]
 
 
-def settings_from(data_dir: Path | None, config: Path | None, **overrides: Any) -> Settings:
-    """Load settings for a command, turning configuration mistakes into a clear exit (code 2)."""
+def settings_from(
+    data_dir: Path | None, config: Path | None, *, server: bool = False, **overrides: Any
+) -> Settings:
+    """Load settings for a command, turning configuration mistakes into a clear exit (code 2).
+
+    Logging goes to the console once (:mod:`radgate.logs`): a one-shot command shows warnings and errors
+    on standard error (its own output says what happened; at ``log_level = "DEBUG"`` everything shows);
+    ``server=True`` (``radgate serve``) shows every event, with a time, on standard output.
+    """
+    from radgate.config import ConfigError, load_settings
+
     try:
         settings = load_settings(config=config, data_dir=data_dir, **overrides)
     except ConfigError as exc:
-        err_console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        err_console.print("[red]Configuration error:[/red] ", end="")
+        err_console.print(str(exc), markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    level = settings.log_level.upper()
+    if not server and level != "DEBUG":
+        numeric = logging.getLevelName(level)
+        level = level if isinstance(numeric, int) and numeric > logging.WARNING else "WARNING"
+    logs.configure(
+        level,
+        settings.log_format,
+        "stdout" if server else "stderr",
+        timestamps=server and settings.log_format == "human",
     )
+    logs.caller_reports(True)  # serve turns it off once it is listening
     return settings
 
 
@@ -68,8 +233,7 @@ def cli_errors() -> Iterator[None]:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error and return the Exit to raise."""
-    from rich.markup import escape
-
-    err_console.print(f"[red]Error:[/red] {escape(message)}")  # a message's [brackets] are text, not markup
+    """Print ``message`` as an error (one line: the message is not read as markup) and return the Exit."""
+    err_console.print("[red]Error:[/red] ", end="")
+    err_console.print(message, markup=False, soft_wrap=True)
     return typer.Exit(code)

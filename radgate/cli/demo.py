@@ -26,7 +26,11 @@ def demo(
     ] = 90,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic site.")] = 2026,
 ) -> None:
-    """Generate a synthetic site, send it to a gateway, run the demo model and deliver its results."""
+    """Generate a synthetic site, send it to a gateway, run the demo model and deliver its results.
+
+    Each run starts from scratch in its data directory (default radgate-data/demo): a previous demo run there
+    is removed first, and the demo says so before it does; a directory the demo did not make is refused.
+    """
     from rich.panel import Panel
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -36,6 +40,7 @@ def demo(
         console.print("[yellow]The demo builds its own configuration; --config is ignored.[/yellow]")
     target = data_dir or Path("radgate-data/demo")
     console.print(Panel(NOT_CLINICAL + " Everything in this demo is synthetic.", style="yellow"))
+    console.print(reset_notice(target), markup=False)
     with Progress(
         TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:
@@ -63,6 +68,22 @@ def demo(
         except (FileExistsError, FileNotFoundError, TimeoutError) as exc:
             raise fail(str(exc)) from exc
     print_report(report)
+
+
+def reset_notice(target: Path) -> str:
+    """What the demo is about to do to ``target``, said before it does it (issue 16: it wiped silently)."""
+    from radgate.demo import DEMO_MARKER
+
+    if not target.exists() or not any(target.iterdir()):
+        return f"Creating the demo's data directory {target}."
+    if (target / DEMO_MARKER).exists():
+        entries = sorted(p.name for p in target.iterdir() if p.name != DEMO_MARKER)
+        shown = ", ".join(entries[:8]) + (f" and {len(entries) - 8} more" if len(entries) > 8 else "")
+        return (
+            f"Resetting {target}: the previous demo run there is removed ({shown}) and rebuilt from scratch. "
+            "Only that directory is touched; give --data-dir DIR to keep it and run the demo elsewhere."
+        )
+    return f"{target} is not empty and was not made by the demo: the demo will refuse to touch it."
 
 
 def print_report(r: DemoReport) -> None:

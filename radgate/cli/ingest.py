@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, fail, settings_from
+from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
 
 # The services are imported inside each command, so that importing this module (to run one command) stays
 # cheap: `radgate series` does not load pydicom, numpy or pynetdicom.
@@ -20,18 +18,45 @@ from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, fai
 def serve(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
-    dicom_port: Annotated[int | None, typer.Option("--dicom-port", help="DIMSE port (0: any free).")] = None,
-    http_port: Annotated[int | None, typer.Option("--http-port", help="HTTP port (0: any free).")] = None,
-    ae_title: Annotated[str | None, typer.Option("--ae-title", help="This gateway's AE title.")] = None,
+    dicom_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dicom-port", metavar="PORT", help="DIMSE port; 0: any free. Default: server.dicom_port, 11112."
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port", metavar="PORT", help="HTTP port; 0: any free. Default: server.http_port (11180)."
+        ),
+    ] = None,
+    ae_title: Annotated[
+        str | None, typer.Option("--ae-title", metavar="AET", help="This gateway's AE title.")
+    ] = None,
     allow_ae: Annotated[
         list[str] | None,
-        typer.Option("--allow-ae", help="Calling AE allowed, as AET or AET@HOST (repeatable)."),
+        typer.Option(
+            "--allow-ae", metavar="AET[@HOST]", help="Calling AE allowed, as AET or AET@HOST (repeatable)."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="ADDRESS", help="Address to listen on. Default: server.host."),
+    ] = None,
     send_to: Annotated[
         list[str] | None,
         typer.Option(
-            "--send-to", help="Default C-STORE destination for live results, AET@HOST:PORT (repeatable)."
+            "--send-to",
+            metavar="AET@HOST:PORT",
+            help="Default C-STORE destination for live results (repeatable).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="human|json",
+            help="human: one line per event; json: one JSON object per line. Default: log_format.",
         ),
     ] = None,
     no_workers: Annotated[
@@ -44,9 +69,9 @@ def serve(
     ] = False,
 ) -> None:
     """Run the gateway: DIMSE C-ECHO/C-STORE SCP and the HTTP app (DICOMweb, API, pages)."""
-    from radgate.ingest.scp import parse_allow_entry
+    from radgate.cli.serving import run_serve
 
-    settings = settings_from(
+    run_serve(
         data_dir,
         config,
         server__dicom_port=dicom_port,
@@ -55,34 +80,9 @@ def serve(
         server__allow_ae=allow_ae or None,
         server__host=host,
         results__send_to=send_to or None,
+        log_format=log_format,
+        workers=not no_workers,
     )
-    for entry in settings.server.allow_ae:
-        try:
-            parse_allow_entry(entry)
-        except ValueError as exc:
-            raise fail(str(exc), 2) from exc
-    from radgate.gateway import Gateway
-
-    gateway = Gateway(settings, workers=not no_workers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        gateway.start()
-    except (OSError, RuntimeError) as exc:
-        raise fail(f"Could not start the gateway: {exc}") from exc
-    console.print(
-        f"radgate [bold]{settings.server.ae_title}[/bold] listening: DICOM {settings.server.host}:"
-        f"{gateway.dicom.port}, HTTP {gateway.http_url} "
-        f"(data in {settings.data_dir}). Ctrl-C stops.",
-    )
-    # A line the tests and scripts can wait for.
-    print(
-        json.dumps({"ready": True, "dicom_port": gateway.dicom.port, "http_port": gateway.http_port}),
-        flush=True,
-    )
-    stop.wait()
-    gateway.stop()
 
 
 @app.command("import")

@@ -155,6 +155,7 @@ def profiles(
 def scenarios(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the built-in scenarios."""
     from rich.table import Table
@@ -162,6 +163,22 @@ def scenarios(
     from radgate.synth import builtin_scenario
 
     settings_from(data_dir, config)
+    if as_json:
+        rows = []
+        for name in builtin_scenario_names():
+            sc = builtin_scenario(name)
+            rows.append(
+                {
+                    "scenario": name,
+                    "months": sc.months,
+                    "studies": sc.total_studies,
+                    "prevalence": sorted(set(sc.prevalence)),
+                    "vendors": [{"from_month": v.from_month, "mix": sorted(v.mix)} for v in sc.vendors],
+                    "description": sc.description,
+                }
+            )
+        print(json.dumps(rows, indent=2))
+        return
     table = Table(title="Built-in synthetic scenarios")
     for col in ("scenario", "months", "studies", "prevalence", "vendors", "description"):
         table.add_column(col)

@@ -10,6 +10,7 @@ from radgate.config import Settings
 from radgate.db.engine import Database
 from radgate.models.registry import ensure_default_models
 from radgate.routing.deployment import (
+    DeploymentError,
     DeploymentSpec,
     has_deployments,
     load_deployments_file,
@@ -47,10 +48,24 @@ def config_deployments(settings: Settings, config: Path | None) -> list[Deployme
 
 
 def prepare(db: Database, settings: Settings, config: Path | None) -> list[str]:
-    """Register bundled models and sync the config's deployments; returns the changes, in words."""
-    specs = config_deployments(settings, config)
-    with db.session() as s:
-        changes = [f"registered {m.label}" for m in ensure_default_models(s, settings.data_dir)]
-        if specs is not None:
-            changes += sync_deployments(s, specs)
+    """Register bundled models and sync the config's deployments; returns the changes, in words.
+
+    Every entry is checked (keys, model and version installed, rules, policy settings) and a
+    ``mode = "live"`` passes the go-live gate (:func:`radgate.services.deployments.config_live_gate`);
+    any complaint names the config file and nothing is applied.
+    """
+    from radgate.services.deployments import config_live_gate
+
+    path = resolve_config_path(config, settings.data_dir)
+    source = str(path) if path is not None else "the config"
+    try:
+        specs = config_deployments(settings, config)
+        with db.session() as s:
+            changes = [f"registered {m.label}" for m in ensure_default_models(s, settings.data_dir)]
+            if specs is not None:
+                changes += sync_deployments(s, specs, gate=config_live_gate(settings.policy, source))
+    except DeploymentError as exc:
+        if exc.message.startswith(source):
+            raise
+        raise DeploymentError(f"{source}: {exc.message}") from None
     return changes

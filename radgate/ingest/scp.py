@@ -24,6 +24,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from radgate.config import Settings
 from radgate.ingest.parse import STORAGE_SOP_CLASSES
 from radgate.ingest.store import InstanceStore
+from radgate.logs import REPORTED
 
 __all__ = ["AllowEntry", "DicomServer", "parse_allow_entry"]
 
@@ -183,7 +184,13 @@ class DicomServer:
         )
         assert server is not None  # block=False always returns the server
         self.server = server
-        log.info("DICOM SCP %s listening on %s:%d", self.settings.server.ae_title, address[0], self.port)
+        log.info(
+            "DICOM SCP %s listening on %s:%d",
+            self.settings.server.ae_title,
+            address[0],
+            self.port,
+            extra=REPORTED,  # `radgate serve` says so in its listening line
+        )
 
     def stop(self) -> None:
         if self.server is not None:

@@ -50,6 +50,7 @@ from radgate.ingest.parse import (
     header_text,
     parse_part10,
 )
+from radgate.logs import REPORTED
 
 __all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
 
@@ -375,6 +376,7 @@ class InstanceStore:
             rej.SOPInstanceUID or "unknown",
             rej.status,
             rej.reason,
+            extra=REPORTED,  # `radgate import` prints each rejection; the server's are logged
         )
         try:
             with self.db.session() as s:

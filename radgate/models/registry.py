@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
 from radgate.errors import Conflict, Invalid, NotFound
+from radgate.logs import REPORTED
 from radgate.models.manifest import VERSION_RE, Manifest
 from radgate.models.package import ModelPackage, PackageError, PackageIntegrityError
 from radgate.models.tables import ModelVersion
@@ -188,7 +189,13 @@ def add_model(
     )
     session.add(row)
     session.flush()
-    log.info("registered model %s %s (sha256 %s)", manifest.name, manifest.version, manifest.weights.sha256)
+    log.info(
+        "registered model %s %s (sha256 %s)",
+        manifest.name,
+        manifest.version,
+        manifest.weights.sha256,
+        extra=REPORTED,  # the command that registered it says so
+    )
     return InstalledModel.from_row(row)
 
 

@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,11 +53,15 @@ from radgate.routing.rules import AgeRange, OneOf, Rule, RuleError, rule_from_di
 from radgate.routing.tables import DeploymentChange, DeploymentRow
 
 __all__ = [
+    "MANAGED_BY_CLI",
+    "MANAGED_BY_CONFIG",
     "MODES",
     "Deployment",
     "DeploymentError",
     "DeploymentNotFound",
     "DeploymentSpec",
+    "create_deployment",
+    "delete_deployment",
     "deployment_history",
     "record_change",
     "effective_rules",
@@ -72,6 +76,10 @@ __all__ = [
 ]
 
 MODES = tuple(m.value for m in Mode)
+#: Who manages a deployment (``deployments.managed_by``): the config file's ``[[deployments]]``, or the
+#: command line (``radgate deployments add`` / ``remove``). One owner each: see docs/configuration.md.
+MANAGED_BY_CONFIG = "config"
+MANAGED_BY_CLI = "cli"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -279,6 +287,7 @@ class Deployment:
     operating_point: str | None = None
     findings: tuple[str, ...] | None = None  # declared; None: every finding of the model
     incidental: IncidentalRule = IncidentalRule.REVIEW_ONLY
+    managed_by: str = MANAGED_BY_CONFIG  # config: the config file's [[deployments]]; cli: deployments add
 
     @property
     def Mode(self) -> Mode:  # noqa: N802 - the typed view of ``mode``
@@ -313,6 +322,7 @@ class Deployment:
             operating_point=row.operating_point,
             findings=None if row.findings is None else tuple(json.loads(row.findings)),
             incidental=IncidentalRule(row.incidental or IncidentalRule.REVIEW_ONLY.value),
+            managed_by=row.managed_by or MANAGED_BY_CONFIG,
         )
 
 
@@ -342,45 +352,42 @@ def record_change(
     )
 
 
+#: Called before a config entry is applied (created, or changed since last applied) with the stored row
+#: (``None`` for a new one); raises to refuse it. The config path passes the go-live gate here
+#: (:func:`radgate.services.deployments.config_live_gate`), so ``mode = "live"`` cannot bypass it.
+SyncGate = Callable[[Session, DeploymentSpec, DeploymentRow | None], None]
+
+
 def sync_deployments(
-    session: Session, specs: Sequence[DeploymentSpec], changed_by: str = "config"
+    session: Session,
+    specs: Sequence[DeploymentSpec],
+    changed_by: str = "config",
+    gate: SyncGate | None = None,
 ) -> list[str]:
     """Bring the database in line with the config's deployments; returns the changes made, in words.
 
-    New entries are created; entries whose config text changed are updated field by field; entries no
-    longer in the config are turned off (their history stays). Several deployments may run the same
-    model version: each has its own result per series.
+    New entries are created; entries whose config text changed are updated field by field; entries the
+    config created and no longer lists are turned off (their history stays). Deployments created with
+    ``radgate deployments add`` (``managed_by = "cli"``) are not the config's: a config entry of the same
+    name is refused, and leaving them out of the config changes nothing. Several deployments may run the
+    same model version: each has its own result per series.
     """
     changes: list[str] = []
     now = utcnow()
     rows = {r.name: r for r in session.scalars(select(DeploymentRow))}
     for spec in specs:
-        try:
-            model = get_model(session, spec.model, spec.version)
-        except RegistryError as exc:
-            raise DeploymentError(f"deployment {spec.name!r}: {exc}") from exc
-        effective_rules(model.manifest, spec.rules, spec.drop_rules)
-        _check_policy_settings(spec, model.manifest)
+        values = _spec_values(session, spec)
         digest = spec.digest()
-        values: dict[str, Any] = {
-            "model_version_id": model.id,
-            "model_name": spec.model,
-            "model_version": spec.version,
-            "site": spec.site,
-            "mode": spec.mode,
-            "rules": json.dumps([r.to_dict() for r in spec.rules]),
-            "drop_rules": json.dumps(list(spec.drop_rules)),
-            "destinations": json.dumps(list(spec.destinations)),
-            "operating_point": spec.operating_point,
-            "findings": None if spec.findings is None else json.dumps(list(spec.findings)),
-            "incidental": spec.incidental,
-        }
         row = rows.get(spec.name)
-        if row is None:
-            session.add(
-                DeploymentRow(name=spec.name, config_digest=digest, created_at=now, updated_at=now, **values)
+        if row is not None and row.managed_by == MANAGED_BY_CLI:
+            raise DeploymentError(
+                f"deployment {spec.name!r} is managed from the command line (`radgate deployments add`), "
+                "not by the config file; give this [[deployments]] entry another name."
             )
-            record_change(session, spec.name, "created", None, json.dumps(spec.to_dict()), changed_by)
+        if gate is not None and (row is None or row.config_digest != digest):
+            gate(session, spec, row)
+        if row is None:
+            _insert(session, spec, values, MANAGED_BY_CONFIG, changed_by, digest)
             changes.append(f"created {spec.name} ({spec.model} {spec.version}, {spec.mode})")
             continue
         if row.config_digest == digest:
@@ -396,7 +403,7 @@ def sync_deployments(
         row.updated_at = now
     names = {s.name for s in specs}
     for name, row in rows.items():
-        if name not in names and row.mode != "off":
+        if name not in names and row.mode != "off" and row.managed_by != MANAGED_BY_CLI:
             record_change(session, name, "mode", row.mode, "off", changed_by, note="no longer in the config")
             changes.append(f"{name}: mode {row.mode} -> off (no longer in the config)")
             row.mode = "off"
@@ -404,6 +411,70 @@ def sync_deployments(
             row.updated_at = now
     session.flush()
     return changes
+
+
+def _spec_values(session: Session, spec: DeploymentSpec) -> dict[str, Any]:
+    """The row's columns for ``spec``, once its model, rules and policy settings are checked."""
+    try:
+        model = get_model(session, spec.model, spec.version)
+    except RegistryError as exc:
+        raise DeploymentError(f"deployment {spec.name!r}: {exc}") from exc
+    effective_rules(model.manifest, spec.rules, spec.drop_rules)
+    _check_policy_settings(spec, model.manifest)
+    return {
+        "model_version_id": model.id,
+        "model_name": spec.model,
+        "model_version": spec.version,
+        "site": spec.site,
+        "mode": spec.mode,
+        "rules": json.dumps([r.to_dict() for r in spec.rules]),
+        "drop_rules": json.dumps(list(spec.drop_rules)),
+        "destinations": json.dumps(list(spec.destinations)),
+        "operating_point": spec.operating_point,
+        "findings": None if spec.findings is None else json.dumps(list(spec.findings)),
+        "incidental": spec.incidental,
+    }
+
+
+def _insert(
+    session: Session,
+    spec: DeploymentSpec,
+    values: dict[str, Any],
+    managed_by: str,
+    changed_by: str,
+    digest: str | None,
+) -> DeploymentRow:
+    now = utcnow()
+    row = DeploymentRow(
+        name=spec.name, config_digest=digest, managed_by=managed_by, created_at=now, updated_at=now, **values
+    )
+    session.add(row)
+    record_change(session, spec.name, "created", None, json.dumps(spec.to_dict()), changed_by)
+    session.flush()
+    return row
+
+
+def create_deployment(session: Session, spec: DeploymentSpec, changed_by: str) -> Deployment:
+    """Create a deployment managed from the command line (``radgate deployments add``), recording who.
+
+    The caller decides the mode: :func:`radgate.services.deployments.add_deployment` creates it in the
+    requested mode unless that is ``live``, which only the go-live gate may grant.
+    """
+    if session.scalars(select(DeploymentRow.id).where(DeploymentRow.name == spec.name)).first() is not None:
+        raise DeploymentError(
+            f"deployment {spec.name!r} already exists; see `radgate deployments show {spec.name}`, "
+            "or choose another name."
+        )
+    row = _insert(session, spec, _spec_values(session, spec), MANAGED_BY_CLI, changed_by, None)
+    return Deployment.from_row(session, row)
+
+
+def delete_deployment(session: Session, name: str, changed_by: str, note: str | None = None) -> None:
+    """Delete deployment ``name``'s row (its change history stays), recording who and why."""
+    row = _row(session, name)
+    record_change(session, name, "removed", row.mode, None, changed_by, note)
+    session.delete(row)
+    session.flush()
 
 
 def _check_policy_settings(spec: DeploymentSpec, manifest: Manifest) -> None:

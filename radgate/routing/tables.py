@@ -29,6 +29,8 @@ class DeploymentRow(Base):
     drop_rules: Mapped[str] = mapped_column(Text)  # JSON list of intended-use attributes not checked here
     destinations: Mapped[str] = mapped_column(Text)  # JSON list of destination names / AET@HOST:PORT
     config_digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the config entry last applied
+    # config: the config file's [[deployments]] manage it; cli: `radgate deployments add` / `remove` do
+    managed_by: Mapped[str] = mapped_column(String(8), default="config", server_default="config")
     operating_point: Mapped[str | None] = mapped_column(String(64))  # None: the model's first
     findings: Mapped[str | None] = mapped_column(Text)  # JSON declared findings; None: all the model's
     incidental: Mapped[str] = mapped_column(String(16), default="review_only")  # policy.IncidentalRule

@@ -154,7 +154,7 @@ class FuzzServer:
         log = open(self.log_path, "w")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "radgate", "serve", "--data-dir", str(self.data_dir)]
-            + ["--dicom-port", "0", "--http-port", "0"],
+            + ["--dicom-port", "0", "--http-port", "0", "--log-format", "json"],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -163,7 +163,7 @@ class FuzzServer:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 120
         for line in self.proc.stdout:
-            if line.startswith("{"):
+            if line.startswith("{") and json.loads(line).get("event") == "listening":
                 ready = json.loads(line)
                 self.dicom_port, self.http_port = int(ready["dicom_port"]), int(ready["http_port"])
                 break

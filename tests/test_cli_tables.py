@@ -1,0 +1,155 @@
+"""Help and tables a new user reads: identifiers whole at 80 columns, --json on listings, metavars, --version.
+
+Issue 16 items 7 and 8: tables cut UIDs and model names at 80 columns; no `--version`; help showed
+`<bool>`, `<list[str]>` and `{csv_file}`; defaults were not shown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from rich.table import Table
+from typer.testing import CliRunner
+
+import radgate.cli as cli
+from radgate import __version__
+from radgate.cli.app import RadgateConsole
+
+ROOT = Path(__file__).resolve().parents[1]
+UID = "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901234"  # 64 characters
+
+
+def leaves() -> Iterator[tuple[list[str], Any]]:
+    cli.register_commands()
+
+    def walk(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            yield path, cmd
+            for name, sub in subs.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path, cmd
+
+    yield from walk(typer.main.get_command(cli.app), [])
+
+
+def test_identifiers_are_never_cut_and_other_columns_wrap() -> None:
+    out = io.StringIO()
+    console = RadgateConsole(file=out, width=80, highlight=False, color_system=None)
+    table = Table(title="Series")
+    for column in ("SeriesInstanceUID", "Modality", "status", "note"):
+        table.add_column(column)
+    table.add_row(UID, "DX", "incomplete", "waiting for more instances: " + "expected 3, have 2 " * 4)
+    console.print(table)
+    text = out.getvalue()
+    assert UID in text, text  # whole, on one line
+    assert "…" not in text
+    assert "waiting" in text and text.count("expected") == 4  # the note wrapped rather than cut
+
+
+def test_a_wide_identifier_widens_the_table_beyond_the_terminal() -> None:
+    out = io.StringIO()
+    console = RadgateConsole(file=out, width=40, highlight=False, color_system=None)
+    table = Table()
+    table.add_column("SOPInstanceUID")
+    table.add_column("reason")
+    table.add_row(UID, "not a DICOM file")
+    console.print(table)
+    assert UID in out.getvalue()
+
+
+def test_deployments_list_shows_long_names_whole_at_80_columns(tmp_path: Path) -> None:
+    name = "north-hospital-pneumothorax-triage-champion-2026-q4"
+    runner = CliRunner()
+    env = {"COLUMNS": "80", "RADGATE_CONFIG": None}
+    data = ["--data-dir", str(tmp_path / "d")]
+    added = runner.invoke(
+        cli.app, ["deployments", "add", name, "--model", "demo-pneumothorax", "--version", "1.0.0", *data], env=env
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli.app, ["deployments", "list", *data], env=env)
+    assert name in listed.stdout and "demo-pneumothorax 1.0.0" in listed.stdout, listed.stdout
+
+
+LISTINGS = {"list", "series", "rejections", "profiles", "scenarios", "summary", "show", "changes", "queue"}
+
+
+def test_every_listing_command_takes_json() -> None:
+    missing = []
+    for path, cmd in leaves():
+        if getattr(cmd, "commands", None) or not path or path[-1] not in LISTINGS:
+            continue
+        if path == ["models", "show"]:
+            continue  # the manifest as TOML (radgate/cli/models.py, not this branch's)
+        if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", [])}:
+            missing.append(" ".join(path))
+    assert missing == [], f"listing commands without --json: {missing}"
+
+
+def test_help_shows_command_line_metavars_and_defaults() -> None:
+    runner = CliRunner()
+    bad = []
+    for path, _ in leaves():
+        result = runner.invoke(cli.app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        for python_ism in ("<bool>", "<list[", "<str>", "<int>", "<float>", "<path>", "{"):
+            if python_ism in result.output.split("Usage:")[1].split("\n")[0] or (
+                python_ism != "{" and python_ism in result.output
+            ):
+                bad.append((" ".join(path), python_ism))
+    assert bad == []
+    validate = runner.invoke(cli.app, ["validate", "--help"], env={"COLUMNS": "200"}).output
+    assert "CSV_FILE" in validate and "{csv_file}" not in validate
+    demo = runner.invoke(cli.app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    assert "[default: 90]" in demo and "[default: 2026]" in demo
+
+
+def test_docs_cli_lists_the_options_of_a_group_callback() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text()
+    synth = text[text.index("## `radgate synth`") : text.index("### `radgate synth profiles`")]
+    for option in ("--out", "--studies", "--seed", "--profile", "--scenario", "--prevalence", "--overwrite"):
+        assert f"`{option}`" in synth, option
+
+
+def test_version_is_printed_without_heavy_imports(tmp_path: Path) -> None:
+    code = (
+        "import sys, radgate.cli\n"
+        "try:\n    radgate.cli.app(['--version'], prog_name='radgate')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'numpy', 'pydicom', 'onnxruntime', 'sqlalchemy', 'pydantic', 'highdicom'})\n"
+        "print(json.dumps({'code': code, 'heavy': heavy}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, env=env, timeout=120
+    )
+    first, last = result.stdout.splitlines()[0], result.stdout.splitlines()[-1]
+    assert first == f"radgate {__version__}"
+    assert json.loads(last) == {"code": 0, "heavy": []}
+
+
+@pytest.mark.parametrize("args", [["synth", "scenarios", "--json"], ["predictions", "summary", "--json"]])
+def test_new_json_listings_print_json(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(cli.app, [*args, "--data-dir", str(tmp_path / "d")], env={"RADGATE_CONFIG": None})
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)
+
+
+def test_a_missing_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["truth", "import", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path / "d")],
+        env={"COLUMNS": "200", "RADGATE_CONFIG": None},
+    )
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert "nope.csv" in result.output and len([x for x in result.output.splitlines() if x.strip()]) <= 3
