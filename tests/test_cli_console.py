@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import radgate.cli as cli
 from radgate import logs
+from tests.helpers.datadir import make_data_dir
 
 
 def invoke(*args: str) -> str:
@@ -21,7 +22,7 @@ def invoke(*args: str) -> str:
 
 
 def test_a_registered_model_is_said_once(tmp_path: Path) -> None:
-    output = invoke("deployments", "list", "--data-dir", str(tmp_path / "d"))
+    output = invoke("deployments", "list", "--data-dir", str(make_data_dir(tmp_path / "d")))
     assert output.count("registered") == 1 and "demo-pneumothorax 1.0.0" in output, output
 
 
@@ -29,7 +30,7 @@ def test_each_import_rejection_is_said_once(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "notes.txt").write_text("not DICOM")
-    output = invoke("import", str(folder), "--data-dir", str(tmp_path / "d"))
+    output = invoke("import", str(folder), "--data-dir", str(make_data_dir(tmp_path / "d")))
     rejected = [line for line in output.splitlines() if "notes.txt" in line or "Rejected instance" in line]
     assert len(rejected) == 1, output
 

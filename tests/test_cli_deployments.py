@@ -13,10 +13,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import radgate.cli as cli
+from tests.helpers.datadir import make_data_dir
 
 
 def run(tmp_path: Path, *args: str, toml: str | None = None) -> Result:
-    argv = [*args, "--data-dir", str(tmp_path / "data")]
+    argv = [*args, "--data-dir", str(make_data_dir(tmp_path / "data"))]
     if toml is not None:
         (tmp_path / "radgate.toml").write_text(toml)
         argv += ["--config", str(tmp_path / "radgate.toml")]
@@ -127,7 +128,7 @@ def test_remove_keeps_a_deployment_that_results_refer_to(tmp_path: Path) -> None
     from radgate.engine.tables import Job
 
     assert run(tmp_path, "deployments", "add", "ptx-cli", *MODEL).exit_code == 0
-    db = database_for(load_settings(data_dir=tmp_path / "data", environ={}))
+    db = database_for(load_settings(data_dir=make_data_dir(tmp_path / "data"), environ={}))
     now = utcnow()
     with db.session() as s:
         s.add(Job(StudyInstanceUID="1.2", SeriesInstanceUID="1.2.3", deployment="ptx-cli",

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from radgate import __version__
+from tests.helpers.datadir import make_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(
@@ -33,7 +34,7 @@ def serve(tmp_path: Path, *args: str, toml: str | None = None) -> tuple[int, str
     """`radgate serve` in this process (it stops at its first complaint, before starting anything)."""
     import radgate.cli as cli
 
-    argv = ["serve", "--data-dir", str(tmp_path / "data"), "--dicom-port", "0", "--http-port", "0", *args]
+    argv = ["serve", "--data-dir", str(make_data_dir(tmp_path / "data")), "--dicom-port", "0", "--http-port", "0", *args]
     if toml is not None:
         (tmp_path / "radgate.toml").write_text(toml)
         argv += ["--config", str(tmp_path / "radgate.toml")]
@@ -111,7 +112,7 @@ def test_an_http_port_in_use_is_named(tmp_path: Path, busy_port: int) -> None:
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
     env.pop("RADGATE_CONFIG", None)
-    argv = [sys.executable, "-m", "radgate", "serve", "--data-dir", str(tmp_path / "data")]
+    argv = [sys.executable, "-m", "radgate", "serve", "--data-dir", str(make_data_dir(tmp_path / "data"))]
     return subprocess.Popen(
         [*argv, "--dicom-port", "0", "--http-port", "0", *args],
         stdout=subprocess.PIPE,

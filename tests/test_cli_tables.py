@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 import radgate.cli as cli
 from radgate import __version__
 from radgate.cli.app import RadgateConsole
+from tests.helpers.datadir import make_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 UID = "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901234"  # 64 characters
@@ -72,7 +73,7 @@ def test_deployments_list_shows_long_names_whole_at_80_columns(tmp_path: Path) -
     name = "north-hospital-pneumothorax-triage-champion-2026-q4"
     runner = CliRunner()
     env = {"COLUMNS": "80", "RADGATE_CONFIG": None}
-    data = ["--data-dir", str(tmp_path / "d")]
+    data = ["--data-dir", str(make_data_dir(tmp_path / "d"))]
     added = runner.invoke(
         cli.app, ["deployments", "add", name, "--model", "demo-pneumothorax", "--version", "1.0.0", *data], env=env
     )
@@ -141,15 +142,34 @@ def test_version_is_printed_without_heavy_imports(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["synth", "scenarios", "--json"], ["predictions", "summary", "--json"]])
 def test_new_json_listings_print_json(tmp_path: Path, args: list[str]) -> None:
-    result = CliRunner().invoke(cli.app, [*args, "--data-dir", str(tmp_path / "d")], env={"RADGATE_CONFIG": None})
+    result = CliRunner().invoke(cli.app, [*args, "--data-dir", str(make_data_dir(tmp_path / "d"))], env={"RADGATE_CONFIG": None})
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)
 
 
 def test_a_missing_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli.app, ["truth", "import", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path / "d")],
+        cli.app, ["truth", "import", str(tmp_path / "nope.csv"), "--data-dir", str(make_data_dir(tmp_path / "d"))],
         env={"COLUMNS": "200", "RADGATE_CONFIG": None},
     )
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
     assert "nope.csv" in result.output and len([x for x in result.output.splitlines() if x.strip()]) <= 3
+
+
+def test_an_identifier_wider_than_the_terminal_leaves_the_other_columns_readable() -> None:
+    """Regression: a destination path wider than the terminal squeezed every other column to nothing
+    (``outbox list`` showed no id, kind or status), because Rich caps ``print(width=)`` at the console's."""
+    from rich.table import Table
+
+    from radgate.cli.app import RadgateConsole
+
+    console = RadgateConsole(width=80, force_terminal=False, record=True)
+    table = Table("id", "kind", "destination", "status")
+    table.add_column("SOPInstanceUID", overflow="fold")
+    destination = "folder:/" + "x" * 90
+    uid = "2.25.182811328806474242933152248469511182118"
+    table.add_row("17", "SR", destination, "sent", uid)
+    console.print(table)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if destination in line)
+    assert "│ 17 " in row and "│ SR " in row and "│ sent " in row and uid in row, text

@@ -46,7 +46,7 @@ def _send(port: int, datasets: list, ae: AE) -> dict[str, int]:
 
 def test_postgres_going_away_mid_ingest(cluster, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     settings.database.url = cluster.url
-    db = database_for(settings)
+    db = database_for(settings, migrate=True)
     gw = Gateway(settings, db)
     gw.start()
     ae = AE(ae_title="MODALITY")

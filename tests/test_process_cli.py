@@ -68,11 +68,11 @@ def test_import_then_process_gives_predictions_and_results(tmp_path: Path) -> No
 
     # A deployment added afterwards: `process` routes the series completed before it existed.
     outbox_folder = tmp_path / "pacs-folder"
-    (data / "radgate.toml").write_text(
-        f'[results]\nfolder_destination = "{outbox_folder}"\n\n'
-        '[[deployments]]\nname = "tiny-live"\nmodel = "tiny-ptx"\nversion = "1.0.0"\nmode = "live"\n',
-        encoding="utf-8",
-    )
+    (data / "radgate.toml").write_text(f'[results]\nfolder_destination = "{outbox_folder}"\n', encoding="utf-8")
+    # live straight away only through the go-live gate, here with a recorded override
+    code, out = _run(runner, "deployments", "add", "tiny-live", "--model", "tiny-ptx", "--version", "1.0.0",
+                     "--mode", "live", "--override", "test: publishing path", "--data-dir", str(data))
+    assert code == 0, out
     code, out = _run(runner, "process", "--data-dir", str(data))
     assert code == 0, out
     assert "routed: 3 series; jobs run: 2; results published: 2" in out, out

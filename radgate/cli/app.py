@@ -149,7 +149,10 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
             # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
             widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
-    need = int(table.__rich_measure__(console, console.options).minimum)
+    # Measured without the terminal's limit: Rich clamps each cell's measurement to the width it is offered,
+    # so an identifier wider than the terminal would count as the terminal's width, and the table printed at
+    # that width would then squeeze every other column to nothing.
+    need = int(table.__rich_measure__(console, console.options.update_width(1_000_000)).minimum)
     return need if need > console.width else None
 
 
@@ -159,13 +162,23 @@ class RadgateConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:
         from rich.table import Table
 
+        need = None
         for obj in objects:
             if isinstance(obj, Table):
-                need = fit_identifiers(obj, self)
-                if need is not None and kwargs.get("width") is None:
-                    kwargs["width"] = need
-                    kwargs["crop"] = False
-        super().print(*objects, **kwargs)
+                wider = fit_identifiers(obj, self)
+                if wider is not None and kwargs.get("width") is None:
+                    need = max(need or 0, wider)
+        if need is None:
+            super().print(*objects, **kwargs)
+            return
+        # print(width=...) is capped at the console's width, so the console itself is widened for this call.
+        kwargs["crop"] = False
+        saved = self._width
+        self.width = need
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = saved
 
 
 console = RadgateConsole(highlight=False)
