@@ -5,19 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from radgate.auth import Role
 from radgate.config import Settings
 from radgate.db import open_database
 from radgate.monitoring.service import run_monitoring
 from radgate.monitoring.simulate import simulate_site
+from radgate.testing.web import served_app
 from radgate.web.app import create_app
 from tests.helpers.auth import PASSWORD, make_user
 from tests.helpers.monitoring import demo_site
@@ -32,16 +30,8 @@ def server(settings: Settings) -> Iterator[str]:
     simulate_site(db, demo_site(), seed=1)
     run_monitoring(db, settings, until=dt.date(2026, 2, 28))
     make_user(db, "dana", Role.DIRECTOR)
-    config = uvicorn.Config(create_app(settings, db, None), host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with served_app(create_app(settings, db, None)) as base:  # type: ignore[arg-type]
+        yield base
     db.dispose()
 
 

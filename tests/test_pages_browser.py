@@ -4,13 +4,10 @@ deployment's mode through the confirmation (refused by the go-live gate, then wi
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from radgate.auth import Role
@@ -19,6 +16,7 @@ from radgate.db import Database
 from radgate.ingest.store import InstanceStore
 from radgate.routing import get_deployment
 from radgate.routing.tables import DeploymentChange
+from radgate.testing.web import served_app
 from radgate.web import create_app
 from radgate.web.pages import SYNTHETIC_NOTE
 from tests.helpers.auth import PASSWORD, make_user
@@ -34,16 +32,8 @@ def served(tmp_path: Path, settings: Settings, db: Database) -> Iterator[tuple[s
     site = populate(tmp_path, settings, db)
     make_user(db, "ada", Role.ADMIN)
     app = create_app(settings, db, InstanceStore(settings, db))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", site
-    srv.should_exit = True
-    thread.join(10)
+    with served_app(app) as base:
+        yield base, site
 
 
 def test_sign_in_visit_each_page_and_change_a_mode(served: tuple[str, Site], db: Database) -> None:

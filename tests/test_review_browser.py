@@ -5,14 +5,11 @@ coordinates and the free text), the model card link, and label requests from the
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pydicom
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from radgate.auth import Role
@@ -21,6 +18,7 @@ from radgate.db import Database
 from radgate.ingest.store import InstanceStore
 from radgate.learning.tables import LabelRequest
 from radgate.results.outbox import OutboxItem, results_store
+from radgate.testing.web import served_app
 from radgate.validation.tables import GroundTruth
 from radgate.web.app import create_app
 from radgate.worklist.tables import ReviewRead
@@ -47,16 +45,8 @@ def served(settings: Settings, db: Database) -> Iterator[tuple[str, dict[str, St
     request_id = add_label_request(db, studies["picked"])
     make_user(db, "rita", Role.RADIOLOGIST)
     app = create_app(settings, db, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", studies, request_id
-    srv.should_exit = True
-    thread.join(10)
+    with served_app(app) as base:
+        yield base, studies, request_id
 
 
 def _walk(items):  # type: ignore[no-untyped-def]

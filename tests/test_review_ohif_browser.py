@@ -10,19 +10,17 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 
 from radgate.auth import Role
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
+from radgate.testing.web import served_app
 from radgate.web.app import create_app
 from radgate.web.viewer import OHIF_DIST, ohif_installed
 from tests.helpers.auth import PASSWORD, make_user
@@ -43,16 +41,8 @@ def served(settings: Settings, db: Database) -> Iterator[tuple[str, Stored]]:
     add_result(db, st, score=0.93)
     make_user(db, "rita", Role.RADIOLOGIST)
     app = create_app(settings, db, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", st
-    srv.should_exit = True
-    thread.join(10)
+    with served_app(app) as base:
+        yield base, st
 
 
 def _canvas_pixels(png: bytes) -> np.ndarray:

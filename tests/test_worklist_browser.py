@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from radgate.auth import Role
 from radgate.config import Settings
 from radgate.db import Database
 from radgate.ingest.store import InstanceStore
+from radgate.testing.web import served_app
 from radgate.validation.tables import GroundTruth
 from radgate.web.app import create_app
 from radgate.worklist import NOT_VALIDATED
@@ -43,16 +42,8 @@ def served(settings: Settings, db: Database) -> Iterator[tuple[str, InstanceStor
     add_result(db, studies["withheld"], policy="withheld", score=0.871)
     make_user(db, "rita", Role.RADIOLOGIST)
     app = create_app(settings, db, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", store, studies
-    srv.should_exit = True
-    thread.join(10)
+    with served_app(app) as base:
+        yield base, store, studies
 
 
 def _order(page: object) -> list[str]:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
 from radgate.db import Database
@@ -30,6 +31,7 @@ __all__ = [
     "TruthImportError",
     "TruthRow",
     "import_ground_truth",
+    "record_label",
     "read_truth_csv",
     "reference_labels",
 ]
@@ -136,6 +138,39 @@ def read_truth_csv(path: Path, default_source: str | None = None) -> list[TruthR
         raise TruthImportError(path, errors)
     return rows
 
+
+
+def record_label(
+    session: Session,
+    *,
+    source: str,
+    label: int,
+    origin: str,
+    now: datetime,
+    key: str,
+    StudyInstanceUID: str | None = None,  # noqa: N803 (DICOM keywords, as the table's columns)
+    SeriesInstanceUID: str | None = None,  # noqa: N803
+) -> GroundTruth:
+    """One label per ``source`` and UID (``key``: the column it is matched on): a later read by a person
+    (a final read, a labelled request) replaces the earlier one rather than standing beside it."""
+    uids = {"StudyInstanceUID": StudyInstanceUID, "SeriesInstanceUID": SeriesInstanceUID}
+    if uids.get(key) is None:
+        raise ValueError(f"record_label: {key} is the match column but no {key} was given")
+    existing = session.scalars(
+        select(GroundTruth).where(GroundTruth.source == source, getattr(GroundTruth, key) == uids[key])
+    ).first()
+    if existing is None:
+        existing = GroundTruth(
+            **{k: v for k, v in uids.items() if v is not None}, label=label, source=source,
+            reference_date=now.date(), imported_at=now, origin=origin,
+        )
+        session.add(existing)
+    else:
+        existing.label = label
+        existing.reference_date = now.date()
+        existing.imported_at = now
+        existing.origin = origin
+    return existing
 
 def import_ground_truth(
     db: Database, path: Path, now: datetime | None = None, default_source: str | None = None

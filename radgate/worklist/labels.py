@@ -28,7 +28,7 @@ from radgate import audit
 from radgate.clock import utcnow
 from radgate.db.schema import Study
 from radgate.errors import Conflict, Invalid, NotFound
-from radgate.validation.tables import GroundTruth
+from radgate.validation.truth import record_label
 from radgate.worklist.tables import ReviewRead
 
 __all__ = ["LABEL_SOURCE", "LabelRequestRow", "LabelResult", "label_case", "open_label_requests"]
@@ -91,26 +91,8 @@ def open_label_requests(
 
 
 def _truth(session: Session, now: datetime, label: int, origin: str, **uid: str | None) -> None:
-    ((column, value),) = uid.items()
-    existing = session.scalars(
-        select(GroundTruth).where(GroundTruth.source == LABEL_SOURCE, getattr(GroundTruth, column) == value)
-    ).first()
-    if existing is None:
-        session.add(
-            GroundTruth(
-                **uid,
-                label=label,
-                source=LABEL_SOURCE,
-                reference_date=now.date(),
-                imported_at=now,
-                origin=origin,
-            )
-        )
-    else:
-        existing.label = label
-        existing.reference_date = now.date()
-        existing.imported_at = now
-        existing.origin = origin
+    ((column, _),) = uid.items()
+    record_label(session, source=LABEL_SOURCE, label=label, origin=origin, now=now, key=column, **uid)
 
 
 def label_case(

@@ -40,6 +40,7 @@ from radgate.errors import Conflict, Invalid
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.validation.tables import GroundTruth
+from radgate.validation.truth import record_label
 from radgate.worklist.render import encode_png, header_window
 from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
 from radgate.worklist.tables import ReviewRead
@@ -264,27 +265,11 @@ def record_read(
         why = reason or None
         label = 0
     now = utcnow()
-    existing = session.scalars(
-        select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
-    ).first()
     origin = f"review:{actor}:{act.value}"
-    if existing is None:
-        session.add(
-            GroundTruth(
-                StudyInstanceUID=study_uid,
-                SeriesInstanceUID=row.SeriesInstanceUID,
-                label=label,
-                source=FINAL_READ,
-                reference_date=now.date(),
-                imported_at=now,
-                origin=origin,
-            )
-        )
-    else:
-        existing.label = label
-        existing.reference_date = now.date()
-        existing.imported_at = now
-        existing.origin = origin
+    record_label(
+        session, source=FINAL_READ, label=label, origin=origin, now=now, key="StudyInstanceUID",
+        StudyInstanceUID=study_uid, SeriesInstanceUID=row.SeriesInstanceUID,
+    )
     detail: dict[str, Any] = {
         "StudyInstanceUID": study_uid,
         "SeriesInstanceUID": row.SeriesInstanceUID,
