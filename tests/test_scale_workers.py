@@ -119,7 +119,8 @@ def test_three_workers_two_killed_mid_batch_one_result_per_deployment(tmp_path: 
     slow = tmp_path / "slow"
     slow.mkdir()
     (slow / "sitecustomize.py").write_text(SLOW)
-    gateway = _start(["serve", "--no-workers", "--data-dir", data, "--dicom-port", "0", "--http-port", "0"],
+    gateway = _start(["serve", "--no-workers", "--log-format", "json", "--data-dir", data, "--dicom-port", "0",
+                      "--http-port", "0"],
                      _env(), tmp_path / "gateway.log")
     workers: list[subprocess.Popen[str]] = []
     db = database_for(settings)
@@ -127,10 +128,10 @@ def test_three_workers_two_killed_mid_batch_one_result_per_deployment(tmp_path: 
         assert gateway.stdout is not None
         ready = None
         for line in gateway.stdout:
-            if line.startswith("{"):
+            if line.startswith("{") and json.loads(line).get("event") == "listening":
                 ready = json.loads(line)
                 break
-        assert ready and ready["ready"], (tmp_path / "gateway.log").read_text()
+        assert ready, (tmp_path / "gateway.log").read_text()
         workers = [
             _start(["worker", "--kind", "engine", "--data-dir", data], _env(slow), tmp_path / f"worker{i}.log")
             for i in range(3)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import radgate.cli.validation  # noqa: F401  (registers the commands)
 from radgate.cli.app import app
+from tests.helpers.datadir import make_data_dir
 
 runner = CliRunner()
 
@@ -176,7 +177,7 @@ def test_truth_import_feeds_validate_without_label_column(cases_csv: Path, tmp_p
         w.writerow(["StudyInstanceUID", "label", "source", "date"])
         for r in rows[:650]:
             w.writerow([r["StudyInstanceUID"], r["label"], "radiologist", "2026-01-15"])
-    data = str(tmp_path / "data")
+    data = str(make_data_dir(tmp_path / "data"))
     code, out = invoke("truth", "import", str(truth), "--data-dir", data)
     assert code == 0, out
     assert "650 new" in out
@@ -188,7 +189,7 @@ def test_truth_import_feeds_validate_without_label_column(cases_csv: Path, tmp_p
 
 
 def test_trial_start_evaluate_and_changed_criteria(cases_csv: Path, tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = str(make_data_dir(tmp_path / "data"))
     crit = tmp_path / "criteria.toml"
     crit.write_text(CRITERIA)
     code, out = invoke(
