@@ -112,7 +112,8 @@ def test_viewport_not_enlarged_and_audited(client: tuple, db: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["0,100", "100,0", "-5,10", "abc,100", "1.5,100", "100", "100,100,100", "70000,10", "10,10,0,0,5,5"]
+    "value",
+    ["0,100", "100,0", "-5,10", "abc,100", "1.5,100", "100", "100,100,100", "70000,10", "10,10,0,0,5,5"],
 )
 def test_bad_viewport_is_400_naming_the_value(value: str, client: tuple, db: Database) -> None:
     c, store, headers = client

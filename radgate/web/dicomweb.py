@@ -276,7 +276,9 @@ def wado_rendered(
         )
     except (DecodeError, ValueError) as exc:
         raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
-    _audit_view(request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window, "viewport": viewport})
+    _audit_view(
+        request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window, "viewport": viewport}
+    )
     return Response(png, media_type="image/png")
 
 

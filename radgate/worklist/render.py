@@ -86,7 +86,9 @@ def parse_viewport(text: str | None) -> Viewport | None:
     try:
         width, height = int(parts[0]), int(parts[1])
     except ValueError:
-        raise Invalid(f"viewport {text!r}: width and height must be whole numbers (e.g. 1024,1024).") from None
+        raise Invalid(
+            f"viewport {text!r}: width and height must be whole numbers (e.g. 1024,1024)."
+        ) from None
     if not (1 <= width <= MAX_VIEWPORT and 1 <= height <= MAX_VIEWPORT):
         raise Invalid(f"viewport {text!r}: width and height must be between 1 and {MAX_VIEWPORT}.")
     return Viewport(width, height)
