@@ -256,6 +256,7 @@ def main() -> int:
         from PIL import Image
 
         ours_s: list[float] = []
+        small_s: list[float] = []
         peer_s: list[float] = []
         r = 0.0
         with httpx.Client(headers=token, timeout=60) as client:
@@ -264,6 +265,9 @@ def main() -> int:
                 resp = client.get(rendered_url)
                 ours_s.append(time.perf_counter() - start)
                 resp.raise_for_status()
+                start = time.perf_counter()
+                client.get(f"{rendered_url}&viewport={shown[-1] if shown else 720},{args.size}").raise_for_status()
+                small_s.append(time.perf_counter() - start)
                 ours = np.asarray(Image.open(io.BytesIO(resp.content))).astype(np.float64)
                 ref, elapsed = dcmj2pnm(review.path, center, width, workdir / f"ref{k}.png")
                 peer_s.append(elapsed)
@@ -290,6 +294,7 @@ def main() -> int:
     if ohif_ms:
         rows[f"peer: OHIF opens the same study, canvas drawn ({len(ohif_ms)}x)"] = ohif_ms
     rows["GET rendered (PNG, same window)"] = ours_s
+    rows[f"GET rendered, viewport={shown[-1] if shown else 720} wide"] = small_s
     rows["peer: dcmj2pnm +Ww C W +on (one process)"] = peer_s
     for name, values in rows.items():
         print(f"{name:<58}{pct(values, 50) * 1000:>9.0f}{pct(values, 95) * 1000:>9.0f}")
