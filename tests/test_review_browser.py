@@ -142,3 +142,59 @@ def test_modify_moves_the_region_and_label_requests(served: tuple, db: Database,
     (entry,) = audit_entries(db, "review.label")
     assert entry["target"] == st["picked"].study and entry["detail"]["label_request"] == request_id
     assert "No pneumothorax" not in str(entry)  # the free text stays out of the audit log
+
+
+def test_image_requested_at_the_displayed_size(served: tuple) -> None:
+    """WADO-RS rendered is asked for the size the image is shown at (CSS pixels x devicePixelRatio, at most
+    the image's own size), again larger on zoom; the region outline stays in image pixel space."""
+    server, st, _ = served
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    natural = "() => document.getElementById('image').naturalWidth"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # 600x500: the viewer is 420x400 CSS px, the 512² siemens-dx image is fitted at 400/512
+        page = browser.new_page(viewport={"width": 600, "height": 500})
+        page.goto(f"{server}/review/{st['flagged'].study}")
+        page.fill("input[name=username]", "rita")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/review/{st['flagged'].study}")
+        page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
+        src = page.get_attribute("#image", "src") or ""
+        assert "viewport=400,400" in src and "window=" in src, src
+        assert page.evaluate(natural) == 400
+        region = page.get_attribute("#region", "data-region")
+        assert page.get_attribute("#overlay", "viewBox") == "0 0 512 512"
+
+        def outline() -> list[float]:
+            return page.evaluate(
+                "() => { const s = document.getElementById('stage').getBoundingClientRect();"
+                " const r = document.getElementById('region').getBoundingClientRect();"
+                " const k = s.width / 512; return [(r.left - s.left) / k, (r.top - s.top) / k]; }"
+            )
+
+        x0, y0 = (float(v) for v in (region or "").split(",")[:2])
+        assert all(abs(a - b) <= 2 for a, b in zip(outline(), (x0, y0), strict=True))
+        page.click("[data-zoom='1.25']")  # 500 CSS px: a sharper image is fetched
+        page.wait_for_function(f"{natural} === 500")
+        assert "viewport=500,500" in (page.get_attribute("#image", "src") or "")
+        page.click("[data-zoom='1.25']")  # 625 > 512: the image's own size, never more
+        page.wait_for_function(f"{natural} === 512")
+        assert all(abs(a - b) <= 2 for a, b in zip(outline(), (x0, y0), strict=True))
+        assert page.get_attribute("#region", "data-region") == region
+        before = page.get_attribute("#image", "src") or ""
+        page.click("[data-preset='wide']")  # a new window keeps the displayed size
+        page.wait_for_function(
+            f"() => document.getElementById('image').src.split('?')[1] !== {before.split('?')[1]!r}"
+        )
+        page.wait_for_function(
+            "() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth === 512; }"
+        )
+        assert "viewport=512,512" in (page.get_attribute("#image", "src") or "")
+        # A high-density screen: 280 CSS px x 1.5 = 420 device pixels
+        dense = browser.new_page(viewport={"width": 400, "height": 400}, device_scale_factor=1.5)
+        dense.context.add_cookies(page.context.cookies())
+        dense.goto(f"{server}/review/{st['flagged'].study}")
+        dense.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
+        assert "viewport=420,420" in (dense.get_attribute("#image", "src") or "")
+        browser.close()

@@ -257,21 +257,28 @@ def wado_rendered(
     store: StoreDep,
     principal: Reader,
     window: str | None = None,
+    viewport: str | None = None,
 ) -> Response:
-    """PS3.18 rendered: the image as a PNG, at ``window=CENTER,WIDTH,LINEAR`` or its own default VOI."""
+    """PS3.18 rendered: the image as a PNG, at ``window=CENTER,WIDTH,LINEAR`` or its own default VOI,
+    scaled to fit ``viewport=WIDTH,HEIGHT`` (aspect ratio kept, never enlarged) when given."""
     from radgate.imaging.decode import DecodeError, read_dataset
-    from radgate.worklist.render import parse_window, render_png
+    from radgate.worklist.render import parse_viewport, parse_window, render_png
 
     win = parse_window(window)
+    fit = parse_viewport(viewport)
     paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
     if not paths:
         raise ApiError(404, f"No stored instance matches {sop_uid}.")
     detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     try:
-        png = render_png(read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes)
+        png = render_png(
+            read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes, viewport=fit
+        )
     except (DecodeError, ValueError) as exc:
         raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
-    _audit_view(request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window})
+    _audit_view(
+        request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window, "viewport": viewport}
+    )
     return Response(png, media_type="image/png")
 
 

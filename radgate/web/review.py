@@ -1,6 +1,7 @@
 """``/review/{StudyInstanceUID}``: one study's image, the AI region and heatmap, and the read.
 
-``GET`` (``worklist.read``): the image from WADO-RS rendered at the model's window, the region as an SVG
+``GET`` (``worklist.read``): the image from WADO-RS rendered at the model's window and at the size it is
+shown (``viewport``: CSS pixels x devicePixelRatio, again larger on zoom), the region as an SVG
 overlay, the heatmap behind a toggle ("rough guide, not proof"), score, operating point, model and the
 synthetic-model notice; window/level by drag and presets; zoom. ``POST /review/{uid}/read``
 (``review.write``, CSRF-protected like every cookie POST): ``action=accept|modify|dismiss`` (+ ``present``,

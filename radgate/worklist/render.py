@@ -4,6 +4,12 @@ The display values come from :func:`radgate.imaging.to_display`, the one renderi
 input and the presentation states share (Modality LUT, VOI, MONOCHROME1 inversion). A ``window`` parameter
 replaces the image's own VOI (its VOI LUT Sequence as well as its Window Center/Width), as PS3.18 says;
 only the ``LINEAR`` function is supported (``SIGMOID`` and ``LINEAR_EXACT`` are refused with a reason).
+A ``viewport=VW,VH`` parameter (PS3.18 Table 8.3.5-1) scales the rendered image to fit within VW x VH
+keeping its aspect ratio, by area averaging (:func:`radgate.imaging.resize_area`), before it is encoded:
+the review page asks for the size it displays, so a 2048² radiograph shown at 900 CSS pixels is not
+rendered, compressed and sent at full size. The image is never enlarged (a viewport larger than the image
+returns it at its own size; the client scales). Only the two-value form is supported; the six-value form
+with a source region (``VW,VH,SX,SY,SW,SH``) is refused with a reason.
 The PNG is written here (zlib, 8-bit greyscale) rather than through an image library.
 """
 
@@ -17,10 +23,23 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from radgate.errors import Invalid
-from radgate.imaging import to_display
+from radgate.imaging import resize_area, to_display
 from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES
 
-__all__ = ["Window", "encode_png", "header_window", "parse_window", "render_png", "rendered_pixels"]
+__all__ = [
+    "MAX_VIEWPORT",
+    "Viewport",
+    "Window",
+    "encode_png",
+    "fit_viewport",
+    "header_window",
+    "parse_viewport",
+    "parse_window",
+    "render_png",
+    "rendered_pixels",
+]
+
+MAX_VIEWPORT = 65535  # PNG and DICOM Rows/Columns are at most 2**16 - 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,45 @@ def parse_window(text: str | None) -> Window | None:
     if not np.isfinite(center) or not np.isfinite(width) or width < 1:
         raise Invalid(f"window {text!r}: width must be at least 1 (PS3.3 C.11.2.1.2).")
     return Window(center, width, function)
+
+
+@dataclass(frozen=True)
+class Viewport:
+    width: int
+    height: int
+
+
+def parse_viewport(text: str | None) -> Viewport | None:
+    """``"VW,VH"`` (PS3.18 Table 8.3.5-1, pixels) -> :class:`Viewport`; None when absent."""
+    if text is None or text == "":
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 6:
+        raise Invalid(f"viewport {text!r}: a source region (VW,VH,SX,SY,SW,SH) is not supported; use VW,VH.")
+    if len(parts) != 2:
+        raise Invalid(f"viewport {text!r} must be WIDTH,HEIGHT in pixels (e.g. 1024,1024).")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise Invalid(
+            f"viewport {text!r}: width and height must be whole numbers (e.g. 1024,1024)."
+        ) from None
+    if not (1 <= width <= MAX_VIEWPORT and 1 <= height <= MAX_VIEWPORT):
+        raise Invalid(f"viewport {text!r}: width and height must be between 1 and {MAX_VIEWPORT}.")
+    return Viewport(width, height)
+
+
+def fit_viewport(rows: int, columns: int, viewport: Viewport | None) -> tuple[int, int]:
+    """(rows, columns) of an image of ``rows`` x ``columns`` scaled to fit within ``viewport``, keeping its
+    aspect ratio and never enlarged; the image's own size when there is no viewport."""
+    if viewport is None:
+        return rows, columns
+    scale = min(viewport.width / columns, viewport.height / rows, 1.0)
+    if scale >= 1.0:
+        return rows, columns
+    out_rows = min(max(1, round(rows * scale)), viewport.height)
+    out_cols = min(max(1, round(columns * scale)), viewport.width)
+    return out_rows, out_cols
 
 
 def rendered_pixels(
@@ -111,7 +169,16 @@ def encode_png(gray8: np.ndarray) -> bytes:
 
 
 def render_png(
-    ds: Dataset, window: Window | None = None, frame: int = 0, max_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    ds: Dataset,
+    window: Window | None = None,
+    frame: int = 0,
+    max_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    viewport: Viewport | None = None,
 ) -> bytes:
+    """The PNG of WADO-RS rendered: display values at ``window``, scaled to fit ``viewport``."""
     pixels = rendered_pixels(ds, window, frame, max_bytes)
+    if pixels.ndim == 2:
+        rows, cols = fit_viewport(pixels.shape[0], pixels.shape[1], viewport)
+        if (rows, cols) != pixels.shape:
+            pixels = np.clip(resize_area(pixels, rows, cols), 0.0, 1.0)
     return encode_png(np.rint(pixels * 255.0).astype(np.uint8))
