@@ -173,3 +173,19 @@ def test_an_identifier_wider_than_the_terminal_leaves_the_other_columns_readable
     text = console.export_text()
     row = next(line for line in text.splitlines() if destination in line)
     assert "│ 17 " in row and "│ SR " in row and "│ sent " in row and uid in row, text
+
+
+def test_models_show_and_db_status_print_json(tmp_path: Path) -> None:
+    data = make_data_dir(tmp_path / "d")
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["db", "status", "--json", "--data-dir", str(data)], env={"RADGATE_CONFIG": None})
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout)
+    assert status["state"] == "at_heads" and status["current"] == status["heads"]
+    listed = runner.invoke(cli.app, ["models", "list", "--json", "--data-dir", str(data)])
+    first = json.loads(listed.stdout)[0]
+    result = runner.invoke(cli.app, ["models", "show", first["name"], first["version"], "--json", "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["name"], shown["version"]) == (first["name"], first["version"])
+    assert shown["manifest"]["model"]["name"] == first["name"] and shown["synthetic"] is True

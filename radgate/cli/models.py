@@ -102,6 +102,7 @@ def show(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     card: Annotated[bool, typer.Option("--card", help="Also print MODEL_CARD.md.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (registry row + manifest).")] = False,
 ) -> None:
     """Show a model version's manifest (intended use, operating points, outputs ...)."""
     from rich.table import Table
@@ -114,6 +115,26 @@ def show(
     with cli_errors():
         model = models_service.show(db, name, version)
     m = model.manifest
+    if as_json:
+        import json
+
+        print(
+            json.dumps(
+                {
+                    "name": model.name,
+                    "version": model.version,
+                    "synthetic": model.synthetic,
+                    "sha256": model.sha256,
+                    "path": str(model.path),
+                    "source": model.source,
+                    "registered_at": model.registered_at.isoformat(),
+                    "registered_by": model.registered_by,
+                    "manifest": m.to_dict(),
+                },
+                indent=2,
+            )
+        )
+        return
     console.print(f"[bold]{m.name} {m.version}[/bold] — {m.model.task}: {m.model.description}")
     if m.model.synthetic_training_data:
         console.print("[yellow]Trained on synthetic data: a demo model, not for clinical use.[/yellow]")

@@ -202,7 +202,11 @@ def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
 
 
 @db_app.command("status")
-def db_status(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+def db_status(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """The database's current revisions against the newest ones (exit 1 when it needs `db upgrade`)."""
     from radgate.db.datadir import SchemaState, check_dir, display_url, schema_status
     from radgate.db.engine import Database
@@ -214,6 +218,22 @@ def db_status(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
         status = schema_status(db)
     finally:
         db.dispose()
+    if as_json:
+        import json
+
+        print(
+            json.dumps(
+                {
+                    "database": display_url(settings.database_url),
+                    "current": sorted(status.current),
+                    "heads": sorted(status.heads),
+                    "state": status.state.value,
+                }
+            )
+        )
+        if status.state is not SchemaState.AT_HEADS:
+            raise typer.Exit(1)
+        return
     console.print(f"database: {display_url(settings.database_url)}", markup=False, soft_wrap=True)
     current = ", ".join(sorted(status.current)) or "(none)"
     console.print(f"current:  {current}", markup=False, soft_wrap=True)
