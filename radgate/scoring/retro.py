@@ -451,7 +451,7 @@ def _store(
             )
             s.add(
                 Prediction(
-                    job_id=0,  # no job: scored in a batch, outside the engine's queue
+                    job_id=None,  # no job: scored in a batch, outside the engine's queue
                     StudyInstanceUID=item.StudyInstanceUID,
                     SeriesInstanceUID=item.SeriesInstanceUID,
                     deployment=name,
