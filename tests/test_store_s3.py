@@ -344,3 +344,42 @@ class socket_port:  # noqa: N801 - a context manager read as a phrase
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+# ----------------------------------------------------------------------------------------------- radgate score
+@pytest.mark.slow
+def test_score_reads_the_index_from_the_bucket(tmp_path: Path, s3: S3Server, bucket: str) -> None:
+    """``radgate score --study-list`` on the S3 store: each Ray task opens its keys from the bucket (the cache
+    is removed first, so nothing local is left to read)."""
+    ray = pytest.importorskip("ray")
+    import pyarrow.parquet as pq
+
+    from radgate.ingest import import_paths
+    from radgate.scoring import ScoreRequest, score
+
+    settings = _settings(tmp_path, s3, bucket)
+    db = database_for(settings)
+    with db.session() as s:
+        add_model(s, build_package(tmp_path / "pkg"), settings.data_dir)
+    folder = tmp_path / "site"
+    folder.mkdir()
+    a = make_dx(bright_lesion=True)
+    a.save_as(folder / "a.dcm", enforce_file_format=True)
+    store = InstanceStore(settings, db)
+    import_paths(store, [folder])
+    store.close()
+    shutil.rmtree(settings.data_dir / "s3-cache")
+    studies = tmp_path / "studies.txt"
+    studies.write_text(f"StudyInstanceUID\n{a.StudyInstanceUID}\n")
+    out = tmp_path / "p.parquet"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = score(settings, db, ScoreRequest("tiny-ptx", "1.0.0", out, study_list=studies))
+    finally:
+        ray.shutdown()
+        db.dispose()
+    assert report.instances == 1
+    table = pq.read_table(out)
+    assert table.column("SeriesInstanceUID").to_pylist() == [a.SeriesInstanceUID]
+    assert a.SOPInstanceUID in str(table.column("used_instances").to_pylist())  # decoded from the object
+    assert table.column("flag").to_pylist() == [True]  # the bright lesion, as the gateway scores it
