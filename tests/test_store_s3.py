@@ -294,6 +294,34 @@ def test_s3_down_mid_association_fails_what_was_not_stored_and_recovers(
         assert sorted(f"site-a/{r.path}" for r in rows) == s3.keys(bucket)
 
 
+def test_pixel_check_waits_for_the_store_instead_of_quarantining(tmp_path: Path, s3: S3Server, bucket: str) -> None:
+    """An object store that is away is no reason to mark an instance undecodable (the checker never retries
+    one): the instance stays unchecked and is checked once the store is back."""
+    from radgate.ingest.pixels import PixelChecker
+
+    settings = _settings(tmp_path, s3, bucket)
+    db = database_for(settings)
+    store = InstanceStore(settings, db)
+    try:
+        assert store.store_bytes(to_bytes(make_dx()), source="test").outcome == "stored"
+        shutil.rmtree(settings.data_dir / "s3-cache")  # the checker has to read the object
+        checker = PixelChecker(store, db)
+        s3.stop()
+        try:
+            checker.run_once()
+        finally:
+            s3.start()
+        with db.session() as s:
+            assert s.scalars(select(Instance.pixel_status)).one() == "unchecked"
+            assert s.scalars(select(Rejection)).all() == []
+        checker.run_once()
+        with db.session() as s:
+            assert s.scalars(select(Instance.pixel_status)).one() == "ok"
+    finally:
+        store.close()
+        db.dispose()
+
+
 # ----------------------------------------------------------------------------------------------- start-up
 def test_a_bucket_that_does_not_exist_is_one_line_at_startup(tmp_path: Path, s3: S3Server) -> None:
     from radgate.services.startup import check_startup

@@ -14,8 +14,8 @@ instance. A first copy is written straight to its path; any other goes through `
 Instances arriving together share one commit (group commit).
 
 With ``store.backend = "s3"`` (:mod:`radgate.storage.s3`) the bytes go to the object store instead, under a
-key named by their digest (``<Study>/<Series>/<SOP>.<sha256[:16]>.dcm``, never overwritten), outside any
-lock; once PutObject has returned they are durable, the row commits (synchronously) and the instance is
+key named by their digest (``<Study>/<Series>/<SOP>.<sha256[:16]>.dcm``, never overwritten), outside the
+commit lock; once PutObject has returned they are durable, the row commits (synchronously) and the instance is
 acknowledged. The ingest journal is not used there: it makes bytes durable on this machine's disk only,
 which the workers on other machines cannot read, and replaying it needs this machine back; the object store
 already is the durable copy, and a row is never committed before its object exists.
