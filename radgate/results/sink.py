@@ -40,6 +40,7 @@ from radgate.results.outbox import deliver_pending, results_store
 from radgate.results.publish import publish
 from radgate.results.send import Destination, destinations_from_settings, parse_destination
 from radgate.routing.tables import DeploymentRow
+from radgate.storage import blobs_for
 
 __all__ = [
     "OUTBOX_QUEUED",
@@ -125,7 +126,7 @@ class Publisher:
             raise LookupError(
                 f"Source image {prediction.SOPInstanceUID} of the prediction is not in the store."
             )
-        ds = pydicom.dcmread(self.settings.store_dir / instance.path)
+        ds = pydicom.dcmread(blobs_for(self.settings).local_path(instance.path))
         display = to_display(ds)
         explanation = None
         if prediction.explanation_path:

@@ -32,6 +32,7 @@ from radgate.engine.tables import Prediction
 from radgate.policy import Release
 from radgate.results.identity import ResultIdentity
 from radgate.results.outbox import OutboxItem, StoredObject, enqueue_in, write_instance
+from radgate.storage import blobs_for
 
 __all__ = ["publish_review"]
 
@@ -81,7 +82,7 @@ def publish_review(
     ).first()
     if instance is None:
         raise LookupError(f"Source image {prediction.SOPInstanceUID} of the prediction is not in the store.")
-    ds = pydicom.dcmread(settings.store_dir / instance.path)
+    ds = pydicom.dcmread(blobs_for(settings).local_path(instance.path))
     display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
     explanation = None
     if prediction.explanation_path:
