@@ -2,8 +2,9 @@
 
 One pass (:meth:`Engine.run_once`) claims up to ``batch_size`` jobs of one model version, decodes and
 preprocesses their images, runs them through the model as one batch, and stores each result with its
-latency per stage. A heartbeat keeps the leases alive while a batch runs; a worker that dies stops the
-heartbeat, its leases expire, and another worker takes the jobs over (:mod:`radgate.engine.queue`).
+latency per stage. The engine's heartbeat thread keeps the leases of every running batch alive; a worker
+process that dies takes its heartbeat along, its leases expire, and another worker takes the jobs over
+(:mod:`radgate.engine.queue`).
 
 ``Engine(settings, db).start()`` runs ``inference.workers`` worker threads in the process (the server does
 this); ``stop()`` lets them finish their current batch. Tests and the benchmark call ``run_once``.
@@ -69,6 +70,7 @@ from radgate.routing.deployment import (
     DeploymentError,
     DeploymentSpec,
     get_deployment,
+    list_deployments,
     sync_deployments,
 )
 from radgate.routing.features import FEATURE_KEYWORDS
@@ -251,12 +253,37 @@ class Engine:
         self.bootstrap()
         self._stop.clear()
         self._lease_heartbeat()  # started now, not on the first series' path
+        self.preload()
         for i in range(self.options.workers):
             worker = f"{self.worker_id}/{i}"
             self._workers[worker] = self._spawn(worker, i)
         supervisor = threading.Thread(target=self._supervise, name="radgate-engine-supervisor", daemon=True)
         supervisor.start()
         self._threads = [supervisor]
+
+    def preload(self) -> list[str]:
+        """Load the model of every deployment that is not off, so the first series does not wait for it.
+
+        A model that cannot be loaded is only logged here: its jobs fail with the reason when they run.
+        Returns the labels of the models loaded.
+        """
+        with self.db.session() as s:
+            wanted = {(d.model_name, d.model_version) for d in list_deployments(s) if d.mode != Mode.OFF}
+            installed = []
+            for name, version in sorted(wanted):
+                try:
+                    installed.append(get_model(s, name, version))
+                except RegistryError as exc:
+                    log.warning("engine preload: %s", exc)
+        loaded = []
+        for model in installed:
+            try:
+                self._load(model)
+            except (PackageError, ModelLoadError) as exc:
+                log.warning("engine preload: %s", exc)
+            else:
+                loaded.append(model.label)
+        return loaded
 
     def _spawn(self, worker: str, index: int) -> threading.Thread:
         thread = threading.Thread(
