@@ -35,6 +35,7 @@ from radgate.engine import (
 )
 from radgate.inference import ExplanationMap, OnnxRuntime, RuntimeOptions
 from radgate.models import add_model
+from radgate.models.registry import get_model
 from radgate.policy import Decision
 from radgate.routing import DeploymentSpec, set_mode, sync_deployments
 from tests.test_engine_support import build_package, index_series, make_dx, tiny_onnx
@@ -312,3 +313,21 @@ def test_claims_and_unique_result_on_both_backends(tmp_path: Path, settings: Set
             s.add(copy)
     finally:
         db.dispose()
+
+
+def test_start_loads_deployed_models_and_logs_one_that_cannot_load(
+    tmp_path: Path, settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine.start loads every deployed model (not off) before the first series; a broken one is logged."""
+    _deploy(tmp_path, settings, db, DeploymentSpec("live", "m", "1.0.0", mode="live"),
+            DeploymentSpec("gone", "g", "1.0.0", mode="live"), DeploymentSpec("off", "o", "1.0.0", mode="off"))
+    with db.session() as s:
+        installed = get_model(s, "g", "1.0.0").path
+    (installed / "model.onnx").write_bytes(b"not the registered weights")  # the hash check refuses it
+    engine = Engine(settings, db, options=FAST)
+    engine.start()
+    try:
+        assert sorted(key[:2] for key in engine._models) == [("m", "1.0.0")]
+        assert "engine preload" in caplog.text and "g 1.0.0" in caplog.text
+    finally:
+        engine.stop()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from scipy.ndimage import zoom
 
 from radgate.inference import (
     ROUGH_GUIDE,
@@ -19,6 +20,7 @@ from radgate.inference import (
     cam_map,
     occlusion_map,
 )
+from radgate.inference.explain import upsample_linear
 from radgate.models import ModelPackage
 from tests.test_engine_support import LESION, SIZE, build_package, tiny_onnx
 
@@ -99,6 +101,18 @@ def test_occlusion_is_the_default_without_cam(tmp_path: Path) -> None:
     images = _images(1, bright=(0,))
     exp = model.explain(model.runtime.run(images), 0, images[0])
     assert exp is not None and exp.method == "occlusion"
+
+
+@pytest.mark.parametrize(
+    ("shape", "out"), [((7, 7), (224, 224)), ((4, 4), (8, 8)), ((7, 5), (224, 160)), ((1, 3), (4, 9)),
+                       ((2, 3), (1, 9)), ((5, 5), (5, 12))],
+)
+def test_cam_upsampling_equals_scipy_zoom(shape: tuple[int, int], out: tuple[int, int]) -> None:
+    """The CAM's matrix-product up-sampling gives scipy.ndimage.zoom(order=1)'s values (resize_area's)."""
+    cam = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    expected = zoom(cam, (out[0] / shape[0], out[1] / shape[1]), order=1).astype(np.float32)
+    assert expected.shape == out
+    np.testing.assert_allclose(upsample_linear(cam, *out), expected, rtol=0, atol=1e-6)
 
 
 def test_map_file_round_trip(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from radgate.imaging import resize_area
 from radgate.inference.runtime import ModelRuntime
 
-__all__ = ["ROUGH_GUIDE", "ExplanationMap", "cam_map", "occlusion_map"]
+__all__ = ["ROUGH_GUIDE", "ExplanationMap", "cam_map", "occlusion_map", "upsample_linear"]
 
 ROUGH_GUIDE = (
     "Explanation map: a rough guide to the image regions that most influenced the model's score. "
@@ -79,6 +79,41 @@ def _unit(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
 
+def _linear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_out, n_in]`` linear interpolation weights, output sample ``o`` at input ``o (n_in-1)/(n_out-1)``.
+
+    The sampling of ``scipy.ndimage.zoom(order=1)`` (corners aligned), which
+    :func:`radgate.imaging.resize_area` uses when up-sampling.
+    """
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    if n_in == 1 or n_out == 1:
+        weights[:, 0] = 1.0
+        return weights
+    x = np.arange(n_out) * ((n_in - 1) / (n_out - 1))
+    lo = np.minimum(np.floor(x).astype(np.int64), n_in - 2)
+    frac = x - lo
+    rows = np.arange(n_out)
+    weights[rows, lo] = 1.0 - frac
+    weights[rows, lo + 1] += frac
+    return weights
+
+
+def upsample_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear up-sampling of a small 2-D map as two small matrix products.
+
+    The same values as :func:`radgate.imaging.resize_area` for a map smaller than the output (which calls
+    ``scipy.ndimage.zoom(order=1)``: 3-4 ms for a 7 x 7 CAM at 224 x 224, on every result; this takes
+    0.1 ms). Non-finite values and maps larger than the output go to ``resize_area`` itself.
+    """
+    if image.ndim != 2:
+        raise ValueError(f"upsample_linear expects a 2-D image, got shape {image.shape}.")
+    src_h, src_w = image.shape
+    if (src_h >= height and src_w >= width) or not np.isfinite(image).all():
+        return resize_area(image, height, width)
+    rows, cols = _linear_weights(src_h, height), _linear_weights(src_w, width)
+    return (rows @ image.astype(np.float64) @ cols.T).astype(np.float32)
+
+
 def cam_map(cam: np.ndarray, height: int, width: int, SOPInstanceUID: str = "") -> ExplanationMap:
     """Up-sample one CAM (``[h, w]``, or ``[1, h, w]``) to ``height`` x ``width`` and scale it to [0, 1].
 
@@ -90,7 +125,7 @@ def cam_map(cam: np.ndarray, height: int, width: int, SOPInstanceUID: str = "") 
     if cam.ndim != 2:
         raise ValueError(f"A CAM output must be [h, w] per image; got shape {cam.shape}.")
     cam = np.clip(cam, 0.0, None)
-    return ExplanationMap(_unit(resize_area(cam, height, width)), "cam", SOPInstanceUID)
+    return ExplanationMap(_unit(upsample_linear(cam, height, width)), "cam", SOPInstanceUID)
 
 
 def occlusion_map(
