@@ -180,7 +180,8 @@ def _store_large(settings: Settings, db: Database, zoom: int) -> Stored:
 def test_image_requested_at_the_displayed_size(served: tuple, settings: Settings, db: Database) -> None:
     """WADO-RS rendered is asked for the long side the image is shown at (CSS pixels x devicePixelRatio)
     rounded up to a multiple of 256, at most the image's own; again larger on zoom; the region outline stays
-    in image pixel space."""
+    in image pixel space. Once a page has left its image box in the radgate_viewer cookie, the server writes
+    the next page's <img src> and the image is asked for once."""
     server, _, _ = served
     large = _store_large(settings, db, 3)  # 1536 x 1536
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
@@ -236,7 +237,9 @@ def test_image_requested_at_the_displayed_size(served: tuple, settings: Settings
         small.context.add_cookies(page.context.cookies())
         rendered: list[str] = []
         small.on("request", lambda r: rendered.append(r.url) if "/rendered" in r.url else None)
-        small.goto(f"{server}/review/{served[1]['flagged'].study}")
+        html = small.goto(f"{server}/review/{served[1]['flagged'].study}").text()  # type: ignore[union-attr]
+        # The image box the first page left in its cookie: the server wrote the <img src> itself
+        assert 'src="/dicomweb/studies/' in html and "viewport=512,512" in html
         small.wait_for_function("() => document.getElementById('image').naturalWidth === 512")
         small.wait_for_timeout(300)
         assert len(rendered) == 1 and "viewport=512,512" in rendered[0], rendered

@@ -29,7 +29,7 @@ from radgate.policy.tables import PublishIntent
 from radgate.results.sink import ResultsWorker
 from radgate.web.app import create_app
 from radgate.worklist.render import parse_viewport, parse_window, render_png
-from radgate.worklist.render_cache import RenderCache, page_viewport
+from radgate.worklist.render_cache import RenderCache, page_viewport, viewer_viewport
 from radgate.worklist.review import review_view
 from tests.helpers.auth import bearer, make_token
 from tests.helpers.synth import image_for
@@ -168,3 +168,13 @@ def test_page_viewport_rounds_up_to_the_page_step() -> None:
     assert str(page_viewport(2048, 2048, 769)) == "1024,1024"
     assert str(page_viewport(2500, 2048, 900)) == "1024,1024"
     assert str(page_viewport(512, 512, 400)) == "512,512"  # never more than the image's own long side
+
+
+def test_viewer_cookie_gives_the_viewport_the_page_asks_for() -> None:
+    # reviewLongSide in review.html: ceil(ceil(long side x fitted scale x devicePixelRatio) / 256) x 256
+    assert str(viewer_viewport(2048, 2048, "900,720,1")) == "768,768"  # a 1400 x 900 window
+    assert str(viewer_viewport(1536, 1536, "420,400,1")) == "512,512"
+    assert str(viewer_viewport(2048, 2048, "900,720,2")) == "1536,1536"
+    assert str(viewer_viewport(2500, 2048, "900,864,1")) == "1024,1024"  # height-limited: 864 -> 1024
+    for bad in (None, "", "900,720", "a,b,c", "0,720,1", "900,720,-1", "1e9,1,1", "nan,720,1"):
+        assert viewer_viewport(2048, 2048, bad) is None, bad

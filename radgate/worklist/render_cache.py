@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import threading
@@ -43,6 +44,7 @@ __all__ = [
     "RenderCache",
     "newest_sha256",
     "page_viewport",
+    "viewer_viewport",
     "prerender_prediction",
     "render_cache",
 ]
@@ -65,6 +67,21 @@ def page_viewport(rows: int, columns: int, long_side: int) -> Viewport:
     longest = max(rows, columns)
     b = max(1, min(longest, -(-long_side // PAGE_STEP) * PAGE_STEP))
     return Viewport(b, b)
+
+
+def viewer_viewport(rows: int, columns: int, viewer: str | None) -> Viewport | None:
+    """The viewport the review page will ask for, from the ``radgate_viewer`` cookie its script leaves
+    (``CSS width,CSS height,devicePixelRatio`` of its image box), so that the server can write the image's
+    URL into the page and the browser fetch it while the page is still arriving; None without a usable
+    cookie (the page's script then asks). The same arithmetic as ``reviewLongSide`` in review.html."""
+    try:
+        width, height, dpr = (float(v) for v in (viewer or "").split(","))
+    except ValueError:
+        return None
+    if not all(0 < v < 100_000 for v in (width, height, dpr)) or rows <= 0 or columns <= 0:
+        return None
+    scale = min(width / columns, height / rows)
+    return page_viewport(rows, columns, math.ceil(max(rows, columns) * scale * dpr))
 
 
 def newest_sha256(session: Session, study_uid: str, series_uid: str, sop_uid: str) -> str | None:
