@@ -19,6 +19,7 @@ screens at a device-pixel ratio of 1 (a 1400 x 900 window shows a 2048² image 7
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -116,9 +117,10 @@ class RenderCache:
         path = self.path(sop_uid, sha256, key)
         try:
             data = path.read_bytes()
-            os.utime(path)  # recently used: evicted last
         except OSError:
             return None
+        with contextlib.suppress(OSError):  # a read-only directory: still served, evicted as if unread
+            os.utime(path)  # recently used: evicted last
         return data
 
     def put(self, sop_uid: str, sha256: str, key: str, png: bytes) -> None:
