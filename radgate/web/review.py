@@ -37,8 +37,8 @@ VIEWER_COOKIE = "radgate_viewer"  # the image box (CSS width,height,devicePixelR
 
 STYLE = """<style>.viewer{position:relative;display:inline-block;overflow:hidden;background:#000;
 width:min(70vw,900px);height:min(80vh,900px);cursor:crosshair}
-.stage{position:absolute;left:0;top:0;transform-origin:0 0}
-.stage img,.stage svg{position:absolute;left:0;top:0}
+.stage{position:absolute;left:0;top:0}
+.stage img,.stage svg{position:absolute;left:0;top:0;width:100%;height:100%}
 .heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{display:inline-block;vertical-align:top;
 margin-left:1em;max-width:28em}.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
 button[data-action]{font-size:16px;margin:.2em}</style>"""
