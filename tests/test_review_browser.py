@@ -4,17 +4,20 @@ coordinates and the free text), the model card link, and label requests from the
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 
 import numpy as np
 import pydicom
 import pytest
-from sqlalchemy import select
+from pydicom.uid import generate_uid
+from sqlalchemy import select, update
 
 from radgate.auth import Role
 from radgate.config import Settings
 from radgate.db import Database
+from radgate.db.schema import Study
 from radgate.ingest.store import InstanceStore
 from radgate.learning.tables import LabelRequest
 from radgate.results.outbox import OutboxItem, results_store
@@ -23,6 +26,7 @@ from radgate.validation.tables import GroundTruth
 from radgate.web.app import create_app
 from radgate.worklist.tables import ReviewRead
 from tests.helpers.auth import PASSWORD, make_user
+from tests.helpers.synth import image_for
 from tests.helpers.worklist import Stored, add_label_request, add_result, audit_entries, store_study
 
 CHROMIUM = "/usr/bin/chromium"
@@ -144,43 +148,74 @@ def test_modify_moves_the_region_and_label_requests(served: tuple, db: Database,
     assert "No pneumothorax" not in str(entry)  # the free text stays out of the audit log
 
 
-def test_image_requested_at_the_displayed_size(served: tuple) -> None:
-    """WADO-RS rendered is asked for the size the image is shown at (CSS pixels x devicePixelRatio, at most
-    the image's own size), again larger on zoom; the region outline stays in image pixel space."""
-    server, st, _ = served
+def _store_large(settings: Settings, db: Database, zoom: int) -> Stored:
+    """A released, flagged study whose image is the siemens-dx profile enlarged ``zoom`` times (a 512²
+    image fits every test window whole, so it cannot show the page asking for less)."""
+    ds = image_for("siemens-dx")
+    ds.PixelData = np.kron(ds.pixel_array, np.ones((zoom, zoom), dtype=ds.pixel_array.dtype)).tobytes()
+    ds.Rows, ds.Columns = ds.Rows * zoom, ds.Columns * zoom
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (
+        generate_uid(),
+        generate_uid(),
+        generate_uid(),
+    )
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyDescription = "CHEST PA LARGE"
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    store = InstanceStore(settings, db)
+    assert store.store_bytes(buf.getvalue(), source="import").ok
+    with db.session() as s:
+        s.execute(
+            update(Study).where(Study.StudyInstanceUID == ds.StudyInstanceUID).values(status="complete")
+        )
+    path = next(store.root.rglob(f"{ds.SOPInstanceUID}*.dcm"))
+    large = Stored(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, path)
+    hot = np.zeros((32, 32), dtype=np.float32)
+    hot[10:18, 6:14] = 1.0
+    add_result(db, large, score=0.96, settings=settings, explanation=hot)
+    return large
+
+
+def test_image_requested_at_the_displayed_size(served: tuple, settings: Settings, db: Database) -> None:
+    """WADO-RS rendered is asked for the long side the image is shown at (CSS pixels x devicePixelRatio)
+    rounded up to a multiple of 256, at most the image's own; again larger on zoom; the region outline stays
+    in image pixel space. Once a page has left its image box in the radgate_viewer cookie, the server writes
+    the next page's <img src> and the image is asked for once."""
+    server, _, _ = served
+    large = _store_large(settings, db, 3)  # 1536 x 1536
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     natural = "() => document.getElementById('image').naturalWidth"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        # 600x500: the viewer is 420x400 CSS px, the 512² siemens-dx image is fitted at 400/512
+        # 600x500: the viewer is 420x400 CSS px, the 1536² image is fitted at 400/1536: 400 px -> 512
         page = browser.new_page(viewport={"width": 600, "height": 500})
-        page.goto(f"{server}/review/{st['flagged'].study}")
+        page.goto(f"{server}/review/{large.study}")
         page.fill("input[name=username]", "rita")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url(f"{server}/review/{st['flagged'].study}")
+        page.wait_for_url(f"{server}/review/{large.study}")
         page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
         src = page.get_attribute("#image", "src") or ""
-        assert "viewport=400,400" in src and "window=" in src, src
-        assert page.evaluate(natural) == 400
+        assert "viewport=512,512" in src and "window=" in src, src
+        assert page.evaluate(natural) == 512
         region = page.get_attribute("#region", "data-region")
-        assert page.get_attribute("#overlay", "viewBox") == "0 0 512 512"
+        assert page.get_attribute("#overlay", "viewBox") == "0 0 1536 1536"
 
         def outline() -> list[float]:
             return page.evaluate(
                 "() => { const s = document.getElementById('stage').getBoundingClientRect();"
                 " const r = document.getElementById('region').getBoundingClientRect();"
-                " const k = s.width / 512; return [(r.left - s.left) / k, (r.top - s.top) / k]; }"
+                " const k = s.width / 1536; return [(r.left - s.left) / k, (r.top - s.top) / k]; }"
             )
 
         x0, y0 = (float(v) for v in (region or "").split(",")[:2])
-        assert all(abs(a - b) <= 2 for a, b in zip(outline(), (x0, y0), strict=True))
-        page.click("[data-zoom='1.25']")  # 500 CSS px: a sharper image is fetched
-        page.wait_for_function(f"{natural} === 500")
-        assert "viewport=500,500" in (page.get_attribute("#image", "src") or "")
-        page.click("[data-zoom='1.25']")  # 625 > 512: the image's own size, never more
-        page.wait_for_function(f"{natural} === 512")
-        assert all(abs(a - b) <= 2 for a, b in zip(outline(), (x0, y0), strict=True))
+        assert all(abs(a - b) <= 4 for a, b in zip(outline(), (x0, y0), strict=True))
+        page.click("[data-zoom='1.25']")  # 500 px: the 512 PNG still covers it, nothing fetched
+        page.click("[data-zoom='1.25']")  # 625 px: a sharper image is fetched, 768
+        page.wait_for_function(f"{natural} === 768")
+        assert "viewport=768,768" in (page.get_attribute("#image", "src") or "")
+        assert all(abs(a - b) <= 4 for a, b in zip(outline(), (x0, y0), strict=True))
         assert page.get_attribute("#region", "data-region") == region
         before = page.get_attribute("#image", "src") or ""
         page.click("[data-preset='wide']")  # a new window keeps the displayed size
@@ -188,13 +223,24 @@ def test_image_requested_at_the_displayed_size(served: tuple) -> None:
             f"() => document.getElementById('image').src.split('?')[1] !== {before.split('?')[1]!r}"
         )
         page.wait_for_function(
-            "() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth === 512; }"
+            "() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth === 768; }"
         )
-        assert "viewport=512,512" in (page.get_attribute("#image", "src") or "")
-        # A high-density screen: 280 CSS px x 1.5 = 420 device pixels
+        assert "viewport=768,768" in (page.get_attribute("#image", "src") or "")
+        # A high-density screen: 280 CSS px x 1.5 = 420 device pixels -> 512
         dense = browser.new_page(viewport={"width": 400, "height": 400}, device_scale_factor=1.5)
         dense.context.add_cookies(page.context.cookies())
-        dense.goto(f"{server}/review/{st['flagged'].study}")
+        dense.goto(f"{server}/review/{large.study}")
         dense.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
-        assert "viewport=420,420" in (dense.get_attribute("#image", "src") or "")
+        assert "viewport=512,512" in (dense.get_attribute("#image", "src") or "")
+        # The 512² study fits whole: its own size, asked for once (the early request, not a second one)
+        small = browser.new_page(viewport={"width": 600, "height": 500})
+        small.context.add_cookies(page.context.cookies())
+        rendered: list[str] = []
+        small.on("request", lambda r: rendered.append(r.url) if "/rendered" in r.url else None)
+        html = small.goto(f"{server}/review/{served[1]['flagged'].study}").text()  # type: ignore[union-attr]
+        # The image box the first page left in its cookie: the server wrote the <img src> itself
+        assert 'src="/dicomweb/studies/' in html and "viewport=512,512" in html
+        small.wait_for_function("() => document.getElementById('image').naturalWidth === 512")
+        small.wait_for_timeout(300)
+        assert len(rendered) == 1 and "viewport=512,512" in rendered[0], rendered
         browser.close()

@@ -2,7 +2,9 @@
 
 Signed in as a radiologist, "Open in OHIF" on the review page opens the study; OHIF's own requests
 (QIDO-RS, WADO-RS metadata and frames) go to radgate only (nothing else is reachable), none fails, and the
-image is drawn: the viewport canvas is not blank and shows the radiograph's structure.
+image is drawn: the viewport canvas is not blank and shows the radiograph's structure. OHIF's first-run tour
+(Shepherd.js steps from the ``ohif.tours`` customization) is not shown: the browser context starts with an
+empty localStorage, so OHIF would show it on this first visit unless radgate's app-config turns it off.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def test_ohif_opens_a_study_from_radgate(served: tuple[str, Stored], db: Databas
                 timeout=60_000,
             )
             page.wait_for_timeout(3000)
+            tour_steps = page.locator(".shepherd-element").count()
+            shown_tours = page.evaluate("() => localStorage.getItem('shownTours')")
             shot = canvas.screenshot()
         finally:
             page.screenshot(path=str(tmp_path / "ohif.png"))  # kept by pytest for a failed run
@@ -103,6 +107,7 @@ def test_ohif_opens_a_study_from_radgate(served: tuple[str, Stored], db: Databas
     pixels = _canvas_pixels(shot)
     assert pixels.shape[0] > 100 and pixels.shape[1] > 100
     assert pixels.std() > 10, pixels.std()  # drawn, not a blank canvas
+    assert tour_steps == 0 and shown_tours is None, (tour_steps, shown_tours)  # no first-run tour
     assert failed == [], failed
     assert bad_status == [], bad_status
     assert all(u.startswith(server) or u.startswith("data:") or u.startswith("blob:") for u in requests), [

@@ -65,6 +65,7 @@ def test_viewer_is_served_under_viewer(client: tuple[TestClient, Path], db: Data
     assert config.status_code == 200
     assert "window.location.origin + '/dicomweb'" in config.text
     assert '"routerBasename": "/viewer"' in config.text and '"imageRendering": "wadors"' in config.text
+    assert '"ohif.tours": []' in config.text  # no first-run tour (checked in Chromium by the OHIF test)
 
     assert c.get("/viewer/missing.js", headers=h).status_code == 404
     outside = c.get("/viewer/..%2Fsecret.txt", headers=h)

@@ -1,4 +1,6 @@
-"""WADO-RS rendered with ``viewport=VW,VH`` (PS3.18 Table 8.3.5-1): scaled to fit, aspect ratio kept.
+"""WADO-RS rendered with ``viewport=VW,VH`` (PS3.18 Table 8.3.5-1): scaled to fit, aspect ratio kept; and
+the six-value form ``VW,VH,SX,SY,SW,SH``: a source rectangle (clipped to the image, flipped for a negative
+SW or SH), scaled the same way.
 
 Reference: the full-size rendered PNG (itself checked against DCMTK ``dcmj2pnm`` in
 tests/test_review_rendered.py) downscaled by exact area averaging with a dense overlap matrix written in the
@@ -6,7 +8,8 @@ test, and for integer factors also by Pillow's box filter (``Image.resize(..., I
 non-integer factors Pillow samples the box at pixel centres rather than weighting partial overlaps, so it
 is not the same operation). Both are independent of radgate's :func:`radgate.imaging.resize_area`. The
 viewport render must correlate with them at >= 0.999 and differ by at most one grey level (it averages
-before rounding to 8 bits, the reference after).
+before rounding to 8 bits, the reference after). A source rectangle at its own size must equal, pixel for
+pixel, the same numpy slice (and flip) of the full-size PNG.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from radgate.db import Database
 from radgate.errors import Invalid
 from radgate.ingest.store import InstanceStore
 from radgate.web.app import create_app
-from radgate.worklist.render import Viewport, fit_viewport, parse_viewport
+from radgate.worklist.render import SourceRegion, Viewport, fit_viewport, parse_viewport
 from tests.helpers.auth import bearer, make_token
 from tests.helpers.synth import profile_names
 from tests.helpers.worklist import audit_entries, store_study
@@ -113,8 +116,13 @@ def test_viewport_not_enlarged_and_audited(client: tuple, db: Database) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["0,100", "100,0", "-5,10", "abc,100", "1.5,100", "100", "100,100,100", "70000,10", "10,10,0,0,5,5"],
-)
+    [
+        "0,100", "100,0", "-5,10", "abc,100", "1.5,100", "100", "100,100,100", "70000,10",
+        "10,10,-1,0,5,5", "10,10,0,-2,5,5", "10,10,0,0,0,5", "10,10,0,0,5,0", "10,10,0,0,x,5",
+        "10,10,0,0,5,70000", "0,10,0,0,5,5", "10,10,0,0,5", "10,10,0,0,5,5,5", "10,10,416,0,5,5",
+        "10,10,0,512,5,5", "10,10,nan,0,5,5",
+    ],
+)  # fmt: skip
 def test_bad_viewport_is_400_naming_the_value(value: str, client: tuple, db: Database) -> None:
     c, store, headers = client
     st = store_study(store, db)
@@ -127,6 +135,8 @@ def test_bad_viewport_is_400_naming_the_value(value: str, client: tuple, db: Dat
 def test_parse_and_fit_viewport() -> None:
     assert parse_viewport(None) is None and parse_viewport("") is None
     assert parse_viewport(" 640 , 480 ") == Viewport(640, 480)
+    assert parse_viewport("640,480,10,20,300,-200") == Viewport(640, 480, SourceRegion(10, 20, 300, -200))
+    assert parse_viewport("64,48,10.4,19.6,-30.2,20") == Viewport(64, 48, SourceRegion(10, 20, -30, 20))
     with pytest.raises(Invalid):
         parse_viewport("640x480")
     assert fit_viewport(2048, 2048, None) == (2048, 2048)
@@ -134,3 +144,51 @@ def test_parse_and_fit_viewport() -> None:
     assert fit_viewport(2048, 1024, Viewport(900, 720)) == (720, 360)
     assert fit_viewport(3, 3000, Viewport(100, 100)) == (1, 100)  # never 0 rows
     assert fit_viewport(512, 416, Viewport(5000, 5000)) == (512, 416)
+
+
+def _region_png(c: TestClient, st: object, headers: dict[str, str], viewport: str) -> np.ndarray:
+    # The image's own VOI (a fixed window leaves some profiles' crops flat): the crop must take the VOI of
+    # the whole image (for a min-max VOI, the whole image's range), not of the rectangle
+    response = c.get(_url(st, f"viewport={viewport}"), headers=headers)
+    return np.asarray(_png(response), dtype=np.float64)
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_source_rectangle_is_the_same_crop_of_the_full_render(
+    profile: str, client: tuple, db: Database
+) -> None:
+    c, store, headers = client
+    st = store_study(store, db, profile)
+    full = np.asarray(_png(c.get(_url(st, ""), headers=headers)), dtype=np.float64)
+    rows, cols = full.shape
+    # At its own size: exactly the slice of the full-size render (the window applies before the cut)
+    crop = _region_png(c, st, headers, "200,150,40,60,200,150")
+    assert np.array_equal(crop, full[60:210, 40:240]), profile
+    # Negative SW / SH: the same rectangle, flipped
+    assert np.array_equal(
+        _region_png(c, st, headers, "200,150,40,60,-200,150"), full[60:210, 40:240][:, ::-1]
+    )
+    assert np.array_equal(_region_png(c, st, headers, "200,150,40,60,200,-150"), full[60:210, 40:240][::-1])
+    # Past the image's edge: clipped to the image
+    edge = _region_png(c, st, headers, "1000,1000,300,400,500,500")
+    assert np.array_equal(edge, full[400:, 300:]), (edge.shape, full.shape)
+    # Scaled into a smaller viewport: the area average of that crop (aspect kept: 100 x 75)
+    small = _region_png(c, st, headers, "100,100,40,60,200,150")
+    assert small.shape == (75, 100), small.shape
+    source = full[60:210, 40:240]
+    ref = _area_matrix(150, 75) @ source @ _area_matrix(200, 100).T
+    assert ref.std() > 10, f"{profile}: the crop has too little contrast at this window to compare"
+    _check(small, ref, f"{profile} 200x150 crop in 100x100", 1.0)
+    assert rows == full.shape[0] and cols == full.shape[1]
+
+
+def test_source_rectangle_outside_the_image_names_the_size(client: tuple, db: Database) -> None:
+    c, store, headers = client
+    st = store_study(store, db)  # agfa-dx, 512 rows x 416 columns
+    response = c.get(_url(st, "viewport=100,100,420,0,50,50"), headers=headers)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    assert "420,0,50,50" in message and "416 x 512" in message and "\n" not in message, message
+    ok = c.get(_url(st, "viewport=100,100,0,0,50,50"), headers=headers)
+    assert _png(ok).size == (50, 50)
+    assert audit_entries(db, "dicomweb.rendered")[-1]["detail"]["viewport"] == "100,100,0,0,50,50"

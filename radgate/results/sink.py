@@ -234,9 +234,11 @@ class Publisher:
 
 
 def publish_pending(
-    db: Database, publisher: Publisher, worker: str = "results", limit: int = 16, lease_s: float = 60.0
+    db: Database, publisher: Publisher, worker: str = "results", limit: int = 16, lease_s: float = 60.0,
+    published: list[int] | None = None,
 ) -> int:
-    """Build the objects of up to ``limit`` queued publish intents; returns how many were published."""
+    """Build the objects of up to ``limit`` queued publish intents; returns how many were published (their
+    prediction ids appended to ``published``)."""
     with db.session() as s:
         INTENTS.reap(s)
         ids = INTENTS.claim(s, [r.id for r in INTENTS.candidates(s, limit)], worker, lease_s)
@@ -253,6 +255,8 @@ def publish_pending(
                 if not INTENTS.finish(s, intent_id, worker):
                     raise _IntentLostError
             done += 1
+            if published is not None:
+                published.append(prediction_id)
         except _IntentLostError:
             log.warning("publish intent %d: lease lost to another worker", intent_id)
         except Exception as exc:  # one bad result must not stop the others
@@ -315,8 +319,12 @@ class ResultsWorker(PeriodicService):
         return publish_pending(self.db, self.publisher)
 
     def run_once(self) -> int:
-        """Publish queued intents, then send what is due; returns how many objects were sent."""
-        self.publish_once()
+        """Publish queued intents, then send what is due; returns how many objects were sent. Then the review
+        image of each result published is pre-rendered (after the PACS has its copy)."""
+        from radgate.worklist.render_cache import prerender_prediction
+
+        published: list[int] = []
+        publish_pending(self.db, self.publisher, published=published)
         report = deliver_pending(
             self.db,
             all_destinations(self.settings, self.db),
@@ -324,6 +332,8 @@ class ResultsWorker(PeriodicService):
             results_dir=results_store(self.settings.data_dir),
             backoff_s=self.settings.results.outbox_backoff_s,
         )
+        for prediction_id in published:
+            prerender_prediction(self.settings, self.db, prediction_id)
         return report.sent
 
     def tick(self) -> None:

@@ -260,24 +260,38 @@ def wado_rendered(
     viewport: str | None = None,
 ) -> Response:
     """PS3.18 rendered: the image as a PNG, at ``window=CENTER,WIDTH,LINEAR`` or its own default VOI,
-    scaled to fit ``viewport=WIDTH,HEIGHT`` (aspect ratio kept, never enlarged) when given."""
+    scaled to fit ``viewport=WIDTH,HEIGHT`` (aspect ratio kept, never enlarged) when given, or its source
+    rectangle (``viewport=W,H,SX,SY,SW,SH``) scaled into it. Served from the rendered cache when it holds
+    this instance revision at these parameters (:mod:`radgate.worklist.render_cache`); audited either way."""
     from radgate.imaging.decode import DecodeError, read_dataset
     from radgate.worklist.render import parse_viewport, parse_window, render_png
+    from radgate.worklist.render_cache import RenderCache, newest_sha256, render_cache
 
     win = parse_window(window)
     fit = parse_viewport(viewport)
+    sha = newest_sha256(session, study_uid, series_uid, sop_uid)  # before the file: see the cache put below
     paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
     if not paths:
         raise ApiError(404, f"No stored instance matches {sop_uid}.")
     detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
+    cache, key = render_cache(store.settings), RenderCache.key(win, fit)
+    cached = cache.get(sop_uid, sha, key) if sha is not None else None
     try:
-        png = render_png(
+        png = cached or render_png(
             read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes, viewport=fit
         )
     except (DecodeError, ValueError) as exc:
         raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
+    # Kept only if no newer revision arrived since ``sha`` was read: the file rendered is then that
+    # revision's (revisions only move forward), never a newer one's under the older name.
+    if cached is None and sha is not None and newest_sha256(session, study_uid, series_uid, sop_uid) == sha:
+        cache.put(sop_uid, sha, key, png)
     _audit_view(
-        request, principal, "dicomweb.rendered", sop_uid, {**detail, "window": window, "viewport": viewport}
+        request,
+        principal,
+        "dicomweb.rendered",
+        sop_uid,
+        {**detail, "window": window, "viewport": viewport, "cache": "miss" if cached is None else "hit"},
     )
     return Response(png, media_type="image/png")
 

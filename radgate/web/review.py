@@ -26,17 +26,19 @@ from radgate.web.security import require
 from radgate.web.viewer import viewer_url
 from radgate.web.worklist import templates
 from radgate.worklist.labels import label_case, open_label_requests
+from radgate.worklist.render_cache import viewer_viewport
 from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, ReviewView, record_read, review_view
 from radgate.worklist.service import ReadStatus, WorklistFilter, worklist_rows
 
 router = APIRouter(tags=["review"])
 Reader = Annotated[Principal, require(Permission.WORKLIST_READ)]
 Writer = Annotated[Principal, require(Permission.REVIEW_WRITE)]
+VIEWER_COOKIE = "radgate_viewer"  # the image box (CSS width,height,devicePixelRatio): viewer_viewport()
 
 STYLE = """<style>.viewer{position:relative;display:inline-block;overflow:hidden;background:#000;
 width:min(70vw,900px);height:min(80vh,900px);cursor:crosshair}
-.stage{position:absolute;left:0;top:0;transform-origin:0 0}
-.stage img,.stage svg{position:absolute;left:0;top:0}
+.stage{position:absolute;left:0;top:0}
+.stage img,.stage svg{position:absolute;left:0;top:0;width:100%;height:100%}
 .heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{display:inline-block;vertical-align:top;
 margin-left:1em;max-width:28em}.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
 button[data-action]{font-size:16px;margin:.2em}</style>"""
@@ -94,6 +96,11 @@ def review_page(
         ohif_url=viewer_url(study_uid) if principal.may(Permission.DICOMWEB_READ) else None,
         label_request=label_request,
         model_url=model_card_url(view),
+        image_viewport=(
+            viewer_viewport(view.rows, view.columns, request.cookies.get(VIEWER_COOKIE))
+            if view.rows and view.columns
+            else None
+        ),
     )
     return HTMLResponse(page("review", STYLE + body, principal))
 

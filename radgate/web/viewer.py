@@ -9,7 +9,9 @@ request is audited), with:
   bakes in ``/``: ``window.PUBLIC_URL``, asset links, ``__webpack_require__.p``), ``index.html`` without the
   service worker (patient images are not to be cached by a worker outside radgate's sign-in);
 - ``app-config.js`` generated here: one DICOMweb data source, radgate's own ``/dicomweb`` on the page's
-  origin (QIDO-RS, WADO-RS metadata and frames, bulk data), study list on;
+  origin (QIDO-RS, WADO-RS metadata and frames, bulk data), study list on, and OHIF's first-run tour off
+  (the ``ohif.tours`` customization, which OHIF's default extension fills with a Shepherd.js tour of the
+  basic viewer, set to no tours at global scope, which wins over the extension's default);
 - every other path the file of that name in ``dist/``, or ``index.html`` for the viewer's own routes
   (``/viewer/viewer?StudyInstanceUIDs=...``, the link the review page's "Open in OHIF" follows).
 """
@@ -80,7 +82,9 @@ def app_config_js() -> str:
         "routerBasename": PREFIX,
         "extensions": [],
         "modes": [],
-        "customizationService": {},
+        # Global customizations override the extensions' defaults (CustomizationService.getCustomization):
+        # an empty tour list means OHIF's Onboarding component shows nothing on a first visit.
+        "customizationService": {"ohif.tours": []},
         "showStudyList": True,
         "maxNumberOfWebWorkers": 2,
         "showWarningMessageForCrossOrigin": False,

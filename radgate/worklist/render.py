@@ -8,8 +8,11 @@ A ``viewport=VW,VH`` parameter (PS3.18 Table 8.3.5-1) scales the rendered image 
 keeping its aspect ratio, by area averaging (:func:`radgate.imaging.resize_area`), before it is encoded:
 the review page asks for the size it displays, so a 2048² radiograph shown at 900 CSS pixels is not
 rendered, compressed and sent at full size. The image is never enlarged (a viewport larger than the image
-returns it at its own size; the client scales). Only the two-value form is supported; the six-value form
-with a source region (``VW,VH,SX,SY,SW,SH``) is refused with a reason.
+returns it at its own size; the client scales). The six-value form ``VW,VH,SX,SY,SW,SH`` renders the
+source rectangle of SW x SH image pixels from column SX, row SY (clipped to the image) and scales it the
+same way; a negative SW or SH flips the rectangle horizontally or vertically (as Orthanc's DICOMweb plugin
+reads PS3.18). The window and the image's own VOI apply to the whole image before the rectangle is cut,
+so a crop is exactly the same crop of the full-size render.
 The PNG is written here (zlib, 8-bit greyscale) rather than through an image library.
 """
 
@@ -28,6 +31,7 @@ from radgate.imaging.decode import DEFAULT_MAX_DECODED_BYTES
 
 __all__ = [
     "MAX_VIEWPORT",
+    "SourceRegion",
     "Viewport",
     "Window",
     "encode_png",
@@ -35,8 +39,11 @@ __all__ = [
     "header_window",
     "parse_viewport",
     "parse_window",
+    "png_from_pixels",
     "render_png",
     "rendered_pixels",
+    "source_region",
+    "window_param",
 ]
 
 MAX_VIEWPORT = 65535  # PNG and DICOM Rows/Columns are at most 2**16 - 1
@@ -68,21 +75,61 @@ def parse_window(text: str | None) -> Window | None:
     return Window(center, width, function)
 
 
+def window_param(center: float, width: float) -> str:
+    """The ``window`` parameter for (center, width) as the review page writes it (``%g``: six significant
+    digits); the results worker pre-renders at the same string, so both name the same cached PNG."""
+    return f"{center:g},{width:g},LINEAR"
+
+
+@dataclass(frozen=True)
+class SourceRegion:
+    """The source rectangle of the six-value viewport (PS3.18 Table 8.3.5-1: ``sx,sy,sw,sh``), in image
+    pixels: ``width`` columns from column ``x``, ``height`` rows from row ``y``; negative ``width`` or
+    ``height``: flipped horizontally or vertically."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.x},{self.y},{self.width},{self.height}"
+
+
 @dataclass(frozen=True)
 class Viewport:
     width: int
     height: int
+    region: SourceRegion | None = None
+
+    def __str__(self) -> str:
+        return f"{self.width},{self.height}" + ("" if self.region is None else f",{self.region}")
+
+
+def _whole(text: str, part: str, what: str) -> int:
+    try:
+        value = float(part)
+    except ValueError:
+        raise Invalid(f"viewport {text!r}: {what} {part!r} is not a number.") from None
+    if not np.isfinite(value) or abs(value) > MAX_VIEWPORT:
+        raise Invalid(
+            f"viewport {text!r}: {what} {part!r} must be between -{MAX_VIEWPORT} and {MAX_VIEWPORT}."
+        )
+    return int(round(value))
 
 
 def parse_viewport(text: str | None) -> Viewport | None:
-    """``"VW,VH"`` (PS3.18 Table 8.3.5-1, pixels) -> :class:`Viewport`; None when absent."""
+    """``"VW,VH"`` or ``"VW,VH,SX,SY,SW,SH"`` (PS3.18 Table 8.3.5-1, pixels) -> :class:`Viewport`; None when
+    absent. VW and VH are whole numbers from 1 to 65535; SX and SY at least 0, SW and SH not 0 (negative:
+    flipped); the source values may have decimals (rounded to the nearest pixel)."""
     if text is None or text == "":
         return None
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 6:
-        raise Invalid(f"viewport {text!r}: a source region (VW,VH,SX,SY,SW,SH) is not supported; use VW,VH.")
-    if len(parts) != 2:
-        raise Invalid(f"viewport {text!r} must be WIDTH,HEIGHT in pixels (e.g. 1024,1024).")
+    if len(parts) not in (2, 6):
+        raise Invalid(
+            f"viewport {text!r} must be WIDTH,HEIGHT in pixels (e.g. 1024,1024), or WIDTH,HEIGHT,SX,SY,SW,SH "
+            "with a source rectangle (e.g. 512,512,0,0,1024,1024)."
+        )
     try:
         width, height = int(parts[0]), int(parts[1])
     except ValueError:
@@ -91,7 +138,35 @@ def parse_viewport(text: str | None) -> Viewport | None:
         ) from None
     if not (1 <= width <= MAX_VIEWPORT and 1 <= height <= MAX_VIEWPORT):
         raise Invalid(f"viewport {text!r}: width and height must be between 1 and {MAX_VIEWPORT}.")
-    return Viewport(width, height)
+    if len(parts) == 2:
+        return Viewport(width, height)
+    sx, sy = _whole(text, parts[2], "SX"), _whole(text, parts[3], "SY")
+    sw, sh = _whole(text, parts[4], "SW"), _whole(text, parts[5], "SH")
+    if sx < 0 or sy < 0:
+        raise Invalid(f"viewport {text!r}: SX and SY (the source rectangle's top left) must be 0 or more.")
+    if sw == 0 or sh == 0:
+        raise Invalid(f"viewport {text!r}: SW and SH (the source rectangle's size) must not be 0.")
+    return Viewport(width, height, SourceRegion(sx, sy, sw, sh))
+
+
+def source_region(pixels: np.ndarray, region: SourceRegion, viewport: Viewport | None = None) -> np.ndarray:
+    """The rectangle ``region`` of a 2-D image, clipped to it, flipped where its width or height is negative.
+
+    Raises :class:`~radgate.errors.Invalid` (400) when the rectangle starts outside the image."""
+    rows, cols = pixels.shape[:2]
+    if region.x >= cols or region.y >= rows:
+        raise Invalid(
+            f"viewport {str(viewport or region)!r}: the source rectangle starts at column {region.x}, "
+            f"row {region.y}, outside the image of {cols} x {rows} pixels; SX must be below {cols} and SY "
+            f"below {rows}."
+        )
+    bottom, right = min(rows, region.y + abs(region.height)), min(cols, region.x + abs(region.width))
+    out = pixels[region.y : bottom, region.x : right]
+    if region.width < 0:
+        out = out[:, ::-1]
+    if region.height < 0:
+        out = out[::-1]
+    return out
 
 
 def fit_viewport(rows: int, columns: int, viewport: Viewport | None) -> tuple[int, int]:
@@ -168,6 +243,18 @@ def encode_png(gray8: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def png_from_pixels(pixels: np.ndarray, viewport: Viewport | None = None) -> bytes:
+    """The PNG of display values in [0, 1] (:func:`rendered_pixels`): the viewport's source rectangle when it
+    has one, scaled to fit the viewport, rounded to 8 bits."""
+    if pixels.ndim == 2:
+        if viewport is not None and viewport.region is not None:
+            pixels = source_region(pixels, viewport.region, viewport)
+        rows, cols = fit_viewport(pixels.shape[0], pixels.shape[1], viewport)
+        if (rows, cols) != pixels.shape:
+            pixels = np.clip(resize_area(pixels, rows, cols), 0.0, 1.0)
+    return encode_png(np.rint(pixels * 255.0).astype(np.uint8))
+
+
 def render_png(
     ds: Dataset,
     window: Window | None = None,
@@ -175,10 +262,6 @@ def render_png(
     max_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     viewport: Viewport | None = None,
 ) -> bytes:
-    """The PNG of WADO-RS rendered: display values at ``window``, scaled to fit ``viewport``."""
-    pixels = rendered_pixels(ds, window, frame, max_bytes)
-    if pixels.ndim == 2:
-        rows, cols = fit_viewport(pixels.shape[0], pixels.shape[1], viewport)
-        if (rows, cols) != pixels.shape:
-            pixels = np.clip(resize_area(pixels, rows, cols), 0.0, 1.0)
-    return encode_png(np.rint(pixels * 255.0).astype(np.uint8))
+    """The PNG of WADO-RS rendered: display values at ``window``, the viewport's source rectangle, scaled to
+    fit ``viewport``."""
+    return png_from_pixels(rendered_pixels(ds, window, frame, max_bytes), viewport)

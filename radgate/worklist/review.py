@@ -42,7 +42,7 @@ from radgate.results.review import MAX_TEXT
 from radgate.storage import blobs_for
 from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import record_label
-from radgate.worklist.render import encode_png, header_window
+from radgate.worklist.render import encode_png, header_window, window_param
 from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
 from radgate.worklist.tables import ReviewRead
 
@@ -90,6 +90,13 @@ class ReviewView:
     final_label: int | None  # the study's final read, if read
     model_name: str | None = None  # of the visible (released or withheld) result shown
     model_version: str | None = None
+
+    @property
+    def window_param(self) -> str | None:
+        """The ``window`` the page asks WADO-RS rendered for (the one string the pre-render uses too)."""
+        if self.window_center is None or self.window_width is None:
+            return None
+        return window_param(self.window_center, self.window_width)
 
 
 @dataclass(frozen=True)
