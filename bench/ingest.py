@@ -22,6 +22,7 @@ Targets (issue 15): radgate >= 1.0x Orthanc with one association; >= 0.5x stores
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -127,11 +128,28 @@ def orthanc() -> Iterator[tuple[int, str]]:
         yield server.dicom_port, "ORTHANC"
 
 
+_TEMPLATES: dict[Path, Path] = {}
+
+
+def initialised_data_dir(checkout: Path, env: dict[str, str]) -> Path:
+    """A fresh data directory: a copy of one made by ``radgate init`` once per checkout and run (init
+    migrates the database, which takes seconds; copying it takes milliseconds)."""
+    template = _TEMPLATES.get(checkout)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="bench-radgate-init-")) / "data"
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        subprocess.run([RADGATE, "init", str(template)], env=env, check=True, capture_output=True)
+        _TEMPLATES[checkout] = template
+    data = Path(tempfile.mkdtemp(prefix="bench-radgate-")) / "data"
+    shutil.copytree(template, data)
+    return data
+
+
 @contextlib.contextmanager
 def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
-    data = Path(tempfile.mkdtemp(prefix="bench-radgate-"))
     env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
     env.pop("RADGATE_CONFIG", None)
+    data = initialised_data_dir(checkout, env)
     argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
     argv += ["--log-format", "json"]  # one JSON object per event; the "listening" one has the ports
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -148,7 +166,7 @@ def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
     finally:
         proc.terminate()
         proc.wait()
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 RECEIVERS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[int, str]]]] = {
