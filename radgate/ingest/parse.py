@@ -8,6 +8,7 @@ patient data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -18,8 +19,10 @@ from typing import Any
 
 import pydicom
 import pydicom.config
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
@@ -104,6 +107,21 @@ class ParsedInstance:
         return hashlib.sha256(memoryview(self.data)[self.body_offset :]).hexdigest()
 
 
+@functools.cache
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"{keyword!r} is not a DICOM keyword (pydicom's data dictionary).")
+    return Tag(tag)
+
+
+def _value(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)``, looked up by tag: the same value, without pydicom's keyword lookup each time
+    (a tenth of the cost, and the header features read some forty attributes per instance)."""
+    elem = ds.get(_tag(keyword))
+    return None if elem is None else elem.value
+
+
 def get_value(ds: Dataset, keyword: str) -> Any:
     """``ds.get(keyword)`` that never raises: None when absent or not decodable as its VR.
 
@@ -111,7 +129,7 @@ def get_value(ds: Dataset, keyword: str) -> Any:
     encoded as FD) raises on first access, wherever that is.
     """
     try:
-        return ds.get(keyword)
+        return _value(ds, keyword)
     except Exception:
         return None
 
@@ -127,7 +145,7 @@ def _sop_uid(ds: Dataset) -> str | None:
 
 def _check_uid(ds: Dataset, keyword: str) -> str:
     try:
-        value = ds.get(keyword)
+        value = _value(ds, keyword)
     except Exception as exc:
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
@@ -167,7 +185,7 @@ def _check_image_integers(ds: Dataset) -> None:
     """Rows, Columns, Bits Allocated/Stored, Samples per Pixel: absent, or one readable integer each."""
     for keyword in IMAGE_INTEGERS:
         try:
-            value = ds.get(keyword)
+            value = _value(ds, keyword)
         except Exception as exc:
             raise IngestRejection(
                 Status.CANNOT_UNDERSTAND,
