@@ -12,10 +12,11 @@ medians of instances/s and the median of the per-round ratios:
   instance sent to the last one acknowledged, i.e. stored (radgate acknowledges an instance only once its
   file is fsync'd and its row committed).
 
-Receivers: radgate as ``radgate serve`` with its defaults (SQLite with synchronous=FULL, fsync of every
-instance); Orthanc (Debian package: files + SQLite index, its defaults, ``TcpNoDelay``); DCMTK storescp
-(writes files, no fsync, no database: the upper bound on this machine). Every DCMTK tool gets
-``TCP_NODELAY=1`` (shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback).
+Receivers: radgate as ``radgate serve`` with its defaults (SQLite; each instance acknowledged once the ingest
+journal holding it is fsync'd; the data directory a copy of one ``radgate init`` made per checkout and run);
+Orthanc (Debian package: files + SQLite index, its defaults, ``TcpNoDelay``); DCMTK storescp (writes files,
+no fsync, no database: the upper bound on this machine). Every DCMTK tool gets ``TCP_NODELAY=1``
+(shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback).
 Targets (issue 15): radgate >= 1.0x Orthanc with one association; >= 0.5x storescp with four.
 """
 
