@@ -40,6 +40,7 @@ __all__ = [
     "ResultsSettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "TlsSettings",
     "iter_keys",
     "load_settings",
@@ -106,6 +107,17 @@ class IngestSettings(_Section):
     # Rows x Columns x Samples x Frames x Bits Allocated, checked before decoding
     max_decoded_bytes: Int = 1024**3
     max_inflated_bytes: Int = 512 * 1024**2  # a Deflated transfer syntax dataset, inflated
+
+
+class StoreSettings(_Section):
+    """Where instance files live (:mod:`radgate.storage`); S3 credentials come from the AWS_* environment
+    variables or boto3's other sources, never from this file."""
+
+    backend: Str = "filesystem"  # filesystem: DATA_DIR/instances | s3: an S3-compatible object store
+    s3_endpoint_url: Str = ""  # empty: AWS's own endpoint for s3_region
+    s3_bucket: Str = ""
+    s3_prefix: Str = ""  # keys are PREFIX + <Study>/<Series>/<SOP>.<digest>.dcm
+    s3_region: Str = ""  # empty: boto3's default (AWS_DEFAULT_REGION, ~/.aws/config)
 
 
 class AssemblySettings(_Section):
@@ -236,6 +248,7 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     assembly: AssemblySettings = Field(default_factory=AssemblySettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
@@ -457,6 +470,9 @@ def _check(settings: Settings) -> None:
         "assembly.incomplete_policy", settings.assembly.incomplete_policy, ("wait", "process_partial", "skip")
     )
     _choice("results.release", settings.results.release, ("immediate", "after_review"))
+    _choice("store.backend", settings.store.backend, ("filesystem", "s3"))
+    if settings.store.backend == "s3" and not settings.store.s3_bucket:
+        raise _Bad("store.s3_bucket", 'store.s3_bucket is empty but store.backend is "s3"; name the bucket.')
     _check_monitoring(settings.monitoring)
     for port_key in ("dicom_port", "http_port"):
         port = getattr(settings.server, port_key)

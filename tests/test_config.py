@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 def test_every_key_is_documented() -> None:
     text = DOC.read_text()
-    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, flags=re.M))
+    documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", text, flags=re.M))
     keys = {key for key, _ in iter_keys()}
     assert keys - documented == set(), f"undocumented settings: {sorted(keys - documented)}"
     assert documented - keys == set(), f"documented settings that do not exist: {sorted(documented - keys)}"

@@ -214,3 +214,29 @@ def test_decide_records_off_deployments_too(tmp_path: Path, settings: Settings, 
         deployment = get_deployment(s, "ptx")
     decision = decide(features_from_dataset(make_dx(view="LL")), deployment)
     assert (decision.decision, decision.reason) == ("off", "deployment is off (and ViewPosition LL is not in PA, AP)")
+
+
+def test_a_series_of_unfit_images_names_each_failed_rule_once() -> None:
+    """A child's PA + lateral series: the lateral fails on view and age, the PA on age alone.
+
+    The demo's routing table showed "age 9Y outside 18–120" twice in one cell (each instance's reasons
+    joined whole); each failed rule is named once, in the order first met.
+    """
+    from datetime import UTC, datetime
+
+    from radgate.routing.deployment import Deployment
+    from radgate.routing.router import decide_series
+
+    now = datetime.now(UTC)
+    deployment = Deployment(
+        id=1, name="d", model_version_id=1, model_name=MANIFEST.model.name, model_version=MANIFEST.model.version,
+        site="s", mode="live", destinations=(), overrides=(), drop_rules=(), manifest=MANIFEST,
+        created_at=now, updated_at=now, rules=tuple(RULES),
+    )
+    series = [
+        ("1.2.3.1", features_from_dataset(make_dx(view="LL", age="009Y"))),  # type: ignore[arg-type]
+        ("1.2.3.2", features_from_dataset(make_dx(view="PA", age="009Y"))),  # type: ignore[arg-type]
+    ]
+    decision = decide_series(series, deployment)
+    assert decision.decision == "not_applicable"
+    assert decision.reason == "ViewPosition LL is not in PA, AP; age 9Y outside 18–120"

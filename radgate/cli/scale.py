@@ -81,6 +81,9 @@ def worker(
     from radgate.db import database_for
 
     db = database_for(settings)  # refuses a missing data directory and a schema that is behind
+    from radgate.services.startup import check_store
+
+    check_store(settings)  # an S3 bucket that is missing or out of reach: one line, nothing started
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

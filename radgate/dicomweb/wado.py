@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from radgate.db import Instance, Series
 from radgate.db.queries import newest_instances
+from radgate.storage import BlobStore
 
 __all__ = [
     "FrameAnswer",
@@ -37,9 +38,10 @@ __all__ = [
 
 
 def instance_paths(
-    s: Session, store_root: Path, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    s: Session, blobs: BlobStore, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> list[Path]:
-    """Files of the newest revision of each matching instance, in series then instance order."""
+    """Local files (cached copies, with an object store) of the newest revision of each matching instance,
+    in series then instance order."""
     if series_uid is not None:
         series_uids = [series_uid]
     else:
@@ -56,7 +58,7 @@ def instance_paths(
         if sop_uid is not None:
             query = query.where(Instance.SOPInstanceUID == sop_uid)
         query = query.order_by(Instance.InstanceNumber, Instance.SOPInstanceUID)
-        paths += [store_root / row.path for row in s.scalars(query)]
+        paths += [blobs.local_path(row.path) for row in s.scalars(query)]
     return paths
 
 

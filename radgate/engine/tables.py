@@ -117,7 +117,13 @@ class Prediction(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    # The job that produced it (migration p110); NULL for scores made outside the engine's queue
+    # (``radgate score --into-db``) and once a job row is deleted. The deployment is reached through the job
+    # (``fk_jobs_deployment``): ``predictions.deployment`` has no key of its own, since retrospective rows
+    # name ``retro:MODEL:VERSION``, which nothing routes to and no deployments row holds.
+    job_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("jobs.id", name="fk_predictions_job", ondelete="SET NULL"), index=True
+    )
     StudyInstanceUID: Mapped[str] = mapped_column(UID, index=True)
     SeriesInstanceUID: Mapped[str] = mapped_column(UID)
     SOPInstanceUID: Mapped[str] = mapped_column(UID)  # the image whose score is the series score

@@ -71,6 +71,7 @@ from radgate.routing.deployment import (
     sync_deployments,
 )
 from radgate.routing.features import FEATURE_KEYWORDS
+from radgate.storage import blobs_for
 
 __all__ = ["PUBLISH_QUEUED", "Engine", "EngineOptions", "InputError"]
 
@@ -435,7 +436,7 @@ class Engine:
         instances = instances[: self.options.max_images_per_series]
         decode_ms = preprocess_ms = 0.0
         tensors, kept, skipped = [], [], []
-        store = Path(self.settings.store_dir)
+        blobs = blobs_for(self.settings)
         prep = model.manifest.preprocessing
         max_bytes = self.settings.ingest.max_decoded_bytes
         for instance in instances:
@@ -449,7 +450,7 @@ class Engine:
                 continue
             try:
                 # Untrusted pixel data, guarded and bounded: a decoder panic fails this image, not the worker.
-                ds = read_dataset(store / rel_path)
+                ds = read_dataset(blobs.local_path(rel_path))
                 decode_pixels(ds, max_bytes=max_bytes)  # decode now so the decode time is measured apart
                 decode_ms += _ms(start)
                 start = time.perf_counter()

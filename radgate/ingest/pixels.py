@@ -29,6 +29,7 @@ from radgate.imaging.decode import (
 )
 from radgate.ingest.parse import Status
 from radgate.ingest.store import InstanceStore
+from radgate.storage import BlobStoreError
 
 __all__ = ["DecodedHook", "PixelChecker"]
 
@@ -66,7 +67,8 @@ class PixelChecker(PeriodicService):
     def check(self, instance: Instance) -> str | None:
         """Decode the instance's pixel data; return None when fine, else the reason it does not decode.
 
-        Never raises (but for KeyboardInterrupt/SystemExit). A decoded image is handed to each
+        Never raises (but for KeyboardInterrupt/SystemExit, and :class:`BlobStoreError` while the object store
+        cannot be reached: then the instance is checked later). A decoded image is handed to each
         ``on_decoded`` hook (e.g. the engine's tensor prewarmer); a hook that fails is logged in one line
         and never marks the instance undecodable.
         """
@@ -101,6 +103,9 @@ class PixelChecker(PeriodicService):
         for instance in pending:
             try:
                 reason = self.check(instance)
+            except BlobStoreError as exc:  # the object store is away: not the image's fault; check it later
+                log.warning("Pixel check paused: %s", exc.reason)
+                return 0
             except BaseException as exc:  # check() guards everything; this is the last line of defence
                 if isinstance(exc, FATAL_EXCEPTIONS):
                     raise

@@ -13,6 +13,13 @@ its file once recovery has run; an unreferenced file it leaves is replaced by th
 instance. A first copy is written straight to its path; any other goes through ``.incoming`` and a rename.
 Instances arriving together share one commit (group commit).
 
+With ``store.backend = "s3"`` (:mod:`radgate.storage.s3`) the bytes go to the object store instead, under a
+key named by their digest (``<Study>/<Series>/<SOP>.<sha256[:16]>.dcm``, never overwritten), outside the
+commit lock; once PutObject has returned they are durable, the row commits (synchronously) and the instance is
+acknowledged. The ingest journal is not used there: it makes bytes durable on this machine's disk only,
+which the workers on other machines cannot read, and replaying it needs this machine back; the object store
+already is the durable copy, and a row is never committed before its object exists.
+
 Duplicates: the same SOPInstanceUID with the same dataset bytes (file meta excluded, since it differs by
 sender) is a success that stores nothing. The same UID with different bytes becomes revision N+1; earlier
 revisions are kept and never overwritten.
@@ -51,6 +58,7 @@ from radgate.ingest.parse import (
     parse_part10,
 )
 from radgate.logs import REPORTED
+from radgate.storage import BlobStoreError, FilesystemBlobs, blobs_for
 
 __all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
 
@@ -104,10 +112,11 @@ class _Pending:
     parsed: ParsedInstance
     source: str
     calling_ae: str | None
-    current: Path  # where its bytes are now: the temporary file, then the final path
+    current: Path | None  # where its bytes are now: the temporary file, then the final path (None: object)
     final: Path | None = None
     placed: Path | None = None  # written straight to its revision-1 path, file and directory fsync'd
     journal: bool = False  # made durable by the ingest journal (its file is not fsync'd on the way)
+    key: str | None = None  # put in the object store under this key already (store.backend = "s3")
     digest: str | None = None
     outcome: StoreOutcome | None = None
     error: BaseException | None = None
@@ -127,6 +136,8 @@ class InstanceStore:
         self.settings = settings
         self.db = db
         self.root = settings.store_dir
+        self.blobs = blobs_for(settings)
+        self._objects = not isinstance(self.blobs, FilesystemBlobs)  # an object store: no files of ours
         self.tmp = self.root / ".incoming"
         self.tmp.mkdir(parents=True, exist_ok=True)
         settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -147,8 +158,14 @@ class InstanceStore:
         self._checkpointer: threading.Thread | None = None
         self._wake = threading.Event()
         self._closing = False
-        if self._fsync:
+        if self._fsync and not self._objects:  # an object store is durable itself (see the module docstring)
             self._open_journal()
+        elif self._objects and any((settings.data_dir / "journal").glob("*.jnl")):
+            log.warning(
+                "The ingest journal in %s holds instances from the filesystem backend; start once with "
+                'store.backend = "filesystem" to replay it',
+                settings.data_dir / "journal",
+            )
 
     # ----------------------------------------------------------------- journal
     def _open_journal(self) -> None:
@@ -214,14 +231,7 @@ class InstanceStore:
                 return 0
         except OSError:
             pass
-        self._ensure_dir(target.parent)
-        tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
-        try:
-            self._write_durably(tmp_path, payload)
-            os.replace(tmp_path, target)
-            self._fsync_dir(target.parent)
-        finally:
-            tmp_path.unlink(missing_ok=True)
+        self.blobs.put(max(copies, key=lambda r: r.revision).path, payload)
         return 1
 
     @contextmanager
@@ -343,6 +353,8 @@ class InstanceStore:
             failure = IngestRejection(Status.OUT_OF_RESOURCES, _storage_failure(exc), parsed.SOPInstanceUID)
             if _is_disk_full(exc):
                 log.error("Storing SOPInstanceUID %s failed: %s", parsed.SOPInstanceUID, failure.reason)
+            elif isinstance(exc, BlobStoreError):
+                log.error("Storing SOPInstanceUID %s failed: %s", parsed.SOPInstanceUID, exc.reason)
             else:
                 log.exception("Storing SOPInstanceUID %s failed", parsed.SOPInstanceUID)
             return self.reject(None, failure, source=source, calling_ae=calling_ae, origin=origin)
@@ -407,7 +419,8 @@ class InstanceStore:
             log.exception("Could not record a refusal")
 
     def path_of(self, instance: Instance) -> Path:
-        return self.root / instance.path
+        """A local file with the instance's bytes (a cached copy of the object with an object store)."""
+        return self.blobs.local_path(instance.path)
 
     # ----------------------------------------------------------------- helpers
     def _check_acceptable(
@@ -471,6 +484,8 @@ class InstanceStore:
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
         # One instance's file is written by one thread at a time (two copies of the same SOPInstanceUID
         # arriving at once wait for each other); different instances proceed in parallel.
+        if self._objects:
+            return self._store_object(parsed, source=source, calling_ae=calling_ae)
         journaled = self._journal is not None and len(parsed.data) <= MAX_RECORD_BYTES
         with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
             item = self._write_placed(parsed, source, calling_ae, sync=not journaled)
@@ -484,6 +499,23 @@ class InstanceStore:
                     outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path, journal=journaled))
                 finally:
                     tmp_path.unlink(missing_ok=True)
+        if outcome.outcome == "revision":
+            log.warning(
+                "SOPInstanceUID %s received again with different content: kept as revision %d",
+                parsed.SOPInstanceUID,
+                outcome.revision,
+            )
+        return outcome
+
+    def _store_object(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
+        """The object store: PutObject (outside the commit lock; skipped when the object is there already),
+        then the row in the group commit. A put that fails raises before any row is written; a commit that
+        fails leaves an unreferenced object, which the next store of the same bytes finds and indexes."""
+        key = object_key(parsed)
+        with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
+            if not self.blobs.exists(key):
+                self.blobs.put(key, parsed.data)
+            outcome = self._commit(_Pending(parsed, source, calling_ae, None, key=key))
         if outcome.outcome == "revision":
             log.warning(
                 "SOPInstanceUID %s received again with different content: kept as revision %d",
@@ -634,6 +666,14 @@ class InstanceStore:
         parsed = it.parsed
         digest = it.digest = parsed.sha256
         existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
+        if it.key is not None:  # already in the object store: index it (the same bytes again: a duplicate)
+            if any(row.sha256 == digest for row in existing):
+                return self._outcome("duplicate", parsed, max(r.revision for r in existing))
+            revision = max((r.revision for r in existing), default=0) + 1
+            self._index(s, parsed, digest, revision, it.key, utcnow(), it.source, it.calling_ae)
+            s.flush()
+            return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
+        assert it.current is not None
         if any(row.sha256 == digest for row in existing):
             same = max(r.revision for r in existing if r.sha256 == digest)
             if it.placed and same != 1:  # the file written in place is not that revision's: remove it
@@ -649,7 +689,9 @@ class InstanceStore:
         if it.current != final:
             os.replace(it.current, final)
         it.current = it.final = final
-        self._index(s, parsed, digest, revision, final, utcnow(), it.source, it.calling_ae)
+        self._index(
+            s, parsed, digest, revision, str(final.relative_to(self.root)), utcnow(), it.source, it.calling_ae
+        )
         s.flush()  # a later instance of the same batch sees this row (duplicates, revisions)
         return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
 
@@ -671,7 +713,7 @@ class InstanceStore:
         parsed: ParsedInstance,
         digest: str,
         revision: int,
-        final: Path,
+        path: str,
         now: datetime,
         source: str,
         calling_ae: str | None,
@@ -699,7 +741,7 @@ class InstanceStore:
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
                 InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
                 TransferSyntaxUID=parsed.TransferSyntaxUID,
-                path=str(final.relative_to(self.root)),
+                path=path,
                 size=len(parsed.data),
                 sha256=digest,
                 received_at=now,
@@ -770,6 +812,13 @@ class InstanceStore:
         s.flush()
 
 
+def object_key(parsed: ParsedInstance) -> str:
+    """An instance's key in an object store: named by its digest, so a key is never written twice with
+    different bytes (a revision gets its own key) and a resend of the same bytes finds its object."""
+    series = f"{parsed.StudyInstanceUID}/{parsed.SeriesInstanceUID}"
+    return f"{series}/{parsed.SOPInstanceUID}.{parsed.sha256[:16]}.dcm"
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     import errno
 
@@ -784,6 +833,8 @@ def _storage_failure(exc: BaseException) -> str:
         return (
             "radgate's disk is full; the instance was not stored. The sender may retry once space is freed."
         )
+    if isinstance(exc, BlobStoreError):  # the operator's log has exc.reason (endpoint, bucket, what failed)
+        return "radgate's object store is unavailable; the instance was not stored. The sender may retry."
     return f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry."
 
 

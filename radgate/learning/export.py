@@ -33,6 +33,7 @@ from radgate.learning.compare import _deployment
 from radgate.learning.deid import Deidentifier, DeidOptions
 from radgate.results.outbox import results_store
 from radgate.results.tables import OutboxItem
+from radgate.storage import blobs_for
 from radgate.validation.truth import reference_labels
 
 __all__ = ["ExportSummary", "export_dataset"]
@@ -107,12 +108,13 @@ def export_dataset(
     by_study = reference_labels(db, [p.StudyInstanceUID for p in preds]) if labels else {}
     rows = []
     results_dir = results_store(settings.data_dir)
+    blobs = blobs_for(settings)
     for p in preds:
         written = 0
         for inst in instances.get(p.SeriesInstanceUID, []):
             written += _export_file(
                 deid,
-                settings.store_dir / inst.path,
+                blobs.local_path(inst.path),
                 dicom_dir,
                 summary,
                 clean=False,

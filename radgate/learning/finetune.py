@@ -61,6 +61,7 @@ from radgate.models.package import write_package
 from radgate.models.registry import add_model, get_model, open_model
 from radgate.routing.deployment import get_deployment
 from radgate.stats import delong, threshold_for_sensitivity
+from radgate.storage import blobs_for
 from radgate.validation.truth import reference_labels
 
 __all__ = ["FineTuned", "SiteCases", "finetune_model", "site_cases"]
@@ -140,7 +141,7 @@ def site_cases(
     by_series = reference_labels(db, [r[1] for r in rows])
     by_study = reference_labels(db, [r[0] for r in rows])
     cache = TensorCache(Path(settings.data_dir))
-    store = Path(settings.store_dir)
+    blobs = blobs_for(settings)
     xs: list[np.ndarray] = []
     ys: list[int] = []
     scanners: list[str] = []
@@ -156,7 +157,7 @@ def site_cases(
         tensor = cache.get(prep, sop, sha)
         if tensor is None:
             try:
-                ds = read_dataset(store / path)
+                ds = read_dataset(blobs.local_path(path))
                 tensor = to_tensor(to_display(ds, max_bytes=settings.ingest.max_decoded_bytes), prep)
             except (DecodeError, ValueError, OSError):
                 skipped += 1

@@ -147,7 +147,7 @@ def write_cases(
                 score = float(scores[i])
                 predictions.append(
                     {
-                        "job_id": i + 1,
+                        "job_id": None,  # simulated: no engine job
                         "StudyInstanceUID": study,
                         "SeriesInstanceUID": series,
                         "SOPInstanceUID": sop,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,10 @@ from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance
 from radgate.db.lease import LeasedQueue
+from radgate.db.queries import newest_instances
 from radgate.engine.tables import Prediction
 from radgate.engine.worker import PUBLISH_QUEUED
-from radgate.imaging import to_display
+from radgate.imaging import DisplayImage, to_display
 from radgate.inference.explain import ExplanationMap
 from radgate.models import get_model
 from radgate.models.manifest import Manifest
@@ -40,16 +42,20 @@ from radgate.results.outbox import deliver_pending, results_store
 from radgate.results.publish import publish
 from radgate.results.send import Destination, destinations_from_settings, parse_destination
 from radgate.routing.tables import DeploymentRow
+from radgate.storage import blobs_for
 
 __all__ = [
     "OUTBOX_QUEUED",
     "INTENTS",
     "OutboxWorker",
     "Publisher",
+    "ScoredImage",
     "ResultsWorker",
     "publish_pending",
     "region_from_map",
+    "result_for",
     "result_identity",
+    "scored_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +98,57 @@ def region_from_map(
     return ((left, top), (right, top), (right, bottom), (left, bottom))
 
 
+@dataclass(frozen=True)
+class ScoredImage:
+    """A prediction's scored source image as stored, with what every result object for it is built from."""
+
+    manifest: Manifest
+    dataset: pydicom.Dataset
+    display: DisplayImage  # the VOI the model saw (radgate.imaging.to_display)
+    explanation: np.ndarray | None  # the explanation map, when one was stored
+
+
+def scored_image(session: Session, settings: Settings, prediction: Prediction) -> ScoredImage:
+    """Read ``prediction``'s source image (newest revision), its display VOI and its explanation map."""
+    manifest = get_model(session, prediction.model_name, prediction.model_version).manifest
+    instance = session.scalars(
+        newest_instances(prediction.SeriesInstanceUID).where(
+            Instance.SOPInstanceUID == prediction.SOPInstanceUID
+        )
+    ).first()
+    if instance is None:
+        raise LookupError(f"Source image {prediction.SOPInstanceUID} of the prediction is not in the store.")
+    ds = pydicom.dcmread(blobs_for(settings).local_path(instance.path))
+    display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
+    explanation = None
+    if prediction.explanation_path:
+        path = Path(settings.data_dir) / prediction.explanation_path
+        if path.is_file():
+            explanation = ExplanationMap.load(path).values
+    return ScoredImage(manifest, ds, display, explanation)
+
+
+def result_for(
+    prediction: Prediction, source: ScoredImage, findings: Sequence[AIFinding], *, with_explanation: bool
+) -> AIResult:
+    """The :class:`AIResult` of ``prediction`` with ``findings`` (the AI's, or a radiologist's revision)."""
+    explanations = {}
+    if with_explanation and source.explanation is not None:
+        explanations = {prediction.SOPInstanceUID: source.explanation}
+    return AIResult(
+        model_name=prediction.model_name,
+        model_version=prediction.model_version,
+        model_sha256=prediction.model_sha256,
+        synthetic=source.manifest.model.synthetic_training_data,
+        task=source.manifest.model.task,
+        findings=tuple(findings),
+        window_center=source.display.window_center,
+        window_width=max(source.display.window_width, 1.0),
+        voi_source=source.display.voi_source,
+        explanations=explanations,
+    )
+
+
 class Publisher:
     """Builds a released prediction's DICOM SR (TID 1500) + GSPS, optionally a heatmap SC, into the outbox."""
 
@@ -114,40 +171,13 @@ class Publisher:
             # reviewed it; the review writes the VERIFIED report (radgate.worklist.writeback.publish_review).
             log.info("prediction %d: held for review (results.release = after_review)", prediction.id)
             return
-        model = get_model(session, prediction.model_name, prediction.model_version)
-        manifest = model.manifest
-        instance = session.scalars(
-            select(Instance)
-            .where(Instance.SOPInstanceUID == prediction.SOPInstanceUID)
-            .order_by(Instance.revision.desc())
-        ).first()
-        if instance is None:
-            raise LookupError(
-                f"Source image {prediction.SOPInstanceUID} of the prediction is not in the store."
-            )
-        ds = pydicom.dcmread(self.settings.store_dir / instance.path)
-        display = to_display(ds)
-        explanation = None
-        if prediction.explanation_path:
-            path = Path(self.settings.data_dir) / prediction.explanation_path
-            if path.is_file():
-                explanation = ExplanationMap.load(path).values
-        findings = self._findings(manifest, prediction, int(ds.Rows), int(ds.Columns), explanation)
+        source = scored_image(session, self.settings, prediction)
+        ds, explanation = source.dataset, source.explanation
+        findings = self._findings(source.manifest, prediction, int(ds.Rows), int(ds.Columns), explanation)
         if not findings:
             log.info("prediction %d: no finding is reported (incidental rule); nothing sent", prediction.id)
             return
-        result = AIResult(
-            model_name=prediction.model_name,
-            model_version=prediction.model_version,
-            model_sha256=prediction.model_sha256,
-            synthetic=manifest.model.synthetic_training_data,
-            task=manifest.model.task,
-            findings=tuple(findings),
-            window_center=display.window_center,
-            window_width=max(display.window_width, 1.0),
-            voi_source=display.voi_source,
-            explanations={prediction.SOPInstanceUID: explanation} if explanation is not None else {},
-        )
+        result = result_for(prediction, source, findings, with_explanation=True)
         deployment = session.scalars(
             select(DeploymentRow).where(DeploymentRow.name == prediction.deployment)
         ).first()

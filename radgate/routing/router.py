@@ -47,10 +47,14 @@ class RoutingDecision:
 
 def evaluate_rules(rules: Sequence[Rule], features: Mapping[str, Any]) -> tuple[bool, str]:
     """``(True, what matched)`` or ``(False, every failed rule's reason joined by '; ')``."""
-    failures = [reason for rule in rules if (reason := rule.check(features)) is not None]
+    failures = _failures(rules, features)
     if failures:
         return False, "; ".join(failures)
     return True, "fits " + "; ".join(rule.describe() for rule in rules)
+
+
+def _failures(rules: Sequence[Rule], features: Mapping[str, Any]) -> list[str]:
+    return [reason for rule in rules if (reason := rule.check(features)) is not None]
 
 
 def decide(features: Mapping[str, Any], deployment: Deployment) -> RoutingDecision:
@@ -83,8 +87,10 @@ def decide_series(
         reason = "deployment is off" + ("" if not unfit else f" (and {first.reason})")
     elif not fitting:
         decision = "not_applicable"
-        reasons = list(dict.fromkeys(i.reason for i in unfit))  # distinct, in order
-        reason = "; ".join(reasons)
+        # each failed rule named once, in the order first met (a child's PA + lateral series fails on age
+        # twice: the reason says so once)
+        failed = dict.fromkeys(f for _, features in instances for f in _failures(deployment.rules, features))
+        reason = "; ".join(failed)
     else:
         decision = "matched"
         reason = fitting[0].reason

@@ -169,7 +169,6 @@ def select_inputs(settings: Settings, db: Database | None, request: ScoreRequest
     from radgate.db.queries import newest_instances
     from radgate.db.schema import Instance, Study
 
-    store = Path(settings.store_dir)
     with db.session() as s:
         query = newest_instances(None)
         if request.study_list is not None:
@@ -179,16 +178,25 @@ def select_inputs(settings: Settings, db: Database | None, request: ScoreRequest
             since = request.since.strftime("%Y%m%d")
             studies = select(Study.StudyInstanceUID).where(Study.StudyDate >= since)
             query = query.where(Instance.StudyInstanceUID.in_(studies))
-        return [{"path": str(store / i.path)} for i in s.scalars(query)]
+        # keys in the instance store: each task opens its own (a file, or an object read through the cache)
+        return [{"path": i.path} for i in s.scalars(query)]
 
 
 # -- Ray tasks ------------------------------------------------------------------------------------------
 
 
 def prepare_batch(
-    batch: dict[str, np.ndarray], prep: Any, rules: Sequence[Any], max_bytes: int
+    batch: dict[str, np.ndarray],
+    prep: Any,
+    rules: Sequence[Any],
+    max_bytes: int,
+    store: dict[str, Any] | None = None,
+    data_dir: str = "",
 ) -> dict[str, np.ndarray]:
-    """Read, route, decode and preprocess each file of ``batch["path"]`` (a Ray Data task)."""
+    """Read, route, decode and preprocess each file of ``batch["path"]`` (a Ray Data task).
+
+    ``store`` (the ``[store]`` section, for inputs from the index): the paths are keys in that instance
+    store, opened from the task's machine; without it they are files."""
     from radgate.imaging import to_display
     from radgate.imaging.decode import DecodeError, decode_pixels, read_dataset
     from radgate.inference.preprocess import to_tensor
@@ -198,13 +206,19 @@ def prepare_batch(
     rows: dict[str, list[Any]] = {k: [] for k in _KEEP}
     tensors: list[np.ndarray] = []
     empty = np.zeros((prep.channels, prep.height, prep.width), dtype=np.float32)
+    blobs = None
+    if store is not None:
+        from radgate.config import StoreSettings
+        from radgate.storage import open_blobs
+
+        blobs = open_blobs(StoreSettings.model_validate(store), Path(data_dir))
     for raw in batch["path"]:
         path = str(raw)
         row: dict[str, Any] = dict.fromkeys(_KEEP, "")
         row.update(path=path, InstanceNumber=-1, features="{}")
         tensor = empty
         try:
-            ds = read_dataset(Path(path))
+            ds = read_dataset(blobs.local_path(path) if blobs is not None else Path(path))
             row["StudyInstanceUID"] = str(ds.get("StudyInstanceUID", ""))
             row["SeriesInstanceUID"] = str(ds.get("SeriesInstanceUID", ""))
             row["SOPInstanceUID"] = str(ds.get("SOPInstanceUID", ""))
@@ -312,6 +326,8 @@ def score(
                 "prep": manifest.preprocessing,
                 "rules": intended_use_rules(manifest.intended_use),
                 "max_bytes": settings.ingest.max_decoded_bytes,
+                "store": None if request.folder is not None else settings.store.model_dump(),
+                "data_dir": str(Path(settings.data_dir).resolve()),
             },
             batch_size=request.batch_size,
             batch_format="numpy",
@@ -451,7 +467,7 @@ def _store(
             )
             s.add(
                 Prediction(
-                    job_id=0,  # no job: scored in a batch, outside the engine's queue
+                    job_id=None,  # no job: scored in a batch, outside the engine's queue
                     StudyInstanceUID=item.StudyInstanceUID,
                     SeriesInstanceUID=item.SeriesInstanceUID,
                     deployment=name,

@@ -4,7 +4,9 @@ Everything a user can get wrong is found here, and reported as one line naming t
 port, before the gateway starts a thread or binds a socket: the settings (already checked by
 :func:`radgate.config.load_settings`), the allowlist entries, every ``[[deployments]]`` entry (keys, mode,
 the model and version installed, rules, operating point, findings, and the go-live gate for ``live``), and
-whether the DICOM and HTTP ports are free.
+whether the DICOM and HTTP ports are free. ``radgate worker`` checks the instance store the same way
+(:func:`check_store`): an S3 bucket that does not exist or cannot be reached is one line before anything
+runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from radgate.config import Settings
 from radgate.db import Database, database_for
 from radgate.errors import Conflict, Invalid
 
-__all__ = ["Startup", "check_port", "check_startup"]
+__all__ = ["Startup", "check_port", "check_startup", "check_store"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,16 @@ def check_port(host: str, port: int, what: str, flag: str, key: str) -> None:
             raise Conflict(f"{what} port {port} on {host} cannot be opened: {exc.strerror}.") from None
 
 
+def check_store(settings: Settings) -> None:
+    """Raise a one-line :class:`Invalid` when the instance store (``[store]``) cannot be used."""
+    from radgate.storage import BlobStoreError, blobs_for
+
+    try:
+        blobs_for(settings).check()
+    except BlobStoreError as exc:
+        raise Invalid(f"[store] {exc.reason}") from None
+
+
 def check_startup(settings: Settings, config: Path | None) -> Startup:
     """Check everything ``serve`` needs, in the order a user would fix it; apply the config's deployments.
 
@@ -83,6 +95,7 @@ def check_startup(settings: Settings, config: Path | None) -> Startup:
             "different ports."
         )
     db = database_for(settings)
+    check_store(settings)
     changes = prepare(db, settings, config)  # deployments: checked, gated, applied in one transaction
     check_port(settings.server.host, settings.server.dicom_port, "DICOM", "--dicom-port", "server.dicom_port")
     check_port(settings.server.host, settings.server.http_port, "HTTP", "--http-port", "server.http_port")

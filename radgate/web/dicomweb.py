@@ -210,7 +210,7 @@ def _retrieve(
     series_uid: str | None = None,
     sop_uid: str | None = None,
 ) -> StreamingResponse:
-    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
     what = sop_uid or series_uid or study_uid
     if not paths:
         raise ApiError(404, f"No stored instance matches {what}.")
@@ -266,7 +266,7 @@ def wado_rendered(
 
     win = parse_window(window)
     fit = parse_viewport(viewport)
-    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
     if not paths:
         raise ApiError(404, f"No stored instance matches {sop_uid}.")
     detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
@@ -296,7 +296,7 @@ def _metadata(
 ) -> JSONResponse:
     from radgate.imaging.decode import DecodeError
 
-    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
     what = sop_uid or series_uid or study_uid
     if not paths:
         raise ApiError(404, f"No stored instance matches {what}.")
@@ -350,7 +350,7 @@ def _octets(
     from radgate.imaging.decode import DecodeError, read_dataset
 
     study_uid, series_uid, sop_uid = uids
-    paths = instance_paths(session, store.root, study_uid, series_uid, sop_uid)
+    paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
     if not paths:
         raise ApiError(404, f"No stored instance matches {sop_uid}.")
     try:

@@ -39,6 +39,7 @@ from radgate.engine.tables import Prediction
 from radgate.errors import Conflict, Invalid
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
+from radgate.storage import blobs_for
 from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import record_label
 from radgate.worklist.render import encode_png, header_window
@@ -157,7 +158,7 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
             from radgate.imaging.decode import DecodeError, read_dataset
 
             try:
-                path = settings.store_dir / inst.path
+                path = blobs_for(settings).local_path(inst.path)
                 header = pydicom.dcmread(path, stop_before_pixels=True)
                 rows, columns = int(header.Rows), int(header.Columns)
                 # The model's window: the VOI the model input was rendered with (radgate.imaging.display),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -26,8 +25,6 @@ from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
 from radgate.config import Settings
-from radgate.db.queries import newest_instances
-from radgate.db.schema import Instance
 from radgate.engine.tables import Prediction
 from radgate.policy import Release
 from radgate.results.identity import ResultIdentity
@@ -58,37 +55,19 @@ def publish_review(
     ``kind`` (accept, modify, dismiss, label), ``present``, ``reason`` and ``text`` are the read, written
     into the primary finding's measurement group (:mod:`radgate.results.review`).
     """
-    import pydicom
 
-    from radgate.imaging import to_display
-    from radgate.inference.explain import ExplanationMap
-    from radgate.models.registry import get_model
-    from radgate.results.content import AIResult
     from radgate.results.outbox import results_store
     from radgate.results.pr import build_gsps_all
     from radgate.results.review import ReviewOutcome
     from radgate.results.send import destinations_from_settings
-    from radgate.results.sink import Publisher, result_identity
+    from radgate.results.sink import Publisher, result_for, result_identity, scored_image
     from radgate.results.sr import build_sr
 
     if prediction.policy != Release.RELEASED.value:
         return []  # only released results were ever meant for the PACS
-    manifest = get_model(session, prediction.model_name, prediction.model_version).manifest
-    instance = session.scalars(
-        newest_instances(prediction.SeriesInstanceUID).where(
-            Instance.SOPInstanceUID == prediction.SOPInstanceUID
-        )
-    ).first()
-    if instance is None:
-        raise LookupError(f"Source image {prediction.SOPInstanceUID} of the prediction is not in the store.")
-    ds = pydicom.dcmread(settings.store_dir / instance.path)
-    display = to_display(ds, max_bytes=settings.ingest.max_decoded_bytes)
-    explanation = None
-    if prediction.explanation_path:
-        path = Path(settings.data_dir) / prediction.explanation_path
-        if path.is_file():
-            explanation = ExplanationMap.load(path).values
-    findings = Publisher._findings(manifest, prediction, int(ds.Rows), int(ds.Columns), explanation)
+    source = scored_image(session, settings, prediction)
+    ds, manifest = source.dataset, source.manifest
+    findings = Publisher._findings(manifest, prediction, int(ds.Rows), int(ds.Columns), source.explanation)
     if not findings:
         return []
     primary = manifest.primary.name
@@ -106,18 +85,7 @@ def publish_review(
                 corners = ((left, top), (right, top), (right, bottom), (left, bottom))
             f = replace(f, region=corners)
         revised.append(f)
-    result = AIResult(
-        model_name=prediction.model_name,
-        model_version=prediction.model_version,
-        model_sha256=prediction.model_sha256,
-        synthetic=manifest.model.synthetic_training_data,
-        task=manifest.model.task,
-        findings=tuple(revised),
-        window_center=display.window_center,
-        window_width=max(display.window_width, 1.0),
-        voi_source=display.voi_source,
-        explanations={},
-    )
+    result = result_for(prediction, source, revised, with_explanation=False)
     base = result_identity(prediction)
     identity = ResultIdentity(base.key, _next_revision(session, base.key))
     organization = settings.site or "radgate"

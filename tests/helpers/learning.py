@@ -85,7 +85,7 @@ def paired_site(
             score = float(chall[i])
             s.add(
                 Prediction(
-                    job_id=p.job_id + n,
+                    job_id=None,
                     StudyInstanceUID=p.StudyInstanceUID,
                     SeriesInstanceUID=p.SeriesInstanceUID,
                     SOPInstanceUID=p.SOPInstanceUID,

@@ -106,7 +106,7 @@ def add_result(
             ensure_default_models(s, settings.data_dir)
     with db.session() as s:
         p = Prediction(
-            job_id=0,
+            job_id=None,
             StudyInstanceUID=st.study,
             SeriesInstanceUID=st.series,
             SOPInstanceUID=st.sop,
