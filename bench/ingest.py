@@ -12,16 +12,18 @@ medians of instances/s and the median of the per-round ratios:
   instance sent to the last one acknowledged, i.e. stored (radgate acknowledges an instance only once its
   file is fsync'd and its row committed).
 
-Receivers: radgate as ``radgate serve`` with its defaults (SQLite with synchronous=FULL, fsync of every
-instance); Orthanc (Debian package: files + SQLite index, its defaults, ``TcpNoDelay``); DCMTK storescp
-(writes files, no fsync, no database: the upper bound on this machine). Every DCMTK tool gets
-``TCP_NODELAY=1`` (shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback).
+Receivers: radgate as ``radgate serve`` with its defaults (SQLite; each instance acknowledged once the ingest
+journal holding it is fsync'd; the data directory a copy of one ``radgate init`` made per checkout and run);
+Orthanc (Debian package: files + SQLite index, its defaults, ``TcpNoDelay``); DCMTK storescp (writes files,
+no fsync, no database: the upper bound on this machine). Every DCMTK tool gets ``TCP_NODELAY=1``
+(shared BENCHMARKS.md: without it Nagle's algorithm stalls DCMTK on loopback).
 Targets (issue 15): radgate >= 1.0x Orthanc with one association; >= 0.5x storescp with four.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -127,11 +129,28 @@ def orthanc() -> Iterator[tuple[int, str]]:
         yield server.dicom_port, "ORTHANC"
 
 
+_TEMPLATES: dict[Path, Path] = {}
+
+
+def initialised_data_dir(checkout: Path, env: dict[str, str]) -> Path:
+    """A fresh data directory: a copy of one made by ``radgate init`` once per checkout and run (init
+    migrates the database, which takes seconds; copying it takes milliseconds)."""
+    template = _TEMPLATES.get(checkout)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="bench-radgate-init-")) / "data"
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        subprocess.run([RADGATE, "init", str(template)], env=env, check=True, capture_output=True)
+        _TEMPLATES[checkout] = template
+    data = Path(tempfile.mkdtemp(prefix="bench-radgate-")) / "data"
+    shutil.copytree(template, data)
+    return data
+
+
 @contextlib.contextmanager
 def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
-    data = Path(tempfile.mkdtemp(prefix="bench-radgate-"))
     env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
     env.pop("RADGATE_CONFIG", None)
+    data = initialised_data_dir(checkout, env)
     argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
     argv += ["--log-format", "json"]  # one JSON object per event; the "listening" one has the ports
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -148,7 +167,7 @@ def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
     finally:
         proc.terminate()
         proc.wait()
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 RECEIVERS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[int, str]]]] = {

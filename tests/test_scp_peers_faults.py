@@ -87,3 +87,42 @@ def test_a_refused_instance_carries_its_reason_in_error_comment(strict: Gateway)
     assoc.release()
     assert int(status.Status) == 0xC000
     assert status.ErrorComment.startswith("SeriesInstanceUID is missing")  # (0000,0902), at most 64 chars
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_a_pdu_claiming_a_gigabyte_allocates_only_what_arrives(strict: Gateway) -> None:
+    """radgate reads a PDU in pieces of at most 4 MiB: the length a peer claims reserves no memory."""
+    port = strict.dicom.port
+    stuck = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
+    assert stuck.is_established
+    context_id = stuck.accepted_contexts[0].context_id
+    before = _rss_bytes()
+    claimed = 1024**3
+    pdv = struct.pack(">IBB", claimed - 4, context_id, 0x00) + bytes(1000)
+    stuck.dul.socket.socket.sendall(struct.pack(">BBI", 0x04, 0x00, claimed) + pdv)  # type: ignore[union-attr]
+    time.sleep(0.5)  # the server is now waiting inside that PDU
+    assert _rss_bytes() - before < 200 * 1024**2
+    start = time.monotonic()
+    while stuck.is_alive() and time.monotonic() - start < 15:
+        time.sleep(0.1)
+    assert not stuck.is_established and stuck.is_aborted, "the stuck association is still open"
+    other = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
+    assert other.is_established and int(other.send_c_store(make_dx()).Status) == 0x0000
+    other.release()
+
+
+def test_an_idle_association_still_stores_and_is_released(strict: Gateway) -> None:
+    """Idle, the DUL thread blocks in select (radgate.ingest.scp._dul_reactor); it wakes for the next
+    request, for the response to send and for the release."""
+    assoc = _ae().associate("127.0.0.1", strict.dicom.port, ae_title="RADGATE")
+    assert assoc.is_established
+    for _ in range(3):
+        time.sleep(0.3)  # several of the DUL's waits (scp.DUL_WAIT_S) with nothing to do
+        assert int(assoc.send_c_store(make_dx()).Status) == 0x0000
+    assoc.release()
+    assert assoc.is_released

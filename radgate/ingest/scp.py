@@ -8,16 +8,23 @@ A-ASSOCIATE-RJ (permanent, "calling AE title not recognised", PS3.8 9.3.4).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import select
 import socket
 import ssl
+import struct
+import threading
 import types
 from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom.dul import _PDU_TYPES
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -30,13 +37,236 @@ __all__ = ["AllowEntry", "DicomServer", "parse_allow_entry"]
 
 log = logging.getLogger(__name__)
 
-# pynetdicom's DUL thread polls its socket and, after a loop without events, sleeps this long (its default
-# is 1 ms). Each C-STORE waits for up to one such sleep before its first PDU is read and again before its
-# response is sent; at hundreds of instances per second that is a large share of the time.
+# pynetdicom's DUL thread polls its socket: after a loop without events it sleeps ``_run_loop_delay`` (1 ms)
+# and looks again. Every idle association then costs about a tenth of a core, and every C-STORE waits for up
+# to one sleep before its first PDU is read and again before its response is sent. radgate runs its own DUL
+# loop instead (:func:`_dul_reactor`), which blocks in ``select`` until the socket has data, the association
+# queues something to send, or a timer needs looking at. ``_run_loop_delay`` is still what pynetdicom's
+# ``stop_dul`` sleeps between its checks that the thread has ended.
 DUL_POLL_S = 0.0002
-#: How long the association's reactor waits for the next DIMSE message before it checks for a release,
-#: an abort or the network timeout (pynetdicom instead sleeps 1 ms and then looks without waiting).
-REACTOR_WAIT_S = 0.001
+#: The longest the DUL thread blocks without looking at its timers and its kill flag.
+DUL_WAIT_S = 0.05
+#: The longest the association's reactor waits for the next DIMSE message before it checks for a release,
+#: an abort or the network timeout (the DUL thread wakes it for the first two).
+REACTOR_WAIT_S = 0.05
+_PDU_HEAD = struct.Struct(">BBL")
+_PDU_TYPE_CODES = frozenset(range(0x01, 0x08))
+#: A PDU is read in buffers of at most this size (a peer's claimed length allocates nothing in advance).
+PDU_READ_BYTES = 4 * 1024**2
+
+
+class _Waker:
+    """A pipe that wakes one association's DUL thread (and its reactor) out of their waits."""
+
+    def __init__(self, dul: Any) -> None:
+        self.dul = dul
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.closed = False
+
+    def wake(self) -> None:
+        if self.closed:
+            return
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway; closed: nobody waits
+            os.write(self.write_fd, b"\0")
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.read_fd, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _install_event_driven_dul(assoc: Any) -> None:
+    """Replace the polling loop of ``assoc``'s DUL thread (not yet started) with :func:`_dul_reactor`.
+
+    The association thread hands the DUL something to send through ``to_provider_queue`` (and, rarely, an
+    event through ``event_queue``); each ``put`` from another thread now also wakes the DUL thread. When the
+    DUL gives the association a release or an abort (``to_user_queue``), or ends, it wakes the association's
+    reactor with an empty message.
+    """
+    dul = assoc.dul
+    waker = _Waker(dul)
+    dul._radgate_waker = waker
+    msg_queue = assoc.dimse.msg_queue
+
+    def waking(q: queue.Queue[Any]) -> None:
+        put = q.put
+
+        def put_and_wake(item: Any, block: bool = True, timeout: float | None = None) -> None:
+            put(item, block, timeout)
+            if threading.get_ident() != dul.ident:
+                waker.wake()
+
+        q.put = put_and_wake  # type: ignore[method-assign]
+
+    waking(dul.to_provider_queue)
+    waking(dul.event_queue)
+    user_put = dul.to_user_queue.put
+
+    def put_for_user(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        user_put(item, block, timeout)
+        msg_queue.put((None, None))  # the reactor looks for a release or an abort now
+
+    dul.to_user_queue.put = put_for_user
+
+    def stop_dul() -> bool:  # pynetdicom's, plus the wake-up (it sets the flag and waits for the thread)
+        if dul.state_machine.current_state != "Sta1":
+            return False
+        dul._kill_thread = True
+        waker.wake()
+        dul.join()
+        return True
+
+    def kill_dul() -> None:
+        dul._kill_thread = True
+        waker.wake()
+
+    dul.stop_dul = stop_dul
+    dul.kill_dul = kill_dul
+    dul._read_pdu_data = types.MethodType(_read_pdu_data, dul)
+    dul.run = types.MethodType(_dul_reactor, dul)
+
+
+def _dul_reactor(dul: Any) -> None:
+    """pynetdicom 3.0's ``DULServiceProvider.run_reactor``, waiting in ``select`` instead of sleeping.
+
+    Each loop does what pynetdicom's does (the ARTIM timer, then one primitive to send or one PDU to read,
+    then one state machine event); only when a loop found nothing to do does it wait, for the socket to
+    become readable, for a wake-up from another thread, or for at most ``DUL_WAIT_S`` (less when the ARTIM
+    timer runs out sooner).
+    """
+    waker: _Waker = dul._radgate_waker
+    dul._idle_timer.start()
+    idle = False
+    try:
+        while True:
+            if not dul.assoc._dul_ready.is_set():
+                dul.assoc._dul_ready.set()
+            if idle:
+                _wait(dul, waker)
+            if dul._kill_thread:
+                break
+            if dul.artim_timer.expired:
+                dul.event_queue.put("Evt18")
+            try:
+                if dul._process_recv_primitive():
+                    pass
+                elif dul._is_transport_event():
+                    dul._idle_timer.restart()
+            except Exception as exc:  # as pynetdicom: abort, bypassing the state machine
+                log.error("Exception in the DUL reactor, aborting association: %s", type(exc).__name__)
+                log.debug("DUL reactor failure", exc_info=True)
+                abort_pdu = A_ABORT_RQ()
+                abort_pdu.source = 0x02
+                abort_pdu.reason_diagnostic = 0x00
+                dul.socket.send(abort_pdu.encode())
+                dul.assoc.is_aborted = True
+                dul.assoc.is_established = False
+                dul.assoc._kill = True
+                dul._kill_thread = True
+                return
+            try:
+                event = dul.event_queue.get(block=False)
+            except queue.Empty:
+                idle = True
+                continue
+            dul.state_machine.do_action(event)
+            idle = False
+    finally:
+        waker.close()
+        dul.assoc.dimse.msg_queue.put((None, None))  # the reactor sees the DUL has ended
+
+
+def _wait(dul: Any, waker: _Waker) -> None:
+    timeout = DUL_WAIT_S
+    artim = dul.artim_timer
+    if artim._start_time is not None and artim._end_time is None:
+        timeout = max(0.0, min(timeout, artim.remaining))
+    sock = getattr(dul.socket, "socket", None)
+    if sock is not None and isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return  # decrypted bytes wait in the TLS buffer, where select cannot see them
+    fds: list[Any] = [waker.read_fd]
+    if sock is not None and dul.socket._is_connected:
+        fds.append(sock)
+    with contextlib.suppress(OSError, ValueError):  # a socket closed under us: the next loop finds out
+        select.select(fds, [], [], timeout)
+    waker.drain()
+
+
+def _recv_into(sock: socket.socket, view: memoryview) -> int:
+    """Fill ``view`` from ``sock``; the number of bytes read (fewer when the peer closed)."""
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+def _read_pdu_data(dul: Any) -> None:
+    """pynetdicom's ``DULServiceProvider._read_pdu_data``, reading a PDU in large pieces.
+
+    pynetdicom reads a PDU in 4 KiB ``recv`` calls appended to a ``bytearray``, then copies it twice more
+    before decoding: a 128 KiB P-DATA-TF was 32 reads and three copies. Here the rest of the PDU is read
+    with ``recv_into`` in buffers of at most ``PDU_READ_BYTES`` (memory grows only as bytes arrive, as
+    before, whatever length the header claims) and joined once. The events placed on the state machine's
+    queue are pynetdicom's, for the same conditions.
+    """
+    sock = dul.socket.socket
+    head = bytearray(6)
+    try:
+        if sock is None or _recv_into(sock, memoryview(head)) < 6:
+            dul.event_queue.put("Evt17")  # transport connection closed
+            return
+        pdu_type, _, pdu_length = _PDU_HEAD.unpack(head)
+        if pdu_type not in _PDU_TYPE_CODES:
+            log.error("Unknown PDU type received '0x%02X'", pdu_type)
+            dul.event_queue.put("Evt19")  # unrecognised or invalid PDU
+            return
+        parts: list[bytes | bytearray] = [head]
+        left = pdu_length
+        while left:
+            part = bytearray(min(left, PDU_READ_BYTES))
+            got = _recv_into(sock, memoryview(part))
+            if got < len(part):
+                log.error(
+                    "The received PDU is shorter than expected (%d of %d bytes received)",
+                    6 + pdu_length - left + got,
+                    6 + pdu_length,
+                )
+                dul.event_queue.put("Evt17")
+                return
+            parts.append(part)
+            left -= got
+    except OSError:  # includes the socket's timeout (server.network_timeout_s)
+        log.error("Connection closed before the entire PDU was received")
+        dul.event_queue.put("Evt17")
+        return
+    try:
+        b = b"".join(parts)
+        del parts
+        evt.trigger(dul.assoc, evt.EVT_DATA_RECV, {"data": b})
+        pdu_cls, event = _PDU_TYPES[b[0:1]]
+        pdu = pdu_cls()
+        pdu.decode(b)
+        evt.trigger(dul.assoc, evt.EVT_PDU_RECV, {"pdu": pdu})
+        dul.event_queue.put(event)
+    except Exception:
+        log.error("Unable to decode the received PDU data")
+        log.debug("PDU decode failure", exc_info=True)
+        dul.event_queue.put("Evt19")  # unrecognised or invalid PDU
+        return
+    dul._recv_pdu.put(pdu)
 
 
 def _acceptor_reactor(assoc: Any) -> None:
@@ -214,6 +444,8 @@ class DicomServer:
         sock = getattr(event.assoc.dul.socket, "socket", None)
         if sock is not None:
             sock.settimeout(self.settings.server.network_timeout_s)
+        if not event.assoc.is_requestor:
+            _install_event_driven_dul(event.assoc)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
