@@ -14,6 +14,9 @@ peer in the same run:
 2. **review page, 2048² DX rendered and overlay drawn** (target p95 ≤ 300 ms): navigation to
    ``/review/{uid}`` until the WADO-RS rendered PNG is decoded (``img.complete``, at the ``viewport`` size
    the page asks for: what the 1400x900 window shows, rounded up to 768) and the SVG region is in the page.
+   Timed twice: from Python (with Playwright's round trips) and on the page's own clock (navigation start to
+   the first animation frame after the image's load event), with the page's timeline (HTML, image request,
+   DOM) printed beside it.
    The result is released as the results worker releases it: ``prerender_prediction`` (what the worker
    runs after publishing) has rendered the review image into the rendered cache, so the page's image is a
    cache hit (counted from the audit log and printed). Peers, loads alternated with the page's: the same
@@ -113,6 +116,17 @@ def serve(app: Any) -> tuple[str, Any, threading.Thread]:
     return f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}", srv, thread
 
 
+#: Where a review page load's time goes, on the page's own clock (ms from the navigation's start).
+TIMELINE = """() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  const img = performance.getEntriesByType('resource').find(e => e.name.includes('/rendered'));
+  return {html_request: n.requestStart, html_first_byte: n.responseStart, html_done: n.responseEnd,
+          dom_interactive: n.domInteractive, dom_content_loaded: n.domContentLoadedEventEnd,
+          image_request: img ? img.requestStart : -1, image_done: img ? img.responseEnd : -1,
+          drawn: window.__drawnAt};
+}"""
+
+
 def dcmj2pnm(path: Path, center: float, width: float, out: Path) -> tuple[np.ndarray, float]:
     from PIL import Image
 
@@ -180,6 +194,8 @@ def main() -> int:
     page_ms: list[float] = []
     cold_ms: list[float] = []
     full_ms: list[float] = []
+    in_browser: dict[str, list[float]] = {"page": [], "cold": [], "full": []}
+    timeline: list[dict[str, float]] = []
     shown: list[int] = []
     ohif_ms: list[float] = []
     try:
@@ -189,6 +205,13 @@ def main() -> int:
             )
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
+            # The page's own clock: the first animation frame after the review image's load event (the image
+            # decoded and the overlay, parsed with the page, on screen), in ms from the navigation's start.
+            page.add_init_script(
+                "document.addEventListener('load', function (e) { if (e.target && e.target.id === 'image' && "
+                "window.__drawnAt === undefined) requestAnimationFrame(function () { "
+                "if (window.__drawnAt === undefined) window.__drawnAt = performance.now(); }); }, true);"
+            )
             cdp = context.new_cdp_session(page)
             cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
             page.goto(f"{server}/worklist")
@@ -218,8 +241,9 @@ def main() -> int:
 
             # 2. review page: 2048² rendered + overlay drawn
             done = (
-                "() => { const i = document.getElementById('image'); return i && i.complete && "
-                "i.naturalWidth > 0 && !!document.getElementById('region'); }"
+                "() => { const i = document.getElementById('image'); const ok = i && i.complete && "
+                "i.naturalWidth > 0 && !!document.getElementById('region') && window.__drawnAt !== undefined; "
+                "return ok; }"
             )
             full_size = {"on": False}
 
@@ -243,6 +267,9 @@ def main() -> int:
                 page.goto(url_review, wait_until="commit")
                 page.wait_for_function(done, polling="raf", timeout=30_000)
                 {"page": page_ms, "cold": cold_ms, "full": full_ms}[kind].append(time.perf_counter() - start)
+                in_browser[kind].append(page.evaluate("() => window.__drawnAt") / 1000)
+                if kind == "page":
+                    timeline.append(page.evaluate(TIMELINE))
                 width = page.evaluate("() => document.getElementById('image').naturalWidth")
                 if full_size["on"] and width != args.size:
                     raise SystemExit(f"full-size review image {width} px wide, expected {args.size}")
@@ -252,6 +279,7 @@ def main() -> int:
                     page.unroute("**/rendered?*")
             page_hits = rendered_hits(db) - hits_before
             page_ms, cold_ms, full_ms = page_ms[2:], cold_ms[2:], full_ms[2:]  # two warm-up loads each
+            in_browser = {kind: values[2:] for kind, values in in_browser.items()}
             if args.screenshots:
                 page.check("#heat-toggle")
                 page.screenshot(path=str(args.screenshots / "review.png"), full_page=True)
@@ -327,6 +355,7 @@ def main() -> int:
         rows["result stored -> worklist row re-sorted (live, SSE)"] = resort
         rows["peer: full reload of /worklist"] = reload
     rows[f"review page, {args.size}² DX shown at {shown[-1] if shown else 0} px + overlay"] = page_ms
+    rows["  the same, the page's own clock (navigation start -> drawn)"] = in_browser["page"]
     rows["peer: same page, cache emptied (first view, no pre-render)"] = cold_ms
     rows[f"peer: same page, full {args.size}² PNG (no viewport, no cache)"] = full_ms
     if ohif_ms:
@@ -353,6 +382,14 @@ def main() -> int:
           f"; to the full-size page {statistics.median(page_ms) / statistics.median(full_ms):.2f}"
           + (f"; median ratio to OHIF {statistics.median(page_ms) / statistics.median(ohif_ms):.2f}"
              if ohif_ms else ""))
+    if timeline:
+        steps = timeline[2:] or timeline
+        print("review page timeline, medians on the page's own clock (ms from navigation start): "
+              + ", ".join(f"{k} {statistics.median(t[k] for t in steps):.0f}" for k in steps[0]))
+    own = pct(in_browser["page"], 95)
+    print(f"review page p95 on the page's own clock {own * 1000:.0f} ms (target <= 300: "
+          f"{'met' if own <= 0.3 else 'NOT met'}); the figure above adds Playwright's round trips "
+          f"(median {statistics.median(page_ms) * 1000 - statistics.median(in_browser['page']) * 1000:.0f} ms)")
     print(f"rendered vs dcmj2pnm: correlation {r:.5f} (target >= 0.999: {'met' if r >= 0.999 else 'NOT met'}), "
           f"max difference {max_diff:.0f} grey levels; median time ratio radgate/dcmj2pnm "
           f"{statistics.median(ours_s) / statistics.median(peer_s):.2f}")
