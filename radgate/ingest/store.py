@@ -59,6 +59,7 @@ from radgate.ingest.parse import (
 )
 from radgate.logs import REPORTED
 from radgate.storage import BlobStoreError, FilesystemBlobs, blobs_for
+from radgate.storage.filesystem import fsync_dir, make_dirs_durably
 
 __all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
 
@@ -460,25 +461,12 @@ class InstanceStore:
             os.close(fd)
 
     def _fsync_dir(self, path: Path) -> None:
-        if not self._fsync:
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path, self._fsync)
 
     def _ensure_dir(self, path: Path) -> None:
         if path in self._known_dirs:
             return
-        created: list[Path] = []
-        p = path
-        while not p.exists():
-            created.append(p)
-            p = p.parent
-        path.mkdir(parents=True, exist_ok=True)
-        for d in reversed(created):  # make each new directory entry durable in its parent
-            self._fsync_dir(d.parent)
+        make_dirs_durably(path, self._fsync)
         self._known_dirs.add(path)
 
     def _store(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
@@ -499,12 +487,7 @@ class InstanceStore:
                     outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path, journal=journaled))
                 finally:
                     tmp_path.unlink(missing_ok=True)
-        if outcome.outcome == "revision":
-            log.warning(
-                "SOPInstanceUID %s received again with different content: kept as revision %d",
-                parsed.SOPInstanceUID,
-                outcome.revision,
-            )
+        _log_revision(parsed, outcome)
         return outcome
 
     def _store_object(self, parsed: ParsedInstance, *, source: str, calling_ae: str | None) -> StoreOutcome:
@@ -516,12 +499,7 @@ class InstanceStore:
             if not self.blobs.exists(key):
                 self.blobs.put(key, parsed.data)
             outcome = self._commit(_Pending(parsed, source, calling_ae, None, key=key))
-        if outcome.outcome == "revision":
-            log.warning(
-                "SOPInstanceUID %s received again with different content: kept as revision %d",
-                parsed.SOPInstanceUID,
-                outcome.revision,
-            )
+        _log_revision(parsed, outcome)
         return outcome
 
     def _write_placed(
@@ -817,6 +795,15 @@ def object_key(parsed: ParsedInstance) -> str:
     different bytes (a revision gets its own key) and a resend of the same bytes finds its object."""
     series = f"{parsed.StudyInstanceUID}/{parsed.SeriesInstanceUID}"
     return f"{series}/{parsed.SOPInstanceUID}.{parsed.sha256[:16]}.dcm"
+
+
+def _log_revision(parsed: ParsedInstance, outcome: StoreOutcome) -> None:
+    if outcome.outcome == "revision":
+        log.warning(
+            "SOPInstanceUID %s received again with different content: kept as revision %d",
+            parsed.SOPInstanceUID,
+            outcome.revision,
+        )
 
 
 def _is_disk_full(exc: BaseException) -> bool:

@@ -68,20 +68,31 @@ class FilesystemBlobs:
         """Nothing to reach: ``radgate init`` made the directory (the database check finds it missing)."""
 
     def fsync_dir(self, path: Path) -> None:
-        if not self.fsync or not path.is_dir():
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if path.is_dir():
+            fsync_dir(path, self.fsync)
 
     def _ensure_dir(self, path: Path) -> None:
-        created: list[Path] = []
-        p = path
-        while not p.exists():
-            created.append(p)
-            p = p.parent
-        path.mkdir(parents=True, exist_ok=True)
-        for d in reversed(created):  # each new directory entry durable in its parent
-            self.fsync_dir(d.parent)
+        make_dirs_durably(path, self.fsync)
+
+
+def fsync_dir(path: Path, enabled: bool = True) -> None:
+    """fsync a directory, making the entries created in it durable (a missing directory raises)."""
+    if not enabled:
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs_durably(path: Path, enabled: bool = True) -> None:
+    """``mkdir -p path``, with each directory it creates made durable in its parent."""
+    created: list[Path] = []
+    p = path
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for d in reversed(created):
+        fsync_dir(d.parent, enabled)
