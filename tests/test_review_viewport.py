@@ -170,8 +170,11 @@ def test_source_rectangle_is_the_same_crop_of_the_full_render(
     )
     assert np.array_equal(_region_png(c, st, headers, "200,150,40,60,200,-150"), full[60:210, 40:240][::-1])
     # Past the image's edge: clipped to the image
-    edge = _region_png(c, st, headers, "1000,1000,300,400,500,500")
-    assert np.array_equal(edge, full[400:, 300:]), (edge.shape, full.shape)
+    # (a rectangle from 100 pixels before the right and bottom edges, 500 wide and high, whatever the
+    # profile's image size: the siemens-dx image is 1536², the smaller profiles' are not)
+    sx, sy = cols - 100, rows - 100
+    edge = _region_png(c, st, headers, f"1000,1000,{sx},{sy},500,500")
+    assert np.array_equal(edge, full[sy:, sx:]), (edge.shape, full.shape)
     # Scaled into a smaller viewport: the area average of that crop (aspect kept: 100 x 75)
     small = _region_png(c, st, headers, "100,100,40,60,200,150")
     assert small.shape == (75, 100), small.shape
