@@ -270,21 +270,26 @@ def wado_rendered(
     win = parse_window(window)
     fit = parse_viewport(viewport)
     sha = newest_sha256(session, study_uid, series_uid, sop_uid)  # before the file: see the cache put below
-    paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
-    if not paths:
+    if sha is None:
         raise ApiError(404, f"No stored instance matches {sop_uid}.")
     detail = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     cache, key = render_cache(store.settings), RenderCache.key(win, fit)
-    cached = cache.get(sop_uid, sha, key) if sha is not None else None
-    try:
-        png = cached or render_png(
-            read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes, viewport=fit
-        )
-    except (DecodeError, ValueError) as exc:
-        raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
+    cached = cache.get(sop_uid, sha, key)
+    if cached is None:  # the instance's file is opened (fetched, with an object store) only to render
+        paths = instance_paths(session, store.blobs, study_uid, series_uid, sop_uid)
+        if not paths:
+            raise ApiError(404, f"No stored instance matches {sop_uid}.")
+        try:
+            png = render_png(
+                read_dataset(paths[0]), win, max_bytes=store.settings.ingest.max_decoded_bytes, viewport=fit
+            )
+        except (DecodeError, ValueError) as exc:
+            raise ApiError(422, f"Instance {sop_uid} cannot be rendered: {exc}") from exc
+    else:
+        png = cached
     # Kept only if no newer revision arrived since ``sha`` was read: the file rendered is then that
     # revision's (revisions only move forward), never a newer one's under the older name.
-    if cached is None and sha is not None and newest_sha256(session, study_uid, series_uid, sop_uid) == sha:
+    if cached is None and newest_sha256(session, study_uid, series_uid, sop_uid) == sha:
         cache.put(sop_uid, sha, key, png)
     _audit_view(
         request,
