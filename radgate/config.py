@@ -118,6 +118,7 @@ class StoreSettings(_Section):
     s3_bucket: Str = ""
     s3_prefix: Str = ""  # keys are PREFIX + <Study>/<Series>/<SOP>.<digest>.dcm
     s3_region: Str = ""  # empty: boto3's default (AWS_DEFAULT_REGION, ~/.aws/config)
+    s3_cache_gib: Float = 20.0  # DATA_DIR/s3-cache, least recently used copies dropped
 
 
 class AssemblySettings(_Section):
@@ -473,6 +474,11 @@ def _check(settings: Settings) -> None:
     _choice("store.backend", settings.store.backend, ("filesystem", "s3"))
     if settings.store.backend == "s3" and not settings.store.s3_bucket:
         raise _Bad("store.s3_bucket", 'store.s3_bucket is empty but store.backend is "s3"; name the bucket.')
+    if settings.store.s3_cache_gib <= 0:
+        raise _Bad(
+            "store.s3_cache_gib",
+            f"store.s3_cache_gib is {settings.store.s3_cache_gib}; expected a size in GiB above 0 (e.g. 20).",
+        )
     _check_monitoring(settings.monitoring)
     for port_key in ("dicom_port", "http_port"):
         port = getattr(settings.server, port_key)

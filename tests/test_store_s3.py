@@ -411,3 +411,28 @@ def test_score_reads_the_index_from_the_bucket(tmp_path: Path, s3: S3Server, buc
     assert table.column("SeriesInstanceUID").to_pylist() == [a.SeriesInstanceUID]
     assert a.SOPInstanceUID in str(table.column("used_instances").to_pylist())  # decoded from the object
     assert table.column("flag").to_pylist() == [True]  # the bright lesion, as the gateway scores it
+
+
+def test_the_read_cache_stays_under_its_size_and_reads_still_work(tmp_path: Path, s3: S3Server, bucket: str) -> None:
+    # 0.000001 GiB = 1,073 bytes; every object below is 400 bytes, so at most two stay cached
+    settings = _settings(tmp_path, s3, bucket, store__s3_cache_gib=0.000001)
+    blobs = blobs_for(settings)
+    assert isinstance(blobs, S3Blobs)
+    blobs.cache.grace_s = 0.0  # no reader holds these paths
+    keys = [f"1.2.3/1.2.3.4/1.2.3.4.{i}.dcm" for i in range(6)]
+    for i, key in enumerate(keys):
+        blobs.put(key, bytes([i]) * 400)
+        assert blobs.cache.size() <= 1073
+    assert s3.keys(bucket) == sorted(f"site-a/{k}" for k in keys)  # the bucket holds them all
+    cache = settings.data_dir / "s3-cache"
+    assert not (cache / keys[0]).exists()  # the oldest copy went
+    assert blobs.local_path(keys[0]).read_bytes() == bytes([0]) * 400  # downloaded again
+    assert blobs.read(keys[1]) == bytes([1]) * 400
+    assert blobs.cache.size() <= 1073
+
+
+def test_a_cache_size_of_zero_is_one_line(tmp_path: Path) -> None:
+    from radgate.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"store.s3_cache_gib is 0.0; expected a size in GiB above 0"):
+        load_settings(data_dir=tmp_path, environ={"RADGATE_STORE_S3_CACHE_GIB": "0"})

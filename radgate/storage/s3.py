@@ -7,7 +7,9 @@ instance store names each revision by its digest.
 
 Readers get a local file through a read-through cache under ``DATA_DIR/s3-cache/``: objects never change,
 so a cached copy never goes stale, and deleting the cache only costs downloads. ``put`` leaves a copy there
-too, so the stages behind the edge on the same machine do not download what was just received.
+too, so the stages behind the edge on the same machine do not download what was just received. The cache is
+kept under ``store.s3_cache_gib`` (:class:`radgate.storage.bounded.BoundedDirectory`: least recently used
+copies go first, and none used in the last minute, since a reader may hold its path).
 
 Credentials come from boto3's usual sources (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
 ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, an instance role), never from radgate's config file.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from radgate.storage.base import BlobStoreError, check_key
+from radgate.storage.bounded import BoundedDirectory
 
 if TYPE_CHECKING:
     from radgate.config import StoreSettings
@@ -51,6 +54,7 @@ class S3Blobs:
         self.endpoint = store.s3_endpoint_url or "AWS S3"
         self.location = f"s3://{self.bucket}/{self.prefix}"
         self.cache_dir = Path(cache_dir)
+        self.cache = BoundedDirectory(self.cache_dir, max(1, int(store.s3_cache_gib * 2**30)))
         self.client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=store.s3_endpoint_url or None,
@@ -74,6 +78,7 @@ class S3Blobs:
     def read(self, key: str) -> bytes:
         cached = self.cache_dir / check_key(key)
         if cached.is_file():
+            self.cache.touch(cached)
             return cached.read_bytes()
         body = self._call("read", "get_object", Key=self._key(key))["Body"]
         return bytes(self._guard("read", body.read))
@@ -84,6 +89,7 @@ class S3Blobs:
     def local_path(self, key: str) -> Path:
         cached = self.cache_dir / check_key(key)
         if cached.is_file():
+            self.cache.touch(cached)
             return cached
         body = self._call("read", "get_object", Key=self._key(key))["Body"]
         return self._guard("read", self._cache, key, body.iter_chunks(_CHUNK))
@@ -113,13 +119,16 @@ class S3Blobs:
         tmp = self.cache_dir / ".incoming"
         tmp.mkdir(parents=True, exist_ok=True)
         part = tmp / f"{uuid.uuid4().hex}.part"
+        size = 0
         try:
             with open(part, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
+                    size += len(chunk)
             os.replace(part, target)
         finally:
             part.unlink(missing_ok=True)
+        self.cache.added(size)
         return target
 
     def _call(self, doing: str, operation: str, **kwargs: Any) -> Any:
