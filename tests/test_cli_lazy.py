@@ -34,12 +34,7 @@ def run_cli(args: list[str], tmp_path: Path) -> dict[str, object]:
     env.pop("RADGATE_CONFIG", None)
     code = PROBE.replace("json.loads(HEAVY)", repr(list(HEAVY)))
     result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     line = [x for x in result.stdout.splitlines() if x.startswith("PROBE ")]
     assert line, result.stdout + result.stderr
@@ -53,13 +48,9 @@ def test_help_imports_no_heavy_dependency(tmp_path: Path) -> None:
 
 
 def test_importing_the_app_imports_no_heavy_dependency(tmp_path: Path) -> None:
-    code = (
-        f"import sys, radgate.cli; print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"
-    )
+    code = f"import sys, radgate.cli; print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
@@ -108,9 +99,7 @@ def test_lazy_help_matches_the_commands() -> None:
     code = "import radgate.cli as c, typer.main; c.register_commands(); print(list(typer.main.get_command(c.app).commands))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert fresh.stdout.strip() == repr(listed_order()), (
-        "keep COMMANDS in radgate/cli/lazy.py in module order"
-    )
+    assert fresh.stdout.strip() == repr(listed_order()), "keep COMMANDS in radgate/cli/lazy.py in module order"
     for name, entry in COMMANDS.items():
         assert entry.help == real[name].get_short_help_str(limit=10_000), name
         assert entry.group == hasattr(real[name], "commands"), name
@@ -126,10 +115,7 @@ def test_lazy_help_output_equals_the_eager_one(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
     lazy = subprocess.run(
         [sys.executable, "-c", "import radgate.cli; radgate.cli.app(prog_name='radgate')", "--help"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+        capture_output=True, text=True, env=env, timeout=120,
     )
     assert lazy.returncode == 0, lazy.stderr
     assert " ".join(lazy.stdout.split()) == " ".join(eager.output.split())
@@ -139,10 +125,7 @@ def test_an_unknown_command_suggests_lazy_ones(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", "import radgate.cli; radgate.cli.main()", "seris"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+        capture_output=True, text=True, env=env, timeout=120,
     )
     assert result.returncode == 2
     assert "No such command 'seris'" in result.stderr and "'series'" in result.stderr
@@ -161,7 +144,5 @@ def test_help_does_not_load_markdown_or_pygments(tmp_path: Path) -> None:
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.stdout.splitlines()[-2:] == ["[]", "ok"], result.stdout + result.stderr

@@ -189,3 +189,48 @@ def test_models_show_and_db_status_print_json(tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert (shown["name"], shown["version"]) == (first["name"], first["version"])
     assert shown["manifest"]["model"]["name"] == first["name"] and shown["synthetic"] is True
+
+
+def test_a_table_within_the_bound_needs_no_wider_console() -> None:
+    """fit_identifiers skips Rich's measurement when each column at its widest cell, with padding and
+    borders, fits the terminal: whenever it does, the measured minimum fits too (random tables)."""
+    import random
+
+    from rich import box
+    from rich.text import Text
+
+    from radgate.cli.app import fit_identifiers
+
+    rng = random.Random(15)
+    words = [
+        "a",
+        "DX",
+        "receiving",
+        "1.2.840.10008",
+        UID,
+        "[bold]marked[/bold]",
+        "幅広い",
+        ":warning: x",
+        "08:11",
+    ]
+    skipped = 0
+    for _ in range(300):
+        width = rng.randint(20, 160)
+        console = RadgateConsole(file=io.StringIO(), width=width, highlight=False, color_system=None)
+        table = Table(
+            title="T",
+            box=rng.choice([box.HEAVY_HEAD, box.SIMPLE, None]),
+            show_edge=rng.random() < 0.7,
+            pad_edge=rng.random() < 0.7,
+            padding=(0, rng.randint(0, 2)),
+        )
+        for c in range(rng.randint(1, 6)):
+            table.add_column(rng.choice(["SeriesInstanceUID", "Name", "note", "status", f"column {c}"]))
+        for _ in range(rng.randint(0, 5)):
+            cells = [" ".join(rng.choices(words, k=rng.randint(0, 4))) for _ in table.columns]
+            table.add_row(*(Text(c) if rng.random() < 0.2 else c for c in cells))
+        if fit_identifiers(table, console) is None:
+            measured = table.__rich_measure__(console, console.options.update_width(1_000_000)).minimum
+            assert measured <= width, (width, measured)
+            skipped += 1
+    assert 0 < skipped < 300  # both branches ran

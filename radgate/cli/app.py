@@ -119,10 +119,16 @@ OTHER_MIN_WIDTH = 12
 
 
 def _cell_width(cell: Any) -> int:
+    from rich.cells import cell_len
     from rich.text import Text
 
     if isinstance(cell, str):
-        return max((Text.from_markup(line).cell_len for line in cell.splitlines()), default=0)
+        # Markup ("[bold]") and emoji codes (":warning:") change the width; plain text is its cell length.
+        widths = (
+            cell_len(line) if "[" not in line and ":" not in line else Text.from_markup(line).cell_len
+            for line in cell.splitlines()
+        )
+        return max(widths, default=0)
     if isinstance(cell, Text):
         return max((line.cell_len for line in cell.split()), default=0)
     return 0
@@ -136,19 +142,30 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
     When the identifiers alone are wider than the terminal, the table is printed wider than the terminal
     rather than cut (the terminal wraps the line; copying the UID still gives the whole UID).
     """
+    from rich.text import Text
+
+    # An upper bound of the table's minimum width: each column at its widest cell (a cell's minimum is never
+    # wider than the cell), plus padding and borders. Within the terminal, Rich's measurement is not needed.
+    bound = table._extra_width
+    measured_by_bound = True
     for column in table.columns:
         header = column.header if isinstance(column.header, str) else str(column.header)
+        cells = list(column._cells)
+        measured_by_bound &= all(isinstance(c, str | Text) for c in (*cells, column.header, column.footer))
+        widest = max([_cell_width(c) for c in cells] + [_cell_width(header), _cell_width(column.footer)])
         if column.no_wrap or IDENTIFIER_HEADER.search(header.strip()):
             column.no_wrap = True
             column.overflow = "ignore"
-            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, widest)
         else:
             if column.overflow == "ellipsis":
                 column.overflow = "fold"
             # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
-            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
+        content = column.width if column.width is not None else max(widest, column.min_width or 0)
+        bound += content + table._get_padding_width(column._index)
+    if measured_by_bound and max(bound, table.min_width or 0) <= console.width:
+        return None
     # Measured without the terminal's limit: Rich clamps each cell's measurement to the width it is offered,
     # so an identifier wider than the terminal would count as the terminal's width, and the table printed at
     # that width would then squeeze every other column to nothing.
