@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -87,13 +88,16 @@ app()
 '''
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr[-500:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def make_data_dir(work: Path, env: dict[str, str], studies: int) -> Path:
@@ -109,12 +113,16 @@ def make_data_dir(work: Path, env: dict[str, str], studies: int) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--studies", type=int, default=50, help="synthetic studies imported (series listed)")
     parser.add_argument("--radgate-path", type=Path, default=ROOT, help="checkout whose radgate package runs")
     parser.add_argument(
-        "--baseline", type=Path, help="another checkout (e.g. before a change): its commands run in the same rounds"
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. before a change): its commands run in the same rounds",
     )
     args = parser.parse_args()
 
@@ -157,25 +165,39 @@ def main() -> int:
                 envs[f"{name} @base"] = base_env
                 floors[f"{name} @base"] = floors[name]
         runs: dict[str, list[float]] = {name: [] for name in [*peers, *commands]}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, argv in [*peers.items(), *commands.items()]:
-                runs[name].append(timed(argv, envs[name]))
+                wall, used = timed(argv, envs[name])
+                runs[name].append(wall)
+                cpu[name].append(used)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     median = {name: statistics.median(times) for name, times in runs.items()}
+    cpu_median = {name: statistics.median(times) for name, times in cpu.items()}
     load = os.getloadavg()
-    print(f"{args.repeats} alternating rounds, {args.studies} studies; load average {load[0]:.2f} {load[1]:.2f}")
-    print(f"{'process':30} {'median s':>9} {'x pass':>7} {'x typer-app':>12} {'x sqlite3':>10}")
+    print(
+        f"{args.repeats} alternating rounds, {args.studies} studies; load average {load[0]:.2f} {load[1]:.2f}"
+    )
+    print(
+        "Ratios of wall-time medians; CPU s (user + system) is steadier than wall time on a loaded machine."
+    )
+    print(
+        f"{'process':30} {'median s':>9} {'cpu s':>6} {'x pass':>7} {'x typer-app':>12} {'(cpu)':>6} {'x sqlite3':>10}"
+    )
     for name in peers:
-        print(f"{name:30} {median[name]:9.3f} {median[name] / median['python -c pass']:7.1f}")
+        print(
+            f"{name:30} {median[name]:9.3f} {cpu_median[name]:6.3f} {median[name] / median['python -c pass']:7.1f}"
+        )
     for name in commands:
         app_floor, shell_floor = floors[name]
         shell = f"{median[name] / median[shell_floor]:10.1f}" if shell_floor in median else f"{'':10}"
         verdict = "ok" if median[name] <= TARGET_S else f"over the {TARGET_S} s target"
         print(
-            f"{name:30} {median[name]:9.3f} {median[name] / median['python -c pass']:7.1f} "
-            f"{median[name] / median[app_floor]:12.2f} {shell}  {verdict}"
+            f"{name:30} {median[name]:9.3f} {cpu_median[name]:6.3f} {median[name] / median['python -c pass']:7.1f} "
+            f"{median[name] / median[app_floor]:12.2f} {cpu_median[name] / cpu_median[app_floor]:6.2f} "
+            f"{shell}  {verdict}"
         )
     return 0
 
