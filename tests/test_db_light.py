@@ -129,3 +129,25 @@ def test_reads_never_write(settings: Settings) -> None:
         assert reader is not None
         with pytest.raises(Exception, match="readonly|read-only|query_only"):
             reader._conn.execute("DELETE FROM series")
+
+
+def test_postgresql_lists_series_and_models_through_sqlalchemy(tmp_path: Path, postgres_url: str) -> None:
+    """The same services answer on PostgreSQL (their SQLAlchemy path), the bundled model registered."""
+    from radgate.db import Database, database_for
+    from radgate.services import models as models_service
+    from tests.conftest import _reset
+
+    fresh = Database(postgres_url)
+    _reset(fresh)
+    fresh.dispose()
+    settings = load_settings(data_dir=tmp_path, environ={"RADGATE_DATABASE_URL": postgres_url})
+    database_for(settings, migrate=True).dispose()
+    _add_series(settings)
+    db = open_database(settings.database_url, migrate=False)
+    with db.session() as s:
+        expected = series_status(s, 3)
+    db.dispose()
+    assert len(expected) == 3 and ingest_service.series(settings, 3) == expected
+    listed = models_service.list_installed(settings)
+    assert listed == models_service.list_installed(settings)
+    assert listed and all(m.registered_by == "radgate (bundled)" for m in listed)

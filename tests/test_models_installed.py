@@ -31,8 +31,6 @@ def _registry_listing(settings: Settings) -> list[object]:
 
 
 def test_the_first_listing_registers_the_bundled_model(settings: Settings) -> None:
-    if not (BUNDLED_MODELS[0] / "manifest.toml").is_file():  # pragma: no cover - a checkout without it
-        return
     bundled = ModelPackage.open(BUNDLED_MODELS[0]).manifest
     assert _registry_listing(settings) == []
     first = models_service.list_installed(settings)
