@@ -118,20 +118,30 @@ IDENTIFIER_HEADER = re.compile(
 OTHER_MIN_WIDTH = 12
 
 
-def _cell_width(cell: Any) -> int:
-    from rich.cells import cell_len
+def _plain(cell: Any) -> str | None:
+    """The text a str or Text cell shows (markup and emoji codes rendered); None for another renderable."""
     from rich.text import Text
 
-    if isinstance(cell, str):
-        # Markup ("[bold]") and emoji codes (":warning:") change the width; plain text is its cell length.
-        widths = (
-            cell_len(line) if "[" not in line and ":" not in line else Text.from_markup(line).cell_len
-            for line in cell.splitlines()
-        )
-        return max(widths, default=0)
     if isinstance(cell, Text):
-        return max((line.cell_len for line in cell.split()), default=0)
-    return 0
+        return cell.plain
+    if isinstance(cell, str):
+        # Markup ("[bold]") and emoji codes (":warning:") change the text; anything else is shown as it is.
+        return cell if "[" not in cell and ":" not in cell else Text.from_markup(cell).plain
+    return None
+
+
+def _cell_width(cell: Any) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in (_plain(cell) or "").splitlines()), default=0)
+
+
+def _longest_word(cell: Any) -> int:
+    """A text cell's narrowest width as Rich measures it: its longest word (its widest line if none)."""
+    from rich.cells import cell_len
+
+    text = _plain(cell) or ""
+    return max((cell_len(word) for word in text.split()), default=0) or _cell_width(cell)
 
 
 def fit_identifiers(table: Any, console: Console) -> int | None:
@@ -142,17 +152,16 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
     When the identifiers alone are wider than the terminal, the table is printed wider than the terminal
     rather than cut (the terminal wraps the line; copying the UID still gives the whole UID).
     """
-    from rich.text import Text
-
-    # An upper bound of the table's minimum width: each column at its widest cell (a cell's minimum is never
-    # wider than the cell), plus padding and borders. Within the terminal, Rich's measurement is not needed.
+    # The table's minimum width as Rich measures text cells: a column's longest word, or its min_width (an
+    # identifier's widest cell), plus padding and borders. Within the terminal, Rich's measurement (which
+    # lays the whole table out twice) is not needed; tests/test_cli_tables.py holds the two together.
     bound = table._extra_width
-    measured_by_bound = True
+    text_only = True
     for column in table.columns:
         header = column.header if isinstance(column.header, str) else str(column.header)
-        cells = list(column._cells)
-        measured_by_bound &= all(isinstance(c, str | Text) for c in (*cells, column.header, column.footer))
-        widest = max([_cell_width(c) for c in cells] + [_cell_width(header), _cell_width(column.footer)])
+        cells = [*column._cells, column.header, column.footer]
+        text_only &= all(_plain(c) is not None for c in cells)
+        widest = max(_cell_width(c) for c in cells)
         if column.no_wrap or IDENTIFIER_HEADER.search(header.strip()):
             column.no_wrap = True
             column.overflow = "ignore"
@@ -162,9 +171,14 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
                 column.overflow = "fold"
             # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
             column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
-        content = column.width if column.width is not None else max(widest, column.min_width or 0)
-        bound += content + table._get_padding_width(column._index)
-    if measured_by_bound and max(bound, table.min_width or 0) <= console.width:
+        if column.width is not None:
+            narrowest = column.width
+        else:
+            narrowest = max([_longest_word(c) for c in cells] + [column.min_width or 0])
+            if column.max_width is not None:
+                narrowest = min(narrowest, column.max_width)
+        bound += narrowest + table._get_padding_width(column._index)
+    if text_only and max(bound, table.min_width or 0) <= console.width:
         return None
     # Measured without the terminal's limit: Rich clamps each cell's measurement to the width it is offered,
     # so an identifier wider than the terminal would count as the terminal's width, and the table printed at
