@@ -189,3 +189,42 @@ def test_models_show_and_db_status_print_json(tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert (shown["name"], shown["version"]) == (first["name"], first["version"])
     assert shown["manifest"]["model"]["name"] == first["name"] and shown["synthetic"] is True
+
+
+def test_fit_identifiers_without_measuring_answers_as_the_measurement() -> None:
+    """fit_identifiers skips Rich's measurement when the text cells' own widths say the table fits: on random
+    tables (markup, emoji codes, wide characters, empty cells, Text cells, borders, padding, narrow and wide
+    terminals) its answer is the one Rich's measurement gives."""
+    import random
+
+    from rich import box
+    from rich.text import Text
+
+    from radgate.cli.app import fit_identifiers
+
+    rng = random.Random(15)
+    words = ["a", "DX", "receiving", "1.2.840.10008", UID, "[bold]marked[/bold]", "幅広い", ":warning: x", "08:11", ""]
+    answers = {"fits": 0, "wider": 0}
+    for _ in range(400):
+        width = rng.randint(20, 200)
+        console = RadgateConsole(file=io.StringIO(), width=width, highlight=False, color_system=None)
+        table = Table(
+            title="T",
+            box=rng.choice([box.HEAVY_HEAD, box.SIMPLE, None]),
+            show_edge=rng.random() < 0.7,
+            pad_edge=rng.random() < 0.7,
+            padding=(0, rng.randint(0, 2)),
+        )
+        for c in range(rng.randint(1, 7)):
+            table.add_column(
+                rng.choice(["SeriesInstanceUID", "Name", "note", "status", f"column {c}"]),
+                max_width=rng.choice([None, None, None, 8, 30]),
+            )
+        for _ in range(rng.randint(0, 5)):
+            cells = [" ".join(rng.choices(words, k=rng.randint(0, 5))) for _ in table.columns]
+            table.add_row(*(Text(c) if rng.random() < 0.2 else c for c in cells))
+        answer = fit_identifiers(table, console)
+        measured = int(table.__rich_measure__(console, console.options.update_width(1_000_000)).minimum)
+        assert answer == (measured if measured > width else None), (width, measured, answer)
+        answers["wider" if answer else "fits"] += 1
+    assert min(answers.values()) > 50, answers  # both answers were given

@@ -24,3 +24,27 @@ def test_at_heads_only_after_migrating(tmp_path: Path) -> None:
         newest = conn.exec_driver_sql("SELECT MAX(version_num) FROM alembic_version").scalar_one()
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001' WHERE version_num = ?", (newest,))
     assert not db.at_heads()
+
+
+def test_script_graph_matches_alembic() -> None:
+    """Every revision and every depends_on read from the scripts' headers is Alembic's; the versions a
+    database at the heads holds are what Alembic records after upgrading to "heads" (checked on a database
+    by test_at_heads_only_after_migrating)."""
+    from radgate.db.revisions import head_versions, script_dependencies, script_revisions
+
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    revisions = list(scripts.walk_revisions())
+    assert script_revisions() == frozenset(r.revision for r in revisions)
+    depended = {d for r in revisions for d in r._resolved_dependencies}  # depends_on, a str or a tuple
+    assert script_dependencies() == frozenset(depended)
+    assert head_versions() == frozenset(scripts.get_heads()) - frozenset(depended)
+
+
+def test_a_header_with_a_computed_revision_defers_to_alembic() -> None:
+    from radgate.db.revisions import _header
+
+    assert _header('revision = "a1"\ndown_revision = ("b1", "c1")\n\ndef upgrade():\n    pass\n') is not None
+    assert _header('revision = "a" + "1"\ndown_revision = None\n') is None
+    multi = 'revision = "a1"\ndown_revision = None\ndepends_on = (\n    "x",\n    "y",\n)\n\n\ndef upgrade(): ...\n'
+    header = _header(multi)
+    assert header is not None and header.depends_on == {"x", "y"}

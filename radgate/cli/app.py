@@ -118,14 +118,30 @@ IDENTIFIER_HEADER = re.compile(
 OTHER_MIN_WIDTH = 12
 
 
-def _cell_width(cell: Any) -> int:
+def _plain(cell: Any) -> str | None:
+    """The text a str or Text cell shows (markup and emoji codes rendered); None for another renderable."""
     from rich.text import Text
 
-    if isinstance(cell, str):
-        return max((Text.from_markup(line).cell_len for line in cell.splitlines()), default=0)
     if isinstance(cell, Text):
-        return max((line.cell_len for line in cell.split()), default=0)
-    return 0
+        return cell.plain
+    if isinstance(cell, str):
+        # Markup ("[bold]") and emoji codes (":warning:") change the text; anything else is shown as it is.
+        return cell if "[" not in cell and ":" not in cell else Text.from_markup(cell).plain
+    return None
+
+
+def _cell_width(cell: Any) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in (_plain(cell) or "").splitlines()), default=0)
+
+
+def _longest_word(cell: Any) -> int:
+    """A text cell's narrowest width as Rich measures it: its longest word (its widest line if none)."""
+    from rich.cells import cell_len
+
+    text = _plain(cell) or ""
+    return max((cell_len(word) for word in text.split()), default=0) or _cell_width(cell)
 
 
 def fit_identifiers(table: Any, console: Console) -> int | None:
@@ -136,19 +152,34 @@ def fit_identifiers(table: Any, console: Console) -> int | None:
     When the identifiers alone are wider than the terminal, the table is printed wider than the terminal
     rather than cut (the terminal wraps the line; copying the UID still gives the whole UID).
     """
+    # The table's minimum width as Rich measures text cells: a column's longest word, or its min_width (an
+    # identifier's widest cell), plus padding and borders. Within the terminal, Rich's measurement (which
+    # lays the whole table out twice) is not needed; tests/test_cli_tables.py holds the two together.
+    bound = table._extra_width
+    text_only = True
     for column in table.columns:
         header = column.header if isinstance(column.header, str) else str(column.header)
+        cells = [*column._cells, column.header, column.footer]
+        text_only &= all(_plain(c) is not None for c in cells)
+        widest = max(_cell_width(c) for c in cells)
         if column.no_wrap or IDENTIFIER_HEADER.search(header.strip()):
             column.no_wrap = True
             column.overflow = "ignore"
-            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, widest)
         else:
             if column.overflow == "ellipsis":
                 column.overflow = "fold"
             # Room for a word or two, so a column squeezed by identifiers still reads (not 1 character wide).
-            widest = max([_cell_width(c) for c in column._cells] + [_cell_width(header)])
             column.min_width = max(column.min_width or 0, min(widest, OTHER_MIN_WIDTH))
+        if column.width is not None:
+            narrowest = column.width
+        else:
+            narrowest = max([_longest_word(c) for c in cells] + [column.min_width or 0])
+            if column.max_width is not None:
+                narrowest = min(narrowest, column.max_width)
+        bound += narrowest + table._get_padding_width(column._index)
+    if text_only and max(bound, table.min_width or 0) <= console.width:
+        return None
     # Measured without the terminal's limit: Rich clamps each cell's measurement to the width it is offered,
     # so an identifier wider than the terminal would count as the terminal's width, and the table printed at
     # that width would then squeeze every other column to nothing.

@@ -171,11 +171,9 @@ def series(
     as_json: JsonOpt = False,
 ) -> None:
     """List received series with their assembly status (receiving, complete, incomplete)."""
-    from radgate.db import database_for
     from radgate.services.ingest import series as series_status
 
-    db = database_for(settings_from(data_dir, config))
-    rows = series_status(db, limit)
+    rows = series_status(settings_from(data_dir, config), limit)
     columns = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
     _print_rows(rows, columns, "Series", as_json)
 

@@ -54,12 +54,9 @@ def list_(
     """List installed model versions (the bundled demo model is registered when present)."""
     from rich.table import Table
 
-    from radgate.db import database_for
     from radgate.services import models as models_service
 
-    settings = settings_from(data_dir, config)
-    db = database_for(settings)
-    models = models_service.list_installed(db, settings)
+    models = models_service.list_installed(settings_from(data_dir, config))
     if as_json:
         print(
             json.dumps(

@@ -12,14 +12,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
-from radgate.config import Settings
-from radgate.db.engine import Database, open_database, script_dependencies, script_heads, script_revisions
+from radgate.db.revisions import head_versions, script_revisions
 from radgate.errors import Conflict, Invalid
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by what opens the database, not by the check of the directory
+    from radgate.config import Settings
+    from radgate.db.engine import Database
 
 __all__ = [
     "DataDirError",
@@ -31,6 +31,7 @@ __all__ = [
     "init_data_dir",
     "open_checked",
     "schema_status",
+    "sqlite_path",
     "upgrade",
 ]
 
@@ -92,11 +93,16 @@ class InitResult:
 
 def display_url(url: str) -> str:
     """``url`` with its password hidden (for messages)."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 def schema_status(db: Database) -> SchemaStatus:
-    heads = (script_heads() or frozenset()) - script_dependencies()
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    heads = head_versions() or frozenset()
     try:
         with db.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version"))
@@ -125,7 +131,8 @@ def _check_dir(data_dir: Path, create: bool) -> None:
             raise DataDirError(f"cannot create data directory {data_dir}: {reason}") from exc
 
 
-def _sqlite_path(settings: Settings) -> Path | None:
+def sqlite_path(settings: Settings) -> Path | None:
+    """The SQLite database file of ``settings``; None when the database is not SQLite."""
     url = settings.database_url
     if not url.startswith("sqlite:///"):
         return None
@@ -140,7 +147,7 @@ def check_dir(settings: Settings) -> None:
     """Refuse a data directory that is a file, or (SQLite) holds no database file: opening SQLite would
     create an empty one."""
     _check_dir(settings.data_dir, create=False)
-    sqlite = _sqlite_path(settings)
+    sqlite = sqlite_path(settings)
     if sqlite is not None and not sqlite.is_file():
         raise _not_a_data_dir(settings.data_dir)
 
@@ -148,9 +155,11 @@ def check_dir(settings: Settings) -> None:
 def open_checked(settings: Settings) -> Database:
     """Open the database of ``settings`` for a command: refuse a missing data directory and a schema that is
     not at this radgate's heads (never migrates)."""
+    from radgate.db.engine import Database
+
     data_dir = settings.data_dir
     check_dir(settings)
-    sqlite = _sqlite_path(settings)
+    sqlite = sqlite_path(settings)
     db = Database(
         settings.database_url,
         echo=settings.database.echo,
@@ -183,6 +192,8 @@ def open_checked(settings: Settings) -> Database:
 def upgrade(settings: Settings) -> tuple[SchemaStatus, SchemaStatus]:
     """Migrate the database of ``settings`` to the newest revisions (creating it if needed);
     returns the status before and after."""
+    from radgate.db.engine import open_database
+
     _check_dir(settings.data_dir, create=True)
     db = open_database(
         settings.database_url,
@@ -207,9 +218,11 @@ def init_data_dir(settings: Settings) -> InitResult:
     """Create the data directory of ``settings``: its database migrated to the heads, the instance store
     and a commented ``radgate.toml`` (kept if one is there). Refuses a directory that already holds a
     radgate database."""
+    from radgate.db.engine import Database
+
     data_dir = settings.data_dir
     _check_dir(data_dir, create=True)
-    sqlite = _sqlite_path(settings)
+    sqlite = sqlite_path(settings)
     if sqlite is not None and sqlite.is_file():
         db = Database(settings.database_url)
         try:

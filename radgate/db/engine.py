@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import ast
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +14,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radgate.config import Settings
+from radgate.db.revisions import (
+    MIGRATIONS,
+    head_versions,
+    script_dependencies,
+    script_heads,
+    script_revisions,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -24,7 +29,17 @@ log = logging.getLogger(__name__)
 # Alembic reports every connection and no-op upgrade at INFO; radgate logs the migrations it runs itself.
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+__all__ = [
+    "MIGRATIONS",
+    "Database",
+    "alembic_config",
+    "database_for",
+    "make_engine",
+    "open_database",
+    "script_dependencies",
+    "script_heads",
+    "script_revisions",
+]
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
@@ -88,7 +103,7 @@ class Database:
 
     def at_heads(self) -> bool:
         """True when ``alembic_version`` holds exactly the heads of the migration scripts."""
-        heads = script_heads()
+        heads = head_versions()
         if heads is None:
             return False
         try:
@@ -96,7 +111,7 @@ class Database:
                 current = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
         except DBAPIError:  # no alembic_version table yet: a new database
             return False
-        return current == heads - script_dependencies()
+        return current == heads
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -105,84 +120,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-@cache
-def script_dependencies() -> frozenset[str]:
-    """Revisions another script ``depends_on``: Alembic records only the dependent one in
-    ``alembic_version`` once both are applied (0021_policy depends on the results and validation heads)."""
-    needed: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "depends_on"
-            ):
-                try:
-                    value = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-                if isinstance(value, str):
-                    needed.add(value)
-                elif isinstance(value, tuple | list):
-                    needed.update(v for v in value if isinstance(v, str))
-    return frozenset(needed)
-
-
-@cache
-def script_revisions() -> frozenset[str]:
-    """Every revision the migration scripts define (read with :mod:`ast`)."""
-    found: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-            if isinstance(node, ast.AnnAssign):
-                target = node.target
-            value = getattr(node, "value", None)
-            if isinstance(target, ast.Name) and target.id == "revision" and value is not None:
-                try:
-                    revision = ast.literal_eval(value)
-                except ValueError:
-                    continue
-                if isinstance(revision, str):
-                    found.add(revision)
-    return frozenset(found)
-
-
-@cache
-def script_heads() -> frozenset[str] | None:
-    """The head revisions of the migration scripts, read with :mod:`ast` (importing neither Alembic nor the
-    scripts); None when a script does not state ``revision``/``down_revision`` as literals (then Alembic
-    decides)."""
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        values: dict[str, Any] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                target, value = node.target, node.value
-            else:
-                continue
-            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-                try:
-                    values[target.id] = ast.literal_eval(value)
-                except ValueError:
-                    return None
-        revision, down = values.get("revision"), values.get("down_revision")
-        if not isinstance(revision, str):
-            return None
-        revisions.add(revision)
-        if isinstance(down, str):
-            revised.add(down)
-        elif isinstance(down, tuple | list) and all(isinstance(d, str) for d in down):
-            revised.update(down)
-        elif down is not None:
-            return None
-    return frozenset(revisions - revised) or None
 
 
 def open_database(

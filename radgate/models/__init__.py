@@ -1,38 +1,48 @@
-"""Model packages: the manifest, the hash-checked package on disk, and the registry of installed versions."""
+"""Model packages: the manifest, the hash-checked package on disk, and the registry of installed versions.
 
-from radgate.models.manifest import (
-    Code,
-    Explanation,
-    Finding,
-    IntendedUse,
-    Manifest,
-    ManifestError,
-    ModelInfo,
-    OperatingPoint,
-    OutputSpec,
-    Preprocessing,
-    TrainingData,
-    Weights,
-)
-from radgate.models.package import (
-    ModelPackage,
-    PackageError,
-    PackageIntegrityError,
-    sha256_hex,
-    write_package,
-)
-from radgate.models.registry import (
-    InstalledModel,
-    RegistryError,
-    VerifyReport,
-    add_model,
-    ensure_default_models,
-    get_model,
-    list_models,
-    open_model,
-    remove_model,
-    verify_model,
-)
+The names below are imported on first use (PEP 562): :mod:`radgate.models.installed` (what ``radgate models
+list`` needs) imports neither SQLAlchemy nor the registry's table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radgate.models.manifest import (
+        Code,
+        Explanation,
+        Finding,
+        IntendedUse,
+        Manifest,
+        ManifestError,
+        ModelInfo,
+        OperatingPoint,
+        OutputSpec,
+        Preprocessing,
+        TrainingData,
+        Weights,
+    )
+    from radgate.models.package import (
+        ModelPackage,
+        PackageError,
+        PackageIntegrityError,
+        sha256_hex,
+        write_package,
+    )
+    from radgate.models.registry import (
+        InstalledModel,
+        RegistryError,
+        VerifyReport,
+        add_model,
+        ensure_default_models,
+        get_model,
+        list_models,
+        open_model,
+        remove_model,
+        verify_model,
+    )
 
 __all__ = [
     "Code",
@@ -63,3 +73,42 @@ __all__ = [
     "verify_model",
     "write_package",
 ]
+
+_HOMES = {
+    "Code": "radgate.models.manifest",
+    "Explanation": "radgate.models.manifest",
+    "Finding": "radgate.models.manifest",
+    "IntendedUse": "radgate.models.manifest",
+    "Manifest": "radgate.models.manifest",
+    "ManifestError": "radgate.models.manifest",
+    "ModelInfo": "radgate.models.manifest",
+    "OperatingPoint": "radgate.models.manifest",
+    "OutputSpec": "radgate.models.manifest",
+    "Preprocessing": "radgate.models.manifest",
+    "TrainingData": "radgate.models.manifest",
+    "Weights": "radgate.models.manifest",
+    "ModelPackage": "radgate.models.package",
+    "PackageError": "radgate.models.package",
+    "PackageIntegrityError": "radgate.models.package",
+    "sha256_hex": "radgate.models.package",
+    "write_package": "radgate.models.package",
+    "InstalledModel": "radgate.models.registry",
+    "RegistryError": "radgate.models.registry",
+    "VerifyReport": "radgate.models.registry",
+    "add_model": "radgate.models.registry",
+    "ensure_default_models": "radgate.models.registry",
+    "get_model": "radgate.models.registry",
+    "list_models": "radgate.models.registry",
+    "open_model": "radgate.models.registry",
+    "remove_model": "radgate.models.registry",
+    "verify_model": "radgate.models.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -13,7 +13,6 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,7 +22,8 @@ from sqlalchemy.orm import Session
 from radgate.clock import utcnow
 from radgate.errors import Conflict, Invalid, NotFound
 from radgate.logs import REPORTED
-from radgate.models.manifest import VERSION_RE, Manifest
+from radgate.models.installed import BUNDLED_MODELS, InstalledModel, newest_first, unregistered_bundled
+from radgate.models.installed import version_key as _version_key
 from radgate.models.package import ModelPackage, PackageError, PackageIntegrityError
 from radgate.models.tables import ModelVersion
 
@@ -42,11 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Packages shipped with radgate and registered by default when present.
-BUNDLED_MODELS: tuple[Path, ...] = (
-    Path(__file__).resolve().parent.parent / "data" / "models" / "demo-pneumothorax" / "1.0.0",
-)
 
 
 class RegistryError(Invalid, ValueError):
@@ -73,45 +68,6 @@ def whoami() -> str:
 
 
 @dataclass(frozen=True)
-class InstalledModel:
-    """A registered model version, as the registry row and its parsed manifest."""
-
-    id: int
-    name: str
-    version: str
-    task: str
-    description: str
-    synthetic: bool
-    sha256: str
-    path: Path
-    source: str
-    registered_at: datetime
-    registered_by: str
-    manifest: Manifest
-
-    @classmethod
-    def from_row(cls, row: ModelVersion) -> InstalledModel:
-        return cls(
-            id=row.id,
-            name=row.name,
-            version=row.version,
-            task=row.task,
-            description=row.description,
-            synthetic=row.synthetic,
-            sha256=row.sha256,
-            path=Path(row.path),
-            source=row.source,
-            registered_at=row.registered_at,
-            registered_by=row.registered_by,
-            manifest=Manifest.from_toml(row.manifest),
-        )
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} {self.version}"
-
-
-@dataclass(frozen=True)
 class VerifyReport:
     """The result of re-hashing an installed package's weights."""
 
@@ -121,15 +77,6 @@ class VerifyReport:
     expected_sha256: str
     actual_sha256: str | None
     message: str
-
-
-def _version_key(version: str) -> tuple[int, int, int, int, str]:
-    match = VERSION_RE.match(version)
-    if not match:
-        return (0, 0, 0, 0, version)
-    major, minor, patch, pre = match.groups()
-    # A pre-release sorts before its release (SemVer 2.0.0, item 11).
-    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
 
 
 def models_dir(data_dir: Path) -> Path:
@@ -204,10 +151,7 @@ def list_models(session: Session, name: str | None = None) -> list[InstalledMode
     query = select(ModelVersion)
     if name is not None:
         query = query.where(ModelVersion.name == name)
-    rows = list(session.scalars(query))
-    rows.sort(key=lambda r: _version_key(r.version), reverse=True)
-    rows.sort(key=lambda r: r.name)
-    return [InstalledModel.from_row(r) for r in rows]
+    return newest_first(InstalledModel.from_row(r) for r in session.scalars(query))
 
 
 def _get_row(session: Session, name: str, version: str | None) -> ModelVersion:
@@ -304,16 +248,9 @@ def ensure_default_models(
     bundled: Sequence[Path] = BUNDLED_MODELS,
 ) -> list[InstalledModel]:
     """Register the bundled packages that exist and are not installed yet; returns those added."""
-    added = []
-    for path in bundled:
-        if not (path / "manifest.toml").is_file() and not (path.is_file() and path.suffix == ".zip"):
-            continue
-        package = ModelPackage.open(path)
-        exists = session.scalars(
-            select(ModelVersion.id).where(
-                ModelVersion.name == package.manifest.name, ModelVersion.version == package.manifest.version
-            )
-        ).first()
-        if exists is None:
-            added.append(add_model(session, path, data_dir, registered_by="radgate (bundled)"))
-    return added
+    rows = session.execute(select(ModelVersion.name, ModelVersion.version))
+    registered = {(name, version) for name, version in rows}
+    return [
+        add_model(session, package.root, data_dir, registered_by="radgate (bundled)")
+        for package in unregistered_bundled(registered, bundled)
+    ]

@@ -1,7 +1,8 @@
 """Ingest as use cases: import folders, list rejections and series, set a series' expected count.
 
 Light on purpose: ``radgate series`` and ``radgate rejections`` load the database only (pydicom and numpy
-are imported by :func:`import_files` alone).
+are imported by :func:`import_files` alone), and ``radgate series`` reads a SQLite data directory without
+SQLAlchemy (:mod:`radgate.db.light`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from radgate.config import Settings
-from radgate.db import Database
+from radgate.db.light import ColumnKind, ReadQuery, light_reader
 from radgate.errors import Invalid
 
 if TYPE_CHECKING:
+    from radgate.config import Settings
+    from radgate.db import Database
     from radgate.ingest.folder import ImportSummary
 
 __all__ = ["count_files", "expect_instances", "import_files", "rejections", "series"]
@@ -56,12 +58,41 @@ def rejections(db: Database, limit: int = 50) -> list[dict[str, Any]]:
         return recent_rejections(s, limit)
 
 
-def series(db: Database, limit: int = 50) -> list[dict[str, Any]]:
-    """Received series with their assembly status, most recent first."""
+#: :func:`radgate.ingest.status.series_status`'s rows, read without SQLAlchemy.
+SERIES_STATUS = ReadQuery(
+    "series",
+    (
+        ("StudyInstanceUID", ColumnKind.TEXT),
+        ("SeriesInstanceUID", ColumnKind.TEXT),
+        ("Modality", ColumnKind.TEXT),
+        ("num_instances", ColumnKind.INTEGER),
+        ("expected_instances", ColumnKind.INTEGER),
+        ("status", ColumnKind.TEXT),
+        ("note", ColumnKind.TEXT),
+        ("reopened_count", ColumnKind.INTEGER),
+    ),
+    order_by=(("last_received", True),),
+)
+
+
+def series(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
+    """Received series with their assembly status, most recent first.
+
+    A SQLite data directory is read with ``sqlite3`` (:data:`SERIES_STATUS`); PostgreSQL, or a schema not at
+    the heads, through SQLAlchemy (:func:`radgate.ingest.status.series_status`), which says what to run.
+    """
+    with light_reader(settings) as reader:
+        if reader is not None:
+            return reader.rows(SERIES_STATUS, limit)
+    from radgate.db import database_for
     from radgate.ingest.status import series_status
 
-    with db.session() as s:
-        return series_status(s, limit)
+    db = database_for(settings)
+    try:
+        with db.session() as s:
+            return series_status(s, limit)
+    finally:
+        db.dispose()
 
 
 def expect_instances(db: Database, SeriesInstanceUID: str, count: int) -> None:
