@@ -2,8 +2,9 @@
 
 What is measured, per model, in one run:
 
-- end-to-end: from the moment a series is marked complete (and queued, in the same transaction, as the
-  assembler does) to the moment its result row is committed: job claim, DICOM read and pixel decode,
+- end-to-end: from the moment a series is marked complete (and queued, in the same transaction, by the
+  engine's hook, as the assembler does) to the moment its result row is committed: job claim (or the
+  hand-over to the idle worker), DICOM read and pixel decode,
   rendering and resizing, inference, CAM, writing the map, storing the result. p50 / p95 / mean.
 - raw: ``onnxruntime.InferenceSession.run`` alone on the very tensors the engine built, batch 1, same
   thread settings, same process, run right after each series' result is stored (pairs see the same load).
@@ -48,9 +49,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from radgate.assembly import SeriesCompleteHook
 from radgate.config import Settings, load_settings
 from radgate.db import Database, Instance, Series, Study, open_database
-from radgate.engine import Engine, EngineOptions, Prediction, enqueue_for_series
+from radgate.engine import Engine, EngineOptions, Prediction
 from radgate.inference import RuntimeOptions, available_providers, preprocess
 from radgate.inference.cache import TensorPrewarmer
 from radgate.models import Manifest, ModelPackage, add_model, write_package
@@ -163,9 +165,14 @@ def synthetic_dx(rng: np.random.Generator, size: int) -> Dataset:
 
 
 def index_complete(
-    db: Database, settings: Settings, ds: Dataset, prewarm: TensorPrewarmer | None = None
+    db: Database,
+    settings: Settings,
+    ds: Dataset,
+    hook: SeriesCompleteHook,
+    prewarm: TensorPrewarmer | None = None,
 ) -> str:
-    """Store one instance and mark its series complete, queueing it in the same transaction.
+    """Store one instance and mark its series complete, queueing it in the same transaction through the
+    engine's hook, as the assembler does (``Assembler(..., hooks=[engine.hook])``).
 
     With ``prewarm``, the model input is rendered between arrival and completion, as the gateway's pixel
     checker does during the assembly quiet period."""
@@ -197,7 +204,7 @@ def index_complete(
         series = s.get(Series, ds.SeriesInstanceUID)
         assert series is not None
         series.status, series.completed_at = "complete", utcnow()
-        enqueue_for_series(s, ds.SeriesInstanceUID)
+        hook(s, ds.SeriesInstanceUID, False)
     return str(ds.SeriesInstanceUID)
 
 
@@ -266,7 +273,7 @@ def run_model(label: str, package_path: Path, args: argparse.Namespace, workdir:
     raw: list[float] = []
     try:
         for i, ds in enumerate(datasets):
-            uid = index_complete(db, settings, ds, prewarm)
+            uid = index_complete(db, settings, ds, engine.hook, prewarm)
             stored.wait(uid, 120)  # only paces the producer; latencies come from the engine's timestamps
             tensor = tensor_of(ds)
             start = time.perf_counter()

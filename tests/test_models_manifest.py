@@ -144,3 +144,20 @@ def test_constructors_raise_manifest_error_with_the_key() -> None:
     with pytest.raises(ManifestError, match="'code.value' is ''; expected a non-empty string"):
         Code("SCT", "", "Pneumothorax")
     assert Code("SCT", "36118008", "Pneumothorax").value == "36118008"
+
+
+# -- parsed once per text: the registry row's manifest is read on every series' path ----------------------
+
+
+def test_same_text_is_parsed_once_and_errors_still_name_each_source(tmp_path: Any) -> None:
+    text = Manifest.from_dict(manifest_dict()).to_toml()
+    first = Manifest.from_toml(text)
+    assert Manifest.from_toml(text) is first  # immutable (frozen), so one parsed object serves every reader
+    assert Manifest.from_toml(text, source="a/manifest.toml") is first
+    other = Manifest.from_toml(text.replace('task = "triage"', 'task = "diagnostic"'))
+    assert other is not first and other.model.task == "diagnostic"
+    bad = text.replace('task = "triage"', 'task = "screening"')
+    for source in ("a/manifest.toml", "b/manifest.toml"):  # a failure is not cached under another name
+        with pytest.raises(ManifestError) as info:
+            Manifest.from_toml(bad, source=source)
+        assert str(info.value).startswith(f"{source}: manifest key 'model.task' is 'screening'")

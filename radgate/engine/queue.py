@@ -16,27 +16,29 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from radgate.clock import utcnow
+from radgate.clock import as_utc, utcnow
 from radgate.db.lease import LeasedQueue, LeaseStatus
 from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance, Series
 from radgate.engine.tables import Job, RoutingDecisionRow
-from radgate.routing.deployment import list_deployments
+from radgate.routing.deployment import Deployment, list_deployments
 from radgate.routing.features import FEATURE_KEYWORDS
 from radgate.routing.router import decide_series
 
 __all__ = [
     "JOBS",
     "JOBS_QUEUED",
+    "Claim",
     "ClaimedJob",
     "EnqueueHook",
+    "RoutedSeries",
     "claim_jobs",
     "enqueue_for_series",
     "extend_leases",
@@ -44,6 +46,7 @@ __all__ = [
     "reap_expired",
     "release_job",
     "instance_features",
+    "route_series",
     "series_instances",
 ]
 
@@ -89,6 +92,40 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
     or off). Calling it again for the same series (say, when it was reopened) re-records the decisions and
     never queues a second job for a series and model version.
     """
+    return route_series(session, SeriesInstanceUID, max_attempts).job_ids
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who takes the jobs :func:`route_series` creates at once: an idle worker of this process.
+
+    The jobs (at most ``limit``, of one model version) are inserted already leased to ``worker``, in the
+    transaction that completes the series, as :func:`claim_jobs` would have leased them a moment after its
+    commit: ``running``, the attempt counted, the lease running ``lease_s`` from now. The worker gets them
+    in memory after the commit (``Engine``); if it never runs them, the lease expires and any worker claims
+    them again, as after a crash.
+    """
+
+    worker: str
+    lease_s: float
+    limit: int
+
+
+@dataclass
+class RoutedSeries:
+    """What routing one series did: the jobs it created (``claimed``: those leased by a :class:`Claim`,
+    each with its deployment) and the series' instances it read."""
+
+    job_ids: list[int] = field(default_factory=list)
+    claimed: list[tuple[ClaimedJob, Deployment]] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+
+
+def route_series(
+    session: Session, SeriesInstanceUID: str, max_attempts: int = 3, claim: Claim | None = None
+) -> RoutedSeries:
+    """:func:`enqueue_for_series`, saying what it did; with ``claim``, the new jobs of the first matched
+    model version (up to ``claim.limit``) are leased to ``claim.worker`` in the same transaction."""
     series = session.get(Series, SeriesInstanceUID)
     if series is None:
         raise ValueError(f"Series {SeriesInstanceUID} is not in the index; it must be ingested first.")
@@ -97,7 +134,8 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
     if not per_instance:
         per_instance = [("", instance_features(series, None))]
     now = utcnow()
-    job_ids: list[int] = []
+    routed = RoutedSeries(instances=instances)
+    queued = False
     for deployment in list_deployments(session):
         decision = decide_series(per_instance, deployment)
         job_id: int | None = None
@@ -108,6 +146,10 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
                 )
             ).one_or_none()
             if job is None:
+                model = (deployment.model_name, deployment.model_version)
+                leased = claim is not None and len(routed.claimed) < claim.limit and all(
+                    (c.model_name, c.model_version) == model for c, _ in routed.claimed
+                )
                 job = Job(
                     StudyInstanceUID=series.StudyInstanceUID,
                     SeriesInstanceUID=SeriesInstanceUID,
@@ -122,9 +164,17 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
                     series_completed_at=series.completed_at or now,
                     instances=json.dumps(list(decision.used_instances)),
                 )
+                if claim is not None and leased:
+                    job.status, job.attempts, job.started_at = LeaseStatus.RUNNING.value, 1, now
+                    job.lease_owner = claim.worker
+                    job.lease_expires_at = now + timedelta(seconds=claim.lease_s)
                 session.add(job)
                 session.flush()
-                job_ids.append(job.id)
+                routed.job_ids.append(job.id)
+                if claim is not None and leased:
+                    routed.claimed.append((_claimed(job, now), deployment))
+                else:
+                    queued = True
             job_id = job.id
         row = session.scalars(
             select(RoutingDecisionRow).where(
@@ -153,9 +203,9 @@ def enqueue_for_series(session: Session, SeriesInstanceUID: str, max_attempts: i
             "series %s / %s: %s (%s)", SeriesInstanceUID, deployment.name, decision.decision, decision.reason
         )
     session.flush()
-    if job_ids and not event.contains(session, "after_commit", _wake):
+    if queued and not event.contains(session, "after_commit", _wake):
         event.listen(session, "after_commit", _wake)
-    return job_ids
+    return routed
 
 
 @dataclass(frozen=True)
@@ -221,23 +271,26 @@ def claim_jobs(
     if not claimed:
         return []
     rows = session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.id)).all()
-    return [
-        ClaimedJob(
-            id=r.id,
-            StudyInstanceUID=r.StudyInstanceUID,
-            SeriesInstanceUID=r.SeriesInstanceUID,
-            deployment=r.deployment,
-            model_name=r.model_name,
-            model_version=r.model_version,
-            attempts=r.attempts,
-            max_attempts=r.max_attempts,
-            enqueued_at=r.enqueued_at,
-            series_completed_at=r.series_completed_at,
-            claimed_at=now,
-            instances=None if r.instances is None else tuple(json.loads(r.instances)),
-        )
-        for r in rows
-    ]
+    return [_claimed(r, now) for r in rows]
+
+
+def _claimed(r: Job, now: datetime) -> ClaimedJob:
+    """The job as a worker runs it; its times aware UTC as the database hands them back (a row just
+    written holds whatever its writer assigned, say a naive completion time)."""
+    return ClaimedJob(
+        id=r.id,
+        StudyInstanceUID=r.StudyInstanceUID,
+        SeriesInstanceUID=r.SeriesInstanceUID,
+        deployment=r.deployment,
+        model_name=r.model_name,
+        model_version=r.model_version,
+        attempts=r.attempts,
+        max_attempts=r.max_attempts,
+        enqueued_at=as_utc(r.enqueued_at),
+        series_completed_at=None if r.series_completed_at is None else as_utc(r.series_completed_at),
+        claimed_at=now,
+        instances=None if r.instances is None else tuple(json.loads(r.instances)),
+    )
 
 
 def extend_leases(session: Session, worker: str, job_ids: Sequence[int], lease_s: float) -> int:

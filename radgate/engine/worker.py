@@ -12,6 +12,7 @@ this); ``stop()`` lets them finish their current batch. Tests and the benchmark 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,16 +34,18 @@ from sqlalchemy.orm import Session
 from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db.engine import Database
+from radgate.db.schema import Instance
 from radgate.engine.queue import (
     JOBS,
     JOBS_QUEUED,
+    Claim,
     ClaimedJob,
-    EnqueueHook,
     claim_jobs,
     extend_leases,
     finish_job,
     reap_expired,
     release_job,
+    route_series,
     series_instances,
 )
 from radgate.engine.sink import ResultSink
@@ -136,6 +139,8 @@ class EngineOptions:
 
 #: One image of a job, as read from the index: SOPInstanceUID, path in the store, features, file SHA-256.
 _Instance = tuple[str, str, dict[str, Any], str]
+#: A job ready to run: the job, its deployment's policy, its images.
+_Runnable = tuple[ClaimedJob, PolicyContext, list[_Instance]]
 
 
 @dataclass
@@ -166,21 +171,22 @@ class _Heartbeat(threading.Thread):
         super().__init__(name="radgate-engine-lease", daemon=True)
         self.db, self.lease_s = db, lease_s
         self.halt = threading.Event()
-        self._held: dict[str, list[int]] = {}
+        self._held: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def hold(self, worker: str, job_ids: Sequence[int]) -> None:
+        """Keep these jobs' leases alive (beside any others ``worker`` holds) until :meth:`release`."""
         with self._lock:
-            self._held[worker] = list(job_ids)
+            self._held.setdefault(worker, set()).update(job_ids)
 
-    def release(self, worker: str) -> None:
+    def release(self, worker: str, job_ids: Sequence[int]) -> None:
         with self._lock:
-            self._held.pop(worker, None)
+            self._held.get(worker, set()).difference_update(job_ids)
 
     def run(self) -> None:
         while not self.halt.wait(self.lease_s / 3):
             with self._lock:
-                held = [(worker, ids) for worker, ids in self._held.items() if ids]
+                held = [(worker, sorted(ids)) for worker, ids in self._held.items() if ids]
             if not held:
                 continue
             try:
@@ -189,6 +195,89 @@ class _Heartbeat(threading.Thread):
                         extend_leases(s, worker, ids, self.lease_s)
             except Exception:  # a missed beat only shortens the lease; never kill the worker for it
                 log.exception("lease heartbeat failed for %s", ", ".join(w for w, _ in held))
+
+
+@dataclass(frozen=True)
+class _Handed:
+    """A job leased to a worker in the transaction that completed its series, with what that transaction
+    read for it: the deployment's policy and the images that fit."""
+
+    job: ClaimedJob
+    policy: PolicyContext
+    instances: list[_Instance]
+
+
+class _Handoff:
+    """Series completed in this process go straight to a worker of its engine that waits idle.
+
+    The engine's hook leases the new jobs to an idle worker inside the transaction that completes the
+    series (:class:`~radgate.engine.queue.Claim`) and, once that transaction commits, hands them over in
+    memory with what it read; the worker runs them without a claim and without reading them back. A
+    rolled-back transaction hands nothing, and the worker is idle again. Workers in other processes, and
+    jobs no idle worker could take, go through the queue as before (claim, lease, heartbeat).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[str] = []  # found no work (waiting, or polling the queue), oldest first
+        self._inbox: dict[str, list[list[_Handed]]] = {}
+
+    def idle(self, worker: str) -> None:
+        with self._lock:
+            if worker not in self._idle:
+                self._idle.append(worker)
+
+    def busy(self, worker: str) -> None:
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+
+    def reserve(self) -> str | None:
+        """An idle worker, no longer offered to anyone else until it is idle again; None if none waits."""
+        with self._lock:
+            return self._idle.pop(0) if self._idle else None
+
+    def deliver(self, worker: str, handed: list[_Handed]) -> None:
+        with self._lock:
+            self._inbox.setdefault(worker, []).append(handed)
+        JOBS_QUEUED.set()  # the worker waits on it
+
+    def take(self, worker: str) -> list[_Handed]:
+        """The first batch handed to ``worker`` (one series' jobs of one model version), or none."""
+        with self._lock:
+            inbox = self._inbox.get(worker)
+            if not inbox:
+                return []
+            if worker in self._idle:
+                self._idle.remove(worker)
+            return inbox.pop(0)
+
+    def forget(self, worker: str) -> bool:
+        """Drop whatever was handed to ``worker`` and not run (it stopped or died); True if anything was."""
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+            return bool(self._inbox.pop(worker, None))
+
+
+@dataclass
+class _PendingHandoff:
+    """Jobs leased to ``worker`` in a transaction not yet ended: handed over on commit, not on rollback."""
+
+    engine: Engine
+    worker: str
+    handed: list[_Handed]
+    ended: bool = False
+
+    def committed(self, _session: Session) -> None:
+        if not self.ended:
+            self.ended = True
+            self.engine._deliver(self.worker, self.handed)
+
+    def rolled_back(self, _session: Session) -> None:
+        if not self.ended:
+            self.ended = True
+            self.engine._handoff.idle(self.worker)
 
 
 def _ms(start: float) -> float:
@@ -229,11 +318,43 @@ class Engine:
         self._heartbeat: _Heartbeat | None = None
         self._heartbeat_lock = threading.Lock()
         self._next_reap = 0.0  # time.monotonic() of the next reap of dead workers' last attempts
+        self._handoff = _Handoff()
 
     @property
-    def hook(self) -> EnqueueHook:
+    def hook(self) -> _EngineHook:
         """For the assembler (``Assembler(..., hooks=[engine.hook])``): completed series become jobs."""
-        return EnqueueHook(self.options.max_attempts)
+        return _EngineHook(self)
+
+    def enqueue(self, session: Session, SeriesInstanceUID: str, partial: bool = False) -> list[int]:
+        """Route a completed series into jobs inside the caller's transaction (the assembler's hook).
+
+        :func:`~radgate.engine.queue.enqueue_for_series`, except that when a worker of this engine waits
+        idle the new jobs are leased to it in this transaction and handed to it when the transaction
+        commits (:class:`_Handoff`): no claim and no read-back between completion and inference. Partial
+        series (the ``process_partial`` policy) are routed like complete ones; the assembler has already
+        recorded why they are partial. Returns the ids of the jobs created.
+        """
+        worker = None if self._stop.is_set() else self._handoff.reserve()
+        opts = self.options
+        claim = None if worker is None else Claim(worker, opts.lease_s, opts.batch_size)
+        routed = route_series(session, SeriesInstanceUID, opts.max_attempts, claim)
+        if worker is None:
+            return routed.job_ids
+        if not routed.claimed:
+            self._handoff.idle(worker)
+            return routed.job_ids
+        handed = [
+            _Handed(job, policy_context(session, deployment), self._fitting(routed.instances, job))
+            for job, deployment in routed.claimed
+        ]
+        pending = _PendingHandoff(self, worker, handed)
+        event.listen(session, "after_commit", pending.committed, once=True)
+        event.listen(session, "after_rollback", pending.rolled_back, once=True)
+        return routed.job_ids
+
+    def _deliver(self, worker: str, handed: list[_Handed]) -> None:
+        self._lease_heartbeat().hold(worker, [h.job.id for h in handed])
+        self._handoff.deliver(worker, handed)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -303,6 +424,9 @@ class Engine:
         JOBS_QUEUED.set()  # wake idle workers so they see the stop now
         for thread in [*self._threads, *self._workers.values()]:
             thread.join(timeout_s)
+        for worker in self._workers:
+            if self._handoff.forget(worker):
+                self._requeue(worker)  # handed over, not run: queued again now, not at lease expiry
         self._threads = []
         self._workers = {}
         with self._heartbeat_lock:
@@ -318,7 +442,8 @@ class Engine:
     def _loop(self, worker: str) -> None:
         while not self._stop.is_set():
             try:
-                done = self.run_once(worker)
+                handed = self._handoff.take(worker)
+                done = self._run_handed(worker, handed) if handed else self.run_once(worker)
             except FATAL_EXCEPTIONS:
                 raise
             except BaseException:  # noqa: BLE001 - a native panic is a BaseException; the loop survives it
@@ -326,6 +451,7 @@ class Engine:
                 self._requeue(worker)
                 done = 0
             if done == 0:
+                self._handoff.idle(worker)  # the hook may hand it a series until it claims a batch
                 JOBS_QUEUED.wait(self.options.poll_interval_s)
                 JOBS_QUEUED.clear()
 
@@ -346,6 +472,7 @@ class Engine:
                 if thread.is_alive() or self._stop.is_set():
                     continue
                 log.error("engine worker %s died; its jobs are queued again and a new worker starts", name)
+                self._handoff.forget(name)
                 self._requeue(name)
                 self.restarts += 1
                 self._workers[name] = self._spawn(name, i)
@@ -380,12 +507,30 @@ class Engine:
             log.warning("failed %d job(s) whose worker died on their last attempt", reaped)
         if not jobs:
             return 0
+        self._handoff.busy(worker)
         heartbeat = self._lease_heartbeat()
         heartbeat.hold(worker, [j.id for j in jobs])
         try:
             self._run_batch(worker, jobs)
         finally:
-            heartbeat.release(worker)
+            heartbeat.release(worker, [j.id for j in jobs])
+        return len(jobs)
+
+    def _run_handed(self, worker: str, handed: list[_Handed]) -> int:
+        """Run jobs handed over by the hook (already leased, their heartbeat held since the handover)."""
+        now = utcnow()
+        jobs = [dataclasses.replace(h.job, claimed_at=now) for h in handed]  # queue wait ends now
+        try:
+            first = handed[0]
+            sha256 = first.policy.manifest.weights.sha256
+            model = self._loaded(first.job.model_name, first.job.model_version, sha256)
+            if model is None:  # not loaded yet: as after a claim, reading what the batch needs
+                self._run_batch(worker, jobs)
+            else:
+                runnable = [(j, h.policy, h.instances) for j, h in zip(jobs, handed, strict=True)]
+                self._run_loaded(worker, model, runnable)
+        finally:
+            self._lease_heartbeat().release(worker, [j.id for j in jobs])
         return len(jobs)
 
     def _reap_due(self) -> bool:
@@ -436,7 +581,7 @@ class Engine:
 
     def _run_batch(self, worker: str, jobs: list[ClaimedJob]) -> None:
         name, version = jobs[0].model_name, jobs[0].model_version
-        runnable: list[tuple[ClaimedJob, PolicyContext, list[_Instance]]] = []
+        runnable: list[_Runnable] = []
         model: LoadedModel | None = None
         installed: InstalledModel | None = None
         load_error = ""
@@ -474,7 +619,10 @@ class Engine:
             for job, _, _ in runnable:
                 self._fail(worker, job, load_error, permanent=True)
             return
+        self._run_loaded(worker, model, runnable)
 
+    def _run_loaded(self, worker: str, model: LoadedModel, runnable: list[_Runnable]) -> None:
+        """Prepare, infer and store jobs of one model version, ``model`` loaded."""
         prepared: list[_Prepared] = []
         for job, ctx, instances in runnable:
             try:
@@ -512,12 +660,17 @@ class Engine:
                 )
             offset += count
 
-    @staticmethod
-    def _instances(s: Session, job: ClaimedJob) -> list[_Instance]:
+    @classmethod
+    def _instances(cls, s: Session, job: ClaimedJob) -> list[_Instance]:
         """The job's images in the index: decodable, and among those routing sent to this model."""
+        return cls._fitting(series_instances(s, job.SeriesInstanceUID), job)
+
+    @staticmethod
+    def _fitting(instances: Iterable[Instance], job: ClaimedJob) -> list[_Instance]:
+        """Of a series' newest instances, those decodable that routing sent to ``job``'s model."""
         return [
             (i.SOPInstanceUID, i.path, {k: getattr(i, k, None) for k in FEATURE_KEYWORDS}, i.sha256)
-            for i in series_instances(s, job.SeriesInstanceUID)
+            for i in instances
             if getattr(i, "pixel_status", "ok") != "undecodable"
             and (job.instances is None or i.SOPInstanceUID in job.instances)
         ]
@@ -701,6 +854,16 @@ class Engine:
             list(zip(p.SOPInstanceUIDs, p.sha256s, p.tensors, strict=False)),
             manifest.preprocessing,
         )
+
+
+@dataclass(frozen=True)
+class _EngineHook:
+    """The assembler's ``SeriesCompleteHook`` for an engine: :meth:`Engine.enqueue`."""
+
+    engine: Engine
+
+    def __call__(self, session: Session, SeriesInstanceUID: str, partial: bool) -> None:
+        self.engine.enqueue(session, SeriesInstanceUID, partial)
 
 
 class _LeaseLostError(Exception):
