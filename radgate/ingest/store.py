@@ -35,7 +35,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +47,14 @@ from sqlalchemy.orm import Session
 from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
-from radgate.ingest.journal import MAX_RECORD_BYTES, IngestJournal, JournalBusyError, JournalRecord, Segment
+from radgate.ingest.journal import (
+    MAX_RECORD_BYTES,
+    IngestJournal,
+    JournalBusyError,
+    JournalMark,
+    JournalRecord,
+    Segment,
+)
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
     IngestRejection,
@@ -226,14 +233,20 @@ class InstanceStore:
             calling_ae = record.header.get("calling_ae")
             self._store(parsed, source=str(record.header.get("source", "journal")), calling_ae=calling_ae)
             return 1
-        target = self.root / max(copies, key=lambda r: r.revision).path
-        try:
-            if target.read_bytes() == payload:
-                return 0
-        except OSError:
-            pass
-        self.blobs.put(max(copies, key=lambda r: r.revision).path, payload)
+        newest = max(copies, key=lambda r: r.revision)
+        if self._intact(self.root / newest.path, digest):  # stored; or a duplicate of a stored copy
+            return 0
+        self.blobs.put(newest.path, payload)
         return 1
+
+    def _intact(self, path: Path, digest: str) -> bool:
+        """Whether the file holds a dataset with this digest (its file meta may be another sender's)."""
+        try:
+            data = path.read_bytes()
+            limits = self.settings.ingest
+            return parse_part10(data, limits.max_instance_bytes, limits.max_inflated_bytes).sha256 == digest
+        except (OSError, IngestRejection):
+            return False
 
     @contextmanager
     def _session(self, journaled: bool) -> Iterator[Session]:
@@ -589,9 +602,20 @@ class InstanceStore:
         """Index the batch in one transaction. Journaled instances: their bytes are appended to the journal
         and fsync'd (one flush for the batch) before the commit, which then does not wait for the disk;
         the others had their files fsync'd, and their directories are fsync'd here and the commit is
-        synchronous. Either way the caller may acknowledge when this returns."""
+        synchronous. Either way the caller may acknowledge when this returns.
+
+        The journal's append runs on another thread while this one does the batch's SQL: the write and the
+        fdatasync (which release the GIL) overlap the Python of the transaction instead of following it.
+        The transaction commits only once the flush has returned; if either fails, the append is taken
+        back and nothing of the batch is acknowledged. A duplicate is journaled too (decided in the
+        transaction, after the append started); replaying it finds its copy stored and changes nothing.
+        """
         journal = self._journal
         journaled = journal is not None and any(it.journal for it in batch)
+        flush: Future[JournalMark] | None = None
+        if journal is not None and journaled:
+            records = [(self._record(it), it.parsed.data) for it in batch if it.journal]
+            flush = self._sync_pool.submit(journal.append, records)
         mark = None
         try:
             with self._session(journaled) as s:
@@ -603,16 +627,17 @@ class InstanceStore:
                 ]
                 for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
                     self._fsync_dir(directory)
-                records = [
-                    (self._record(it), it.parsed.data, it.final)
-                    for it in batch
-                    if it.journal and it.final is not None
-                ]
-                if records and journal is not None:
-                    mark = journal.append(records)
+                if flush is not None and journal is not None:
+                    mark, flush = flush.result(), None
+                    journal.track([it.final for it in batch if it.journal and it.final is not None])
                 self.last_activity = time.monotonic()
                 # The session commits when the ``with`` block closes: then it is safe to acknowledge.
         except BaseException:
+            if flush is not None:  # the SQL failed while the append ran: wait for it, to take it back
+                try:
+                    mark = flush.result()
+                except BaseException:
+                    mark = None  # the append failed too, and cut itself back
             if mark is not None and journal is not None:
                 journal.undo(mark)  # not indexed, not acknowledged: not for recovery either
             raise
@@ -630,10 +655,8 @@ class InstanceStore:
         return outcomes
 
     def _record(self, it: _Pending) -> dict[str, object]:
-        assert it.final is not None
         return {
-            "path": str(it.final.relative_to(self.root)),
-            "sha256": it.digest,
+            "sha256": it.parsed.sha256,
             "body": it.parsed.body_offset,
             "source": it.source,
             "calling_ae": it.calling_ae,
