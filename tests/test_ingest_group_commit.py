@@ -94,14 +94,14 @@ def test_one_failing_instance_does_not_fail_its_batch(
 ) -> None:
     sizes = slow_batches(store_on, monkeypatch)
     bad_uid = "1.2.826.0.1.3680043.10.543.79.666"
-    real_index = store_on._index
+    real_row = store_on._instance_row
 
-    def index(s: Any, parsed: Any, *args: Any) -> None:
+    def instance_row(parsed: Any, *args: Any) -> Any:
         if parsed.SOPInstanceUID == bad_uid:
             raise OSError("disk full (simulated)")
-        real_index(s, parsed, *args)
+        return real_row(parsed, *args)
 
-    monkeypatch.setattr(store_on, "_index", index)
+    monkeypatch.setattr(store_on, "_instance_row", instance_row)
     payloads = [to_bytes(make_dx(sop_uid=f"1.2.826.0.1.3680043.10.543.79.{i}", seed=i)) for i in range(5)]
     payloads.append(to_bytes(make_dx(sop_uid=bad_uid)))
     results = run_all(store_on, payloads)
