@@ -11,7 +11,9 @@ opens again. Without the journal (another process holds it, or an instance over 
 directory are fsync'd and the commit is synchronous, as before. Either way a crash never leaves a row without
 its file once recovery has run; an unreferenced file it leaves is replaced by the next store of that
 instance. A first copy is written straight to its path; any other goes through ``.incoming`` and a rename.
-Instances arriving together share one commit (group commit).
+Instances arriving together share one commit (group commit): one journal append and fdatasync, one SELECT
+for their copies already stored, one UPDATE per study and series, their rows in one ``executemany``; the
+journal's flush runs on another thread while the batch's SQL runs, and the commit waits for both.
 
 With ``store.backend = "s3"`` (:mod:`radgate.storage.s3`) the bytes go to the object store instead, under a
 key named by their digest (``<Study>/<Series>/<SOP>.<sha256[:16]>.dcm``, never overwritten), outside the
