@@ -94,14 +94,14 @@ def test_one_failing_instance_does_not_fail_its_batch(
 ) -> None:
     sizes = slow_batches(store_on, monkeypatch)
     bad_uid = "1.2.826.0.1.3680043.10.543.79.666"
-    real_index = store_on._index
+    real_row = store_on._instance_row
 
-    def index(s: Any, parsed: Any, *args: Any) -> None:
+    def instance_row(parsed: Any, *args: Any) -> Any:
         if parsed.SOPInstanceUID == bad_uid:
             raise OSError("disk full (simulated)")
-        real_index(s, parsed, *args)
+        return real_row(parsed, *args)
 
-    monkeypatch.setattr(store_on, "_index", index)
+    monkeypatch.setattr(store_on, "_instance_row", instance_row)
     payloads = [to_bytes(make_dx(sop_uid=f"1.2.826.0.1.3680043.10.543.79.{i}", seed=i)) for i in range(5)]
     payloads.append(to_bytes(make_dx(sop_uid=bad_uid)))
     results = run_all(store_on, payloads)
@@ -149,3 +149,49 @@ def test_a_missing_revision_1_file_is_restored_by_the_same_bytes(store_on: Insta
     r1, r2 = _rows(store_on, ds.SOPInstanceUID)
     assert not store_on.path_of(r1).exists()  # still missing: the new content is not revision 1's
     assert store_on.path_of(r2).name.endswith(".r2.dcm") and store_on.path_of(r2).read_bytes() == changed
+
+
+def test_a_failing_journal_flush_acknowledges_nothing_over_dimse(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance is acknowledged only after the fdatasync of the journal holding it: when that flush
+    fails, every C-STORE of the batch (four associations at once) gets a failure status, no row is
+    committed and the journal keeps no record of them."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation  # type: ignore[attr-defined]
+
+    from radgate.ingest.journal import IngestJournal
+
+    store = gateway.store
+    assert store._journal is not None
+    flushes: list[int] = []
+
+    def failing_fdatasync(fd: int) -> None:
+        flushes.append(fd)
+        time.sleep(0.02)  # the others queue up behind this flush
+        raise OSError(5, "Input/output error (simulated)")
+
+    def send(i: int, statuses: list[int]) -> None:
+        ae = AE(ae_title="PEER")
+        ae.add_requested_context(DigitalXRayImageStorageForPresentation)
+        assoc = ae.associate("127.0.0.1", gateway.dicom.port, ae_title="RADGATE")
+        for k in range(3):
+            uid = f"1.2.826.0.1.3680043.10.543.80.{i}.{k}"
+            statuses.append(int(assoc.send_c_store(make_dx(sop_uid=uid, seed=i * 3 + k)).Status))
+        assoc.release()
+
+    monkeypatch.setattr("os.fdatasync", failing_fdatasync)
+    statuses: list[int] = []
+    threads = [threading.Thread(target=send, args=(i, statuses)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    assert flushes and statuses == [Status.OUT_OF_RESOURCES] * 12  # 0xA700, PS3.4 B.2.3
+    with store.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Instance)) == 0
+    assert [r for path in store._journal.segments() for r in IngestJournal.read(path)] == []
+    good: list[int] = []
+    send(9, good)  # the disk is back: the same gateway stores again
+    assert good == [Status.SUCCESS] * 3

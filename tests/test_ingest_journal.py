@@ -117,6 +117,33 @@ def test_recovery_restores_lost_rows_and_files(
         db2.dispose()
 
 
+def test_replaying_a_duplicate_from_another_sender_leaves_the_stored_copy(
+    any_db_url: str, settings: Settings, store_on: InstanceStore
+) -> None:
+    """The journal holds duplicates too (its append starts before the transaction finds one): replaying
+    one whose file meta differs (another sender's implementation UID) must not rewrite the stored copy."""
+    ds = make_dx(STUDY, SERIES, f"{SERIES}.1")
+    first = to_bytes(ds)
+    ds.file_meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.543.999"
+    again = to_bytes(ds)
+    assert first != again
+    assert store_on.store_bytes(first, source="dimse").outcome == "stored"
+    assert store_on.store_bytes(again, source="dimse").outcome == "duplicate"
+    [row] = _rows(store_on).values()
+    journal = store_on._journal
+    assert journal is not None and journal._current is not None
+    assert [r.payload for r in IngestJournal.read(journal._current.path)] == [first, again]
+    _crash(store_on)
+    db2 = open_database(any_db_url)
+    store2 = InstanceStore(settings, db2)  # the restart replays both records
+    try:
+        assert [(r.revision, r.path) for r in _rows(store2).values()] == [(1, row.path)]
+        assert (settings.store_dir / row.path).read_bytes() == first
+    finally:
+        store2.close()
+        db2.dispose()
+
+
 def test_a_torn_last_record_is_ignored(any_db_url: str, settings: Settings, store_on: InstanceStore) -> None:
     payloads = _payloads(3)
     for data in payloads[:2]:

@@ -21,7 +21,10 @@ data directory (``radgate import`` beside a running ``radgate serve``) finds it 
 on its own, as without a journal.
 
 Record layout: ``RGJ1`` | header length (u32) | payload length (u64) | CRC-32 of the header (u32) | header
-(JSON: ``path``, ``sha256``, ``body``, ``source``, ``calling_ae``) | payload (the Part-10 bytes).
+(JSON: ``sha256`` of the dataset, ``body`` its offset, ``source``, ``calling_ae``; records of earlier versions
+also name a ``path``, which replay never needed) | payload (the Part-10 bytes). The records are appended
+before the transaction decides where each instance goes (and whether it is a duplicate): replay looks the
+instance up by SOPInstanceUID and digest, as the store does.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IngestJournal", "JournalBusyError", "JournalRecord", "Segment"]
+__all__ = ["IngestJournal", "JournalBusyError", "JournalMark", "JournalRecord", "Segment"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class _Mark:
+class JournalMark:
     """Where the journal stood before an append, to take that append back."""
 
     segment: Path
@@ -147,8 +150,8 @@ class IngestJournal:
     def full(self) -> bool:
         return self._size >= self.segment_bytes
 
-    def append(self, records: Sequence[tuple[dict[str, Any], bytes, Path]]) -> _Mark:
-        """Append ``(header, payload, file)`` records and make them durable with one ``fdatasync``.
+    def append(self, records: Sequence[tuple[dict[str, Any], bytes]]) -> JournalMark:
+        """Append ``(header, payload)`` records and make them durable with one ``fdatasync``.
 
         On any failure (disk full) the segment is cut back to where it was and the error raised: nothing
         half-written stays. The returned mark takes the append back (:meth:`undo`) if the transaction that
@@ -165,9 +168,9 @@ class IngestJournal:
             except BaseException:
                 self._discard_current()
                 raise
-        mark = _Mark(self._current.path, self._size, len(self._current.files))
+        mark = JournalMark(self._current.path, self._size, len(self._current.files))
         try:
-            for header, payload, _ in records:
+            for header, payload in records:
                 header_bytes = json.dumps(header, separators=(",", ":")).encode()
                 head = _HEAD.pack(MAGIC, len(header_bytes), len(payload), zlib.crc32(header_bytes))
                 self._write(head + header_bytes)
@@ -176,10 +179,15 @@ class IngestJournal:
         except BaseException:
             self._cut(mark)
             raise
-        self._current.files.extend(path for _, _, path in records)
         return mark
 
-    def undo(self, mark: _Mark) -> None:
+    def track(self, files: Sequence[Path]) -> None:
+        """Instance files written (not fsync'd) for the records appended last: the current segment's
+        checkpoint makes them durable before the segment is dropped. :meth:`undo` forgets them again."""
+        if self._current is not None:
+            self._current.files.extend(files)
+
+    def undo(self, mark: JournalMark) -> None:
         """Take back an append whose instances were not indexed after all (never acknowledged)."""
         if self._current is not None and self._current.path == mark.segment:
             self._cut(mark)
@@ -232,7 +240,7 @@ class IngestJournal:
             view = view[os.write(self._fd, view) :]
         self._size += len(data)
 
-    def _cut(self, mark: _Mark) -> None:
+    def _cut(self, mark: JournalMark) -> None:
         assert self._fd is not None and self._current is not None
         try:
             os.ftruncate(self._fd, mark.size)

@@ -101,9 +101,10 @@ class ParsedInstance:
     TransferSyntaxUID: str
     features: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
-        """Hash of the dataset as encoded, excluding the file meta (which differs by sender)."""
+        """Hash of the dataset as encoded, excluding the file meta (which differs by sender); computed once
+        (the journal's record and the duplicate check both need it)."""
         return hashlib.sha256(memoryview(self.data)[self.body_offset :]).hexdigest()
 
 

@@ -9,6 +9,7 @@ A-ASSOCIATE-RJ (permanent, "calling AE title not recognised", PS3.8 9.3.4).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -18,17 +19,21 @@ import ssl
 import struct
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import _PDU_TYPES
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from radgate.config import Settings
+from radgate.ingest.cstore import c_store_rsp, part10_bytes
 from radgate.ingest.parse import STORAGE_SOP_CLASSES
 from radgate.ingest.store import InstanceStore
 from radgate.logs import REPORTED
@@ -269,8 +274,14 @@ def _read_pdu_data(dul: Any) -> None:
     dul._recv_pdu.put(pdu)
 
 
-def _acceptor_reactor(assoc: Any) -> None:
-    """pynetdicom 3.0's ``Association._run_reactor`` with one change: it *waits* on the DIMSE message queue.
+#: Serves one DIMSE request itself; False hands it to pynetdicom's service classes.
+RequestServer = Callable[[Any, Any, int], bool]
+
+
+def _acceptor_reactor(assoc: Any, serve: RequestServer | None = None) -> None:
+    """pynetdicom 3.0's ``Association._run_reactor`` with two changes: it *waits* on the DIMSE message queue,
+    and a request ``serve`` answers (a C-STORE, :meth:`DicomServer.serve_c_store`) skips pynetdicom's service
+    class.
 
     pynetdicom's loop sleeps 1 ms and then looks at the queue without waiting, so every C-STORE waited for
     up to 1 ms after it arrived (and, on a busy machine, for the scheduler to wake the sleeping thread
@@ -289,7 +300,7 @@ def _acceptor_reactor(assoc: Any) -> None:
             context_id, msg = msg_queue.get(timeout=REACTOR_WAIT_S)
         except queue.Empty:
             context_id, msg = None, None
-        if msg:
+        if msg and not (serve is not None and serve(assoc, msg, cast(int, context_id))):
             assoc._serve_request(msg, cast(int, context_id))
 
         if assoc.is_established and assoc.acse.is_release_requested():
@@ -454,7 +465,8 @@ class DicomServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assoc.dul._run_loop_delay = DUL_POLL_S
         if not assoc.is_requestor:  # runs once negotiation succeeds, in place of pynetdicom's own loop
-            assoc._run_reactor = types.MethodType(_acceptor_reactor, assoc)
+            reactor = functools.partial(_acceptor_reactor, serve=self.serve_c_store)
+            assoc._run_reactor = types.MethodType(reactor, assoc)
         calling = str(assoc.requestor.primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
         called = str(assoc.requestor.primitive.called_ae_title).strip()
@@ -487,18 +499,80 @@ class DicomServer:
         return 0x0000
 
     def _on_store(self, event: Any) -> int | Dataset:
-        calling = str(event.assoc.requestor.ae_title).strip()
-        data = event.encoded_dataset(include_meta=True)
+        """EVT_C_STORE, for a request :meth:`serve_c_store` leaves to pynetdicom."""
+        status, reason = self._store(event.assoc, event.request, event.encoded_dataset(include_meta=True))
+        return status if reason is None else _status_with_reason(status, reason)
+
+    def _store(self, assoc: Any, req: C_STORE, data: bytes) -> tuple[int, str | None]:
+        """Store one received instance: its PS3.4 status, and the reason when it was refused."""
         outcome = self.store.store_bytes(
             data,
             source="dimse",
-            calling_ae=calling,
-            origin=str(event.assoc.requestor.address),
-            expected_sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
+            calling_ae=str(assoc.requestor.ae_title).strip(),
+            origin=str(assoc.requestor.address),
+            expected_sop_instance_uid=str(req.AffectedSOPInstanceUID),
         )
         if outcome.ok or not outcome.reason:
-            return outcome.status
-        return _status_with_reason(outcome.status, outcome.reason)
+            return outcome.status, None
+        return outcome.status, outcome.reason
+
+    def serve_c_store(self, assoc: Any, req: Any, context_id: int) -> bool:
+        """Answer a C-STORE-RQ without pynetdicom's Storage Service Class (:mod:`radgate.ingest.cstore`);
+        False for anything else, or anything unusual, which pynetdicom then serves as before.
+
+        What pynetdicom's path does that matters is kept: the dataset gets the same File Meta Information,
+        an exception while storing is status 0xC211 ("unable to process", logged), the response is sent only
+        while the association is still established, and pending C-CANCELs are cleared around the request.
+        """
+        if not isinstance(req, C_STORE) or assoc._sent_release or not req.is_valid_request:
+            return False
+        context = assoc._accepted_cx.get(context_id)
+        dataset = req.DataSet
+        if (
+            context is None
+            or context.abstract_syntax not in STORAGE_SOP_CLASSES
+            or req._dataset_file is not None  # pynetdicom's STORE_RECV_CHUNKED_DATASET: its own path
+            or dataset is None
+            or req.MessageID is None
+        ):
+            return False
+        assoc.dimse.cancel_req = {}
+        try:
+            with dataset.getbuffer() as received:  # joined once with the meta: no copy of its own
+                data = part10_bytes(
+                    received,
+                    str(req.AffectedSOPClassUID),
+                    str(req.AffectedSOPInstanceUID),
+                    str(context.transfer_syntax[0]),
+                )
+            status, reason = self._store(assoc, req, data)
+        except Exception:
+            log.exception("Exception while storing a C-STORE request's dataset")
+            status, reason = 0xC211, None
+        assoc.dimse.cancel_req = {}
+        if not assoc.is_established:
+            return True
+        comment: str | None = None
+        if reason is not None:
+            comment = reason.encode("ascii", "replace").decode("ascii")[:64]
+        encoded = c_store_rsp(
+            int(req.MessageID), req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, status, comment
+        )
+        peer_max = assoc.requestor.maximum_length
+        if peer_max and len(encoded) + 7 > peer_max:  # a peer taking tiny PDUs: pynetdicom fragments it
+            rsp = C_STORE()
+            rsp.MessageIDBeingRespondedTo = req.MessageID
+            rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+            rsp.AffectedSOPInstanceUID = req.AffectedSOPInstanceUID
+            rsp.Status = status
+            if comment is not None:
+                rsp.ErrorComment = comment  # type: ignore[assignment]
+            assoc.dimse.send_msg(rsp, context_id)
+            return True
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, b"\x03" + encoded))
+        assoc.dul.send_pdu(pdata)
+        return True
 
 
 def _status_with_reason(status: int, reason: str) -> Dataset:

@@ -11,7 +11,9 @@ opens again. Without the journal (another process holds it, or an instance over 
 directory are fsync'd and the commit is synchronous, as before. Either way a crash never leaves a row without
 its file once recovery has run; an unreferenced file it leaves is replaced by the next store of that
 instance. A first copy is written straight to its path; any other goes through ``.incoming`` and a rename.
-Instances arriving together share one commit (group commit).
+Instances arriving together share one commit (group commit): one journal append and fdatasync, one SELECT
+for their copies already stored, one UPDATE per study and series, their rows in one ``executemany``; the
+journal's flush runs on another thread while the batch's SQL runs, and the commit waits for both.
 
 With ``store.backend = "s3"`` (:mod:`radgate.storage.s3`) the bytes go to the object store instead, under a
 key named by their digest (``<Study>/<Series>/<SOP>.<sha256[:16]>.dcm``, never overwritten), outside the
@@ -35,7 +37,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +49,14 @@ from sqlalchemy.orm import Session
 from radgate.clock import utcnow
 from radgate.config import Settings
 from radgate.db import Database, Instance, Rejection, Series, Study
-from radgate.ingest.journal import MAX_RECORD_BYTES, IngestJournal, JournalBusyError, JournalRecord, Segment
+from radgate.ingest.journal import (
+    MAX_RECORD_BYTES,
+    IngestJournal,
+    JournalBusyError,
+    JournalMark,
+    JournalRecord,
+    Segment,
+)
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
     IngestRejection,
@@ -85,7 +94,6 @@ class StoreOutcome:
 
 
 # Statements built once: SQLAlchemy then reuses their compiled form, which matters at hundreds per second.
-_REVISIONS = select(Instance.revision, Instance.sha256).where(Instance.SOPInstanceUID == bindparam("uid"))
 _COPIES = select(Instance.revision, Instance.sha256, Instance.path).where(
     Instance.SOPInstanceUID == bindparam("uid")
 )
@@ -102,6 +110,9 @@ _UPDATE_SERIES = (
     .values(num_instances=Series.num_instances + bindparam("added"), last_received=bindparam("now"))
 )
 _INSERT_INSTANCE = insert(Instance)
+_COPIES_OF = select(Instance.SOPInstanceUID, Instance.revision, Instance.sha256).where(
+    Instance.SOPInstanceUID.in_(bindparam("uids", expanding=True))
+)
 
 StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
 
@@ -123,6 +134,25 @@ class _Pending:
     error: BaseException | None = None
     leads: bool = False  # woken to lead the next batch
     done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _BatchRows:
+    """What one batch writes: its instance rows, and per study and series the first instance seen (for a
+    study or series that is new) and how many instances it adds."""
+
+    instances: list[dict[str, object]] = field(default_factory=list)
+    studies: dict[str, tuple[ParsedInstance, int]] = field(default_factory=dict)
+    series: dict[str, tuple[ParsedInstance, int]] = field(default_factory=dict)
+    now: datetime = field(default_factory=utcnow)  # when the last of them was indexed
+
+    def add(self, row: dict[str, object]) -> None:
+        self.instances.append(row)
+
+    def touch(self, parsed: ParsedInstance, added: int) -> None:
+        for counts, uid in ((self.studies, parsed.StudyInstanceUID), (self.series, parsed.SeriesInstanceUID)):
+            first, before = counts.get(uid, (parsed, 0))
+            counts[uid] = (first, before + added)
 
 
 class InstanceStore:
@@ -226,14 +256,20 @@ class InstanceStore:
             calling_ae = record.header.get("calling_ae")
             self._store(parsed, source=str(record.header.get("source", "journal")), calling_ae=calling_ae)
             return 1
-        target = self.root / max(copies, key=lambda r: r.revision).path
-        try:
-            if target.read_bytes() == payload:
-                return 0
-        except OSError:
-            pass
-        self.blobs.put(max(copies, key=lambda r: r.revision).path, payload)
+        newest = max(copies, key=lambda r: r.revision)
+        if self._intact(self.root / newest.path, digest):  # stored; or a duplicate of a stored copy
+            return 0
+        self.blobs.put(newest.path, payload)
         return 1
+
+    def _intact(self, path: Path, digest: str) -> bool:
+        """Whether the file holds a dataset with this digest (its file meta may be another sender's)."""
+        try:
+            data = path.read_bytes()
+            limits = self.settings.ingest
+            return parse_part10(data, limits.max_instance_bytes, limits.max_inflated_bytes).sha256 == digest
+        except (OSError, IngestRejection):
+            return False
 
     @contextmanager
     def _session(self, journaled: bool) -> Iterator[Session]:
@@ -589,13 +625,24 @@ class InstanceStore:
         """Index the batch in one transaction. Journaled instances: their bytes are appended to the journal
         and fsync'd (one flush for the batch) before the commit, which then does not wait for the disk;
         the others had their files fsync'd, and their directories are fsync'd here and the commit is
-        synchronous. Either way the caller may acknowledge when this returns."""
+        synchronous. Either way the caller may acknowledge when this returns.
+
+        The journal's append runs on another thread while this one does the batch's SQL: the write and the
+        fdatasync (which release the GIL) overlap the Python of the transaction instead of following it.
+        The transaction commits only once the flush has returned; if either fails, the append is taken
+        back and nothing of the batch is acknowledged. A duplicate is journaled too (decided in the
+        transaction, after the append started); replaying it finds its copy stored and changes nothing.
+        """
         journal = self._journal
         journaled = journal is not None and any(it.journal for it in batch)
+        flush: Future[JournalMark] | None = None
+        if journal is not None and journaled:
+            records = [(self._record(it), it.parsed.data) for it in batch if it.journal]
+            flush = self._sync_pool.submit(journal.append, records)
         mark = None
         try:
             with self._session(journaled) as s:
-                outcomes = [self._place(s, it) for it in batch]
+                outcomes = self._place_batch(s, batch)
                 moved = [
                     it.final.parent
                     for it in batch
@@ -603,16 +650,17 @@ class InstanceStore:
                 ]
                 for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
                     self._fsync_dir(directory)
-                records = [
-                    (self._record(it), it.parsed.data, it.final)
-                    for it in batch
-                    if it.journal and it.final is not None
-                ]
-                if records and journal is not None:
-                    mark = journal.append(records)
+                if flush is not None and journal is not None:
+                    mark, flush = flush.result(), None
+                    journal.track([it.final for it in batch if it.journal and it.final is not None])
                 self.last_activity = time.monotonic()
                 # The session commits when the ``with`` block closes: then it is safe to acknowledge.
         except BaseException:
+            if flush is not None:  # the SQL failed while the append ran: wait for it, to take it back
+                try:
+                    mark = flush.result()
+                except BaseException:
+                    mark = None  # the append failed too, and cut itself back
             if mark is not None and journal is not None:
                 journal.undo(mark)  # not indexed, not acknowledged: not for recovery either
             raise
@@ -630,47 +678,61 @@ class InstanceStore:
         return outcomes
 
     def _record(self, it: _Pending) -> dict[str, object]:
-        assert it.final is not None
         return {
-            "path": str(it.final.relative_to(self.root)),
-            "sha256": it.digest,
+            "sha256": it.parsed.sha256,
             "body": it.parsed.body_offset,
             "source": it.source,
             "calling_ae": it.calling_ae,
         }
 
-    def _place(self, s: Session, it: _Pending) -> StoreOutcome:
-        """In the batch's transaction: detect a duplicate or revision, move the file into place, index it."""
+    def _place_batch(self, s: Session, batch: list[_Pending]) -> list[StoreOutcome]:
+        """In the batch's transaction: detect duplicates and revisions, move files into place, index them.
+
+        One SELECT finds the copies already stored of every instance in the batch; then each instance is
+        decided in order against those and the ones decided before it (two copies in one batch: the second
+        is a duplicate or a revision of the first); then the rows are written together: one UPDATE per
+        study and per series of the batch (what it adds), and the instance rows in one ``executemany``.
+        """
+        uids = sorted({it.parsed.SOPInstanceUID for it in batch})
+        known: dict[str, list[tuple[int, str]]] = {uid: [] for uid in uids}
+        for row in s.connection().execute(_COPIES_OF, {"uids": uids}):
+            known[row.SOPInstanceUID].append((row.revision, row.sha256))
+        pending = _BatchRows()
+        outcomes = [self._place(it, known[it.parsed.SOPInstanceUID], pending) for it in batch]
+        if pending.instances:
+            self._index(s, pending)
+        return outcomes
+
+    def _place(self, it: _Pending, existing: list[tuple[int, str]], pending: _BatchRows) -> StoreOutcome:
+        """One instance against the copies stored so far (``existing``: revision, digest; the new row is
+        added to it and to ``pending``)."""
         parsed = it.parsed
         digest = it.digest = parsed.sha256
-        existing = s.connection().execute(_REVISIONS, {"uid": parsed.SOPInstanceUID}).all()
-        if it.key is not None:  # already in the object store: index it (the same bytes again: a duplicate)
-            if any(row.sha256 == digest for row in existing):
-                return self._outcome("duplicate", parsed, max(r.revision for r in existing))
-            revision = max((r.revision for r in existing), default=0) + 1
-            self._index(s, parsed, digest, revision, it.key, utcnow(), it.source, it.calling_ae)
-            s.flush()
-            return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
-        assert it.current is not None
-        if any(row.sha256 == digest for row in existing):
-            same = max(r.revision for r in existing if r.sha256 == digest)
-            if it.placed and same != 1:  # the file written in place is not that revision's: remove it
-                it.current.unlink(missing_ok=True)
-            elif it.placed:  # revision 1's file had gone missing; the same bytes now restore it
+        newest = max((revision for revision, _ in existing), default=0)
+        same = [revision for revision, sha in existing if sha == digest]
+        if same:
+            if it.key is None and it.placed and max(same) != 1:  # written in place, not that revision's
+                it.placed.unlink(missing_ok=True)
+            elif it.key is None and it.placed:  # revision 1's file had gone missing; these bytes restore it
                 it.final = it.placed
-            return self._outcome("duplicate", parsed, max(r.revision for r in existing))
-        revision = max((r.revision for r in existing), default=0) + 1
-        name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
-        series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
-        self._ensure_dir(series_dir)
-        final = series_dir / name
-        if it.current != final:
-            os.replace(it.current, final)
-        it.current = it.final = final
-        self._index(
-            s, parsed, digest, revision, str(final.relative_to(self.root)), utcnow(), it.source, it.calling_ae
-        )
-        s.flush()  # a later instance of the same batch sees this row (duplicates, revisions)
+            return self._outcome("duplicate", parsed, newest)
+        revision = newest + 1
+        if it.key is not None:  # already in the object store: index it
+            path = it.key
+        else:
+            assert it.current is not None
+            name = parsed.SOPInstanceUID + (f".r{revision}" if revision > 1 else "") + ".dcm"
+            series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
+            self._ensure_dir(series_dir)
+            final = series_dir / name
+            if it.current != final:
+                os.replace(it.current, final)
+            it.current = it.final = final
+            path = str(final.relative_to(self.root))
+        existing.append((revision, digest))
+        pending.now = utcnow()
+        pending.add(self._instance_row(parsed, digest, revision, path, pending.now, it.source, it.calling_ae))
+        pending.touch(parsed, added=1 if revision == 1 else 0)
         return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
 
     @staticmethod
@@ -685,9 +747,8 @@ class InstanceStore:
             revision=revision,
         )
 
-    def _index(
-        self,
-        s: Session,
+    @staticmethod
+    def _instance_row(
         parsed: ParsedInstance,
         digest: str,
         revision: int,
@@ -695,40 +756,41 @@ class InstanceStore:
         now: datetime,
         source: str,
         calling_ae: str | None,
-    ) -> None:
-        """Insert the instance row and update its series and study, in the caller's transaction.
-
-        The common case (series and study already known and still receiving) is two UPDATEs and one INSERT
-        through SQLAlchemy Core; creating or re-opening a series or study goes through the ORM.
-        """
-        added = 1 if revision == 1 else 0
-        conn = s.connection()
-        params = {"uid": parsed.StudyInstanceUID, "added": added, "now": now}
-        if conn.execute(_UPDATE_STUDY, params).rowcount == 0:
-            self._study_slow_path(s, parsed, added, now)
-        params["uid"] = parsed.SeriesInstanceUID
-        if conn.execute(_UPDATE_SERIES, params).rowcount == 0:
-            self._series_slow_path(s, parsed, added, now)
-        conn.execute(
-            _INSERT_INSTANCE,
-            dict(
-                SOPInstanceUID=parsed.SOPInstanceUID,
-                revision=revision,
-                SOPClassUID=parsed.SOPClassUID,
-                StudyInstanceUID=parsed.StudyInstanceUID,
-                SeriesInstanceUID=parsed.SeriesInstanceUID,
-                InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
-                TransferSyntaxUID=parsed.TransferSyntaxUID,
-                path=path,
-                size=len(parsed.data),
-                sha256=digest,
-                received_at=now,
-                source=source,
-                calling_ae=calling_ae,
-                pixel_status="unchecked",
-                **parsed.features,
-            ),
+    ) -> dict[str, object]:
+        """The ``instances`` row of one stored copy."""
+        return dict(
+            SOPInstanceUID=parsed.SOPInstanceUID,
+            revision=revision,
+            SOPClassUID=parsed.SOPClassUID,
+            StudyInstanceUID=parsed.StudyInstanceUID,
+            SeriesInstanceUID=parsed.SeriesInstanceUID,
+            InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
+            TransferSyntaxUID=parsed.TransferSyntaxUID,
+            path=path,
+            size=len(parsed.data),
+            sha256=digest,
+            received_at=now,
+            source=source,
+            calling_ae=calling_ae,
+            pixel_status="unchecked",
+            **parsed.features,
         )
+
+    def _index(self, s: Session, pending: _BatchRows) -> None:
+        """Update the batch's studies and series and insert its instance rows, in the caller's transaction.
+
+        The common case (series and study already known and still receiving) is one UPDATE each through
+        SQLAlchemy Core; creating or re-opening a series or study goes through the ORM.
+        """
+        conn = s.connection()
+        now = pending.now
+        for uid, (parsed, added) in pending.studies.items():
+            if conn.execute(_UPDATE_STUDY, {"uid": uid, "added": added, "now": now}).rowcount == 0:
+                self._study_slow_path(s, parsed, added, now)
+        for uid, (parsed, added) in pending.series.items():
+            if conn.execute(_UPDATE_SERIES, {"uid": uid, "added": added, "now": now}).rowcount == 0:
+                self._series_slow_path(s, parsed, added, now)
+        conn.execute(_INSERT_INSTANCE, pending.instances)
 
     def _study_slow_path(self, s: Session, parsed: ParsedInstance, added: int, now: datetime) -> None:
         ds = parsed.dataset
