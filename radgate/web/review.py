@@ -27,7 +27,14 @@ from radgate.web.viewer import viewer_url
 from radgate.web.worklist import templates
 from radgate.worklist.labels import label_case, open_label_requests
 from radgate.worklist.render_cache import viewer_viewport
-from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, ReviewView, record_read, review_view
+from radgate.worklist.review import (
+    DISMISS_REASONS,
+    SYNTHETIC_NOTICE,
+    ReviewView,
+    neighbours,
+    record_read,
+    review_view,
+)
 from radgate.worklist.service import ReadStatus, WorklistFilter, worklist_rows
 
 router = APIRouter(tags=["review"])
@@ -46,13 +53,7 @@ button[data-action]{font-size:16px;margin:.2em}</style>"""
 
 def _neighbours(db: DatabaseDep, settings: SettingsDep, uid: str) -> tuple[str | None, str | None]:
     with db.session() as s:
-        order = [r.StudyInstanceUID for r in worklist_rows(s, WorklistFilter(), default_site=settings.site)]
-    if uid not in order:
-        return (order[0] if order else None), None
-    i = order.index(uid)
-    nxt = order[i + 1] if i + 1 < len(order) else None
-    prev = order[i - 1] if i > 0 else None
-    return nxt, prev
+        return neighbours(worklist_rows(s, WorklistFilter(), default_site=settings.site), uid)
 
 
 @router.get("/review/{study_uid}", response_class=HTMLResponse)
@@ -60,8 +61,8 @@ def review_page(
     study_uid: str, request: Request, db: DatabaseDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
     identity = principal.may(Permission.PATIENT_IDENTITY)
-    with db.session() as s:
-        view = review_view(s, settings, study_uid, identity=identity)
+    with db.session() as s:  # one read transaction: the study's row, its neighbours, its label requests
+        view = review_view(s, settings, study_uid, identity=identity, with_neighbours=True)
         requests = (
             open_label_requests(s, identity=False, study_uid=study_uid)
             if principal.may(Permission.REVIEW_WRITE)
@@ -69,7 +70,6 @@ def review_page(
         )
     wanted = request.query_params.get("label_request")
     label_request = next((q for q in requests if str(q.id) == wanted), requests[0] if requests else None)
-    nxt, prev = _neighbours(db, settings, study_uid)
     audit.record_in(
         db,
         principal.actor,
@@ -89,8 +89,8 @@ def review_page(
         may_write=principal.may(Permission.REVIEW_WRITE),
         reasons=DISMISS_REASONS,
         synthetic_notice=SYNTHETIC_NOTICE,
-        next_uid=nxt,
-        prev_uid=prev,
+        next_uid=view.next_uid,
+        prev_uid=view.prev_uid,
         csrf=principal.csrf_token or "",
         read=view.row.status is ReadStatus.READ,
         ohif_url=viewer_url(study_uid) if principal.may(Permission.DICOMWEB_READ) else None,
