@@ -42,12 +42,13 @@ Reader = Annotated[Principal, require(Permission.WORKLIST_READ)]
 Writer = Annotated[Principal, require(Permission.REVIEW_WRITE)]
 VIEWER_COOKIE = "radgate_viewer"  # the image box (CSS width,height,devicePixelRatio): viewer_viewport()
 
-STYLE = """<style>.viewer{position:relative;display:inline-block;overflow:hidden;background:#000;
-width:min(70vw,900px);height:min(80vh,900px);cursor:crosshair}
+STYLE = """<style>.review{display:flex;flex-wrap:wrap;align-items:flex-start;gap:1em}
+.viewer{--ar:5/4;position:relative;overflow:hidden;background:#000;cursor:crosshair;flex:none;
+aspect-ratio:var(--ar);width:min(70vw,900px,calc(var(--ar)*min(80vh,900px)))}
 .stage{position:absolute;left:0;top:0}
 .stage img,.stage svg{position:absolute;left:0;top:0;width:100%;height:100%}
-.heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{display:inline-block;vertical-align:top;
-margin-left:1em;max-width:28em}.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
+.heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{flex:1 1 20em;max-width:28em}
+.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
 button[data-action]{font-size:16px;margin:.2em}</style>"""
 
 
