@@ -37,8 +37,8 @@ from radgate.config import Settings
 from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance
 from radgate.engine.tables import Prediction
-from radgate.models.tables import ModelVersion
 from radgate.errors import Conflict, Invalid, NotFound
+from radgate.models.tables import ModelVersion
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.storage import blobs_for
