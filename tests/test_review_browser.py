@@ -244,3 +244,39 @@ def test_image_requested_at_the_displayed_size(served: tuple, settings: Settings
         small.wait_for_timeout(300)
         assert len(rendered) == 1 and "viewport=512,512" in rendered[0], rendered
         browser.close()
+
+
+def test_image_box_fits_the_image_and_the_ai_panel_is_beside_it(
+    served: tuple, settings: Settings, db: Database
+) -> None:
+    """At 1400 x 900 the image box has the image's own aspect ratio (the image fills it: no black band
+    beside a square or portrait image) and the AI panel sits to the right of the image, not below it.
+    (Found on docs/review.png: a 900 x 720 box around a square image, the panel under the image.)"""
+    server, st, _ = served
+    portrait = store_study(
+        InstanceStore(settings, db), db, "fuji-cr", received_minutes_ago=1, description="CHEST PA PORTRAIT"
+    )  # 420 x 512
+    add_result(db, portrait, score=0.91)
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    boxes = (
+        "() => { const r = id => document.querySelector(id).getBoundingClientRect();"
+        " const v = r('#viewer'), s = r('#stage'), p = r('.side'), d = document.getElementById('viewer').dataset;"
+        " return {rows: +d.rows, cols: +d.columns, vl: v.left, vt: v.top, vw: v.width, vh: v.height,"
+        " sw: s.width, sh: s.height, pl: p.left, pt: p.top}; }"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server}/review/{st['flagged'].study}")
+        page.fill("input[name=username]", "rita")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        for study in (st["flagged"], portrait):
+            page.goto(f"{server}/review/{study.study}")
+            page.wait_for_function("() => document.getElementById('image').complete")
+            b = page.evaluate(boxes)
+            assert abs(b["vw"] / b["vh"] - b["cols"] / b["rows"]) < 0.01, b  # the box has the image's shape
+            assert abs(b["sw"] - b["vw"]) <= 1 and abs(b["sh"] - b["vh"]) <= 1, b  # the image fills it
+            assert b["vh"] >= 700, b  # as tall as the window allows (80vh)
+            assert b["pl"] >= b["vl"] + b["vw"] and b["pt"] < b["vt"] + b["vh"] / 4, b  # the panel beside it
+        browser.close()

@@ -27,7 +27,14 @@ from radgate.web.viewer import viewer_url
 from radgate.web.worklist import templates
 from radgate.worklist.labels import label_case, open_label_requests
 from radgate.worklist.render_cache import viewer_viewport
-from radgate.worklist.review import DISMISS_REASONS, SYNTHETIC_NOTICE, ReviewView, record_read, review_view
+from radgate.worklist.review import (
+    DISMISS_REASONS,
+    SYNTHETIC_NOTICE,
+    ReviewView,
+    neighbours,
+    record_read,
+    review_view,
+)
 from radgate.worklist.service import ReadStatus, WorklistFilter, worklist_rows
 
 router = APIRouter(tags=["review"])
@@ -35,24 +42,19 @@ Reader = Annotated[Principal, require(Permission.WORKLIST_READ)]
 Writer = Annotated[Principal, require(Permission.REVIEW_WRITE)]
 VIEWER_COOKIE = "radgate_viewer"  # the image box (CSS width,height,devicePixelRatio): viewer_viewport()
 
-STYLE = """<style>.viewer{position:relative;display:inline-block;overflow:hidden;background:#000;
-width:min(70vw,900px);height:min(80vh,900px);cursor:crosshair}
+STYLE = """<style>.review{display:flex;flex-wrap:wrap;align-items:flex-start;gap:1em}
+.viewer{--ar:5/4;position:relative;overflow:hidden;background:#000;cursor:crosshair;flex:none;
+aspect-ratio:var(--ar);width:min(70vw,900px,calc(var(--ar)*min(80vh,900px)))}
 .stage{position:absolute;left:0;top:0}
 .stage img,.stage svg{position:absolute;left:0;top:0;width:100%;height:100%}
-.heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{display:inline-block;vertical-align:top;
-margin-left:1em;max-width:28em}.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
+.heat{opacity:.45;mix-blend-mode:screen;image-rendering:pixelated}.side{flex:1 1 20em;max-width:28em}
+.not-validated{font-style:italic}.synthetic{color:#a00;font-weight:bold}
 button[data-action]{font-size:16px;margin:.2em}</style>"""
 
 
 def _neighbours(db: DatabaseDep, settings: SettingsDep, uid: str) -> tuple[str | None, str | None]:
     with db.session() as s:
-        order = [r.StudyInstanceUID for r in worklist_rows(s, WorklistFilter(), default_site=settings.site)]
-    if uid not in order:
-        return (order[0] if order else None), None
-    i = order.index(uid)
-    nxt = order[i + 1] if i + 1 < len(order) else None
-    prev = order[i - 1] if i > 0 else None
-    return nxt, prev
+        return neighbours(worklist_rows(s, WorklistFilter(), default_site=settings.site), uid)
 
 
 @router.get("/review/{study_uid}", response_class=HTMLResponse)
@@ -60,8 +62,8 @@ def review_page(
     study_uid: str, request: Request, db: DatabaseDep, settings: SettingsDep, principal: Reader
 ) -> HTMLResponse:
     identity = principal.may(Permission.PATIENT_IDENTITY)
-    with db.session() as s:
-        view = review_view(s, settings, study_uid, identity=identity)
+    with db.session() as s:  # one read transaction: the study's row, its neighbours, its label requests
+        view = review_view(s, settings, study_uid, identity=identity, with_neighbours=True)
         requests = (
             open_label_requests(s, identity=False, study_uid=study_uid)
             if principal.may(Permission.REVIEW_WRITE)
@@ -69,7 +71,6 @@ def review_page(
         )
     wanted = request.query_params.get("label_request")
     label_request = next((q for q in requests if str(q.id) == wanted), requests[0] if requests else None)
-    nxt, prev = _neighbours(db, settings, study_uid)
     audit.record_in(
         db,
         principal.actor,
@@ -89,8 +90,8 @@ def review_page(
         may_write=principal.may(Permission.REVIEW_WRITE),
         reasons=DISMISS_REASONS,
         synthetic_notice=SYNTHETIC_NOTICE,
-        next_uid=nxt,
-        prev_uid=prev,
+        next_uid=view.next_uid,
+        prev_uid=view.prev_uid,
         csrf=principal.csrf_token or "",
         read=view.row.status is ReadStatus.READ,
         ohif_url=viewer_url(study_uid) if principal.may(Permission.DICOMWEB_READ) else None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,23 @@ from radgate.config import Settings
 from radgate.db.queries import newest_instances
 from radgate.db.schema import Instance
 from radgate.engine.tables import Prediction
-from radgate.errors import Conflict, Invalid
+from radgate.errors import Conflict, Invalid, NotFound
+from radgate.models.tables import ModelVersion
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.storage import blobs_for
 from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import record_label
 from radgate.worklist.render import encode_png, header_window, window_param
-from radgate.worklist.service import FINAL_READ, VISIBLE, AIState, WorklistRow, study_row
+from radgate.worklist.service import (
+    FINAL_READ,
+    VISIBLE,
+    AIState,
+    WorklistFilter,
+    WorklistRow,
+    study_row,
+    worklist_rows,
+)
 from radgate.worklist.tables import ReviewRead
 
 __all__ = [
@@ -52,6 +62,7 @@ __all__ = [
     "ReadResult",
     "ReviewAction",
     "ReviewView",
+    "neighbours",
     "record_read",
     "review_view",
 ]
@@ -90,6 +101,8 @@ class ReviewView:
     final_label: int | None  # the study's final read, if read
     model_name: str | None = None  # of the visible (released or withheld) result shown
     model_version: str | None = None
+    next_uid: str | None = None  # the studies before and after this one on the default worklist (j / k)
+    prev_uid: str | None = None
 
     @property
     def window_param(self) -> str | None:
@@ -131,6 +144,16 @@ def _heatmap_url(values: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(gray)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=256)
+def _overlay(path: str, mtime_ns: int, size: int, rows: int, columns: int) -> tuple[Region | None, str]:
+    """The region outline and heatmap of one explanation map file (written once per prediction, so kept by
+    its path, modification time and size: every view of a study does not load and encode it again)."""
+    from radgate.inference.explain import ExplanationMap
+
+    values = ExplanationMap.load(Path(path)).values
+    return _region(values, rows, columns), _heatmap_url(values)
+
+
 def _prediction(session: Session, row: WorklistRow) -> Prediction | None:
     if row.SeriesInstanceUID is None:
         return None
@@ -146,8 +169,39 @@ def _prediction(session: Session, row: WorklistRow) -> Prediction | None:
     ).first()
 
 
-def review_view(session: Session, settings: Settings, study_uid: str, *, identity: bool) -> ReviewView:
-    row = study_row(session, study_uid, identity=identity, default_site=settings.site)
+def neighbours(rows: list[WorklistRow], study_uid: str) -> tuple[str | None, str | None]:
+    """(next, previous) of ``study_uid`` among ``rows`` (a worklist in priority order), for the j / k keys.
+
+    A study not on that worklist (read since, or filtered out) has the worklist's first study as its next."""
+    order = [r.StudyInstanceUID for r in rows]
+    if study_uid not in order:
+        return (order[0] if order else None), None
+    i = order.index(study_uid)
+    return (order[i + 1] if i + 1 < len(order) else None), (order[i - 1] if i > 0 else None)
+
+
+def _default_worklist(rows: list[WorklistRow]) -> list[WorklistRow]:
+    """``rows`` (every study, in priority order) as the default worklist filter shows them."""
+    default = WorklistFilter()
+    return [r for r in rows if default.status is None or r.status is default.status]
+
+
+def review_view(
+    session: Session, settings: Settings, study_uid: str, *, identity: bool, with_neighbours: bool = False
+) -> ReviewView:
+    """What the review page of ``study_uid`` shows. ``with_neighbours``: also the studies before and after
+    it on the default worklist (one worklist query serves both the study's row and its neighbours)."""
+    nxt = prev = None
+    if with_neighbours:
+        every = worklist_rows(
+            session, WorklistFilter(status=None), identity=identity, default_site=settings.site
+        )
+        row = next((r for r in every if r.StudyInstanceUID == study_uid), None)
+        if row is None:
+            raise NotFound(f"Study {study_uid} is not on the worklist (unknown, or not yet assembled).")
+        nxt, prev = neighbours(_default_worklist(every), study_uid)
+    else:
+        row = study_row(session, study_uid, identity=identity, default_site=settings.site)
     rows = columns = None
     center = width = None
     region = None
@@ -178,24 +232,26 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
             except (DecodeError, ValueError, AttributeError, OSError, pydicom.errors.InvalidDicomError):
                 rows = columns = None
     if pred is not None:
-        try:
-            from radgate.models.registry import get_model
-
-            model = get_model(session, pred.model_name, pred.model_version)
-            synthetic = model.synthetic
-            card = model.description or None
-        except Exception:  # noqa: BLE001 - a model removed since: the page still shows the result
-            synthetic = False
+        # The two columns of the registry row the page shows (not the whole parsed manifest); a model
+        # removed since: no row, and the page still shows the result.
+        model_row = session.execute(
+            select(ModelVersion.synthetic, ModelVersion.description).where(
+                ModelVersion.name == pred.model_name, ModelVersion.version == pred.model_version
+            )
+        ).first()
+        if model_row is not None:
+            synthetic = bool(model_row.synthetic)
+            card = model_row.description or None
         if pred.policy == Release.RELEASED.value:
             threshold = pred.threshold
             if pred.explanation_path and rows and columns:
                 path = Path(settings.data_dir) / pred.explanation_path
-                if path.is_file():
-                    from radgate.inference.explain import ExplanationMap
-
-                    values = ExplanationMap.load(path).values
-                    region = _region(values, rows, columns)
-                    heatmap = _heatmap_url(values)
+                try:
+                    st = path.stat()
+                except OSError:
+                    st = None
+                if st is not None:
+                    region, heatmap = _overlay(str(path), st.st_mtime_ns, st.st_size, rows, columns)
     final = session.scalars(
         select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
     ).first()
@@ -213,6 +269,8 @@ def review_view(session: Session, settings: Settings, study_uid: str, *, identit
         final_label=None if final is None else int(final.label),
         model_name=pred.model_name if pred is not None else None,
         model_version=pred.model_version if pred is not None else None,
+        next_uid=nxt,
+        prev_uid=prev,
     )
 
 
