@@ -7,8 +7,9 @@ imported without it: the light commands (``radgate series``, ``radgate models li
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from radgate.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from radgate.db.engine import Database, database_for, open_database
@@ -28,10 +29,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -6,8 +6,9 @@ list`` needs) imports neither SQLAlchemy nor the registry's table.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from radgate.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from radgate.models.manifest import (
@@ -105,10 +106,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -180,12 +180,6 @@ def neighbours(rows: list[WorklistRow], study_uid: str) -> tuple[str | None, str
     return (order[i + 1] if i + 1 < len(order) else None), (order[i - 1] if i > 0 else None)
 
 
-def _default_worklist(rows: list[WorklistRow]) -> list[WorklistRow]:
-    """``rows`` (every study, in priority order) as the default worklist filter shows them."""
-    default = WorklistFilter()
-    return [r for r in rows if default.status is None or r.status is default.status]
-
-
 def review_view(
     session: Session, settings: Settings, study_uid: str, *, identity: bool, with_neighbours: bool = False
 ) -> ReviewView:
@@ -199,7 +193,8 @@ def review_view(
         row = next((r for r in every if r.StudyInstanceUID == study_uid), None)
         if row is None:
             raise NotFound(f"Study {study_uid} is not on the worklist (unknown, or not yet assembled).")
-        nxt, prev = neighbours(_default_worklist(every), study_uid)
+        default = WorklistFilter()
+        nxt, prev = neighbours([r for r in every if default.admits(r)], study_uid)
     else:
         row = study_row(session, study_uid, identity=identity, default_site=settings.site)
     rows = columns = None

@@ -95,6 +95,15 @@ class WorklistFilter:
             flagged_only=flagged in ("1", "true"),
         )
 
+    def admits(self, row: WorklistRow) -> bool:
+        """Whether ``row`` is on the worklist this filter shows."""
+        return (
+            (not self.site or row.site == self.site)
+            and (not self.modality or (row.modality or "").upper() == self.modality.upper())
+            and (self.status is None or row.status is self.status)
+            and (not self.flagged_only or row.flagged)
+        )
+
 
 @dataclass(frozen=True)
 class WorklistRow:
@@ -273,15 +282,8 @@ def worklist_rows(
             SeriesInstanceUID=best.SeriesInstanceUID if best is not None else None,
             SOPInstanceUID=best.SOPInstanceUID if best is not None else None,
         )
-        if flt.site and row.site != flt.site:
-            continue
-        if flt.modality and (row.modality or "").upper() != flt.modality.upper():
-            continue
-        if flt.status is not None and row.status is not flt.status:
-            continue
-        if flt.flagged_only and not row.flagged:
-            continue
-        rows.append(row)
+        if flt.admits(row):
+            rows.append(row)
     rows.sort(key=lambda r: (-r.priority, r.received_at, r.StudyInstanceUID))
     return rows
 
