@@ -48,3 +48,26 @@ def test_a_header_with_a_computed_revision_defers_to_alembic() -> None:
     multi = 'revision = "a1"\ndown_revision = None\ndepends_on = (\n    "x",\n    "y",\n)\n\n\ndef upgrade(): ...\n'
     header = _header(multi)
     assert header is not None and header.depends_on == {"x", "y"}
+
+
+def test_an_unreachable_database_is_named_not_called_empty(tmp_path: Path) -> None:
+    """A PostgreSQL URL with no server behind it used to read as "holds no radgate schema; create it with
+    `radgate db upgrade`": the connection error was taken for a missing alembic_version table."""
+    import socket
+
+    import pytest
+
+    from radgate.config import load_settings
+    from radgate.db.datadir import DatabaseUnreachable, open_checked
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "data").mkdir()
+    url = f"postgresql+psycopg://radgate:secret@127.0.0.1:{port}/radgate"
+    settings = load_settings(data_dir=tmp_path / "data", environ={"RADGATE_DATABASE_URL": url})
+    with pytest.raises(DatabaseUnreachable) as raised:
+        open_checked(settings)
+    message = str(raised.value)
+    assert f"127.0.0.1:{port}" in message and "secret" not in message, message
+    assert "db upgrade" not in message and "database.url" in message, message

@@ -106,11 +106,11 @@ class Database:
         heads = head_versions()
         if heads is None:
             return False
-        try:
-            with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # a server that cannot be reached raises: it is not "empty"
+            try:
                 current = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
-        except DBAPIError:  # no alembic_version table yet: a new database
-            return False
+            except DBAPIError:  # no alembic_version table yet: a new database
+                return False
         return current == heads
 
     @contextmanager
