@@ -13,19 +13,27 @@ the environment variable or the command line), the key, the value and what was e
 ``/etc/radgate.toml: Setting 'server.dicom_port' must be int, got 'abc'.``
 
 Every key is documented in ``docs/configuration.md``; ``tests/test_config.py`` fails when one is not.
+Which file is read and which source wins is decided in :mod:`radgate.config_sources` (no pydantic there: the
+light commands read their four keys from it without this schema).
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
-from radgate.errors import Invalid
+from radgate.config_sources import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_LOG_LEVEL,
+    LOG_FORMATS,
+    ConfigError,
+    default_database_url,
+    gather,
+)
 
 __all__ = [
     "DEFAULT_HTTP_PORT",
@@ -46,17 +54,11 @@ __all__ = [
     "load_settings",
 ]
 
-ENV_PREFIX = "RADGATE_"
-
 #: radgate's HTTP port. Not 8042 (Orthanc's), 8080/8443 (dcm4chee, Tomcat, most Java PACS), 3000 (OHIF),
 #: 4242 (Orthanc DICOM), 104/11112 (DICOM), 5432 (PostgreSQL) or 8000/5000 (development servers): a gateway
 #: runs beside a PACS and a viewer, often on the same host. 11180 sits next to the DICOM port 11112, so the
 #: pair is easy to remember and to open in a firewall.
 DEFAULT_HTTP_PORT = 11180
-
-
-class ConfigError(Invalid, ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
 def _not_bool(value: Any) -> Any:
@@ -242,10 +244,10 @@ class TlsSettings(_Section):
 
 
 class Settings(_Section):
-    data_dir: Path = Path("radgate-data")
+    data_dir: Path = DEFAULT_DATA_DIR
     site: Str = "default"
-    log_level: Str = "INFO"
-    log_format: Str = "human"  # human: one line per event; json: one JSON object per line
+    log_level: Str = DEFAULT_LOG_LEVEL
+    log_format: Str = DEFAULT_LOG_FORMAT  # human: one line per event; json: one JSON object per line
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -262,13 +264,15 @@ class Settings(_Section):
 
     @property
     def database_url(self) -> str:
-        if self.database.url:
-            return self.database.url
-        return f"sqlite:///{(self.data_dir / 'radgate.sqlite').resolve()}"
+        return self.database.url or default_database_url(self.data_dir)
 
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "instances"
+
+    def full(self) -> Settings:
+        """These settings (the :class:`radgate.config_sources.DatabaseLocation` that is already whole)."""
+        return self
 
     @property
     def quarantine_dir(self) -> Path:
@@ -306,45 +310,6 @@ def _field(dotted: str) -> Any:
 def _is_list(dotted: str) -> bool:
     f = _field(dotted)
     return f is not None and typing.get_origin(f.annotation) is list
-
-
-def _env_values(environ: typing.Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """``RADGATE_<SECTION>_<KEY>`` variables as nested values, and the variable each key came from."""
-    out: dict[str, Any] = {}
-    names: dict[str, str] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "RADGATE_CONFIG":
-            continue
-        rest = name[len(ENV_PREFIX) :].lower()
-        for section in SECTIONS:
-            if rest.startswith(section + "_"):
-                key = rest[len(section) + 1 :]
-                dotted = f"{section}.{key}"
-                value: Any = raw
-                if _is_list(dotted):
-                    value = [part.strip() for part in raw.split(",") if part.strip()]
-                out.setdefault(section, {})[key] = value
-                names[dotted] = name
-                break
-        else:
-            out[rest] = raw
-            names[rest] = name
-    return out, names
-
-
-def _merge(into: dict[str, Any], values: dict[str, Any], source: str, sources: dict[str, str]) -> None:
-    """Lay ``values`` over ``into`` (a section's keys one by one), noting where each key came from."""
-    for key, value in values.items():
-        if key in SECTIONS and isinstance(value, dict):
-            section = into.setdefault(key, {})
-            if not isinstance(section, dict):  # a file's `server = 1`: the error names it below
-                continue
-            for sub, sub_value in value.items():
-                section[sub] = sub_value
-                sources[f"{key}.{sub}"] = source
-        else:
-            into[key] = value
-            sources[key] = source
 
 
 def _type_name(dotted: str) -> str:
@@ -397,39 +362,8 @@ def load_settings(
     ``overrides`` use dotted keys with ``__`` for the dot, e.g. ``server__dicom_port=11113``; a value of
     ``None`` leaves the setting alone (so CLI flags that were not given change nothing).
     """
-    environ = os.environ if environ is None else environ
-    env, env_names = _env_values(environ)
-    if data_dir is None and "data_dir" in env:
-        data_dir = Path(env["data_dir"])
-    if config is None and environ.get("RADGATE_CONFIG"):
-        config = Path(environ["RADGATE_CONFIG"])
-    if config is None and data_dir is not None and (data_dir / "radgate.toml").is_file():
-        config = data_dir / "radgate.toml"
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    if config is not None:
-        if not config.is_file():
-            raise ConfigError(f"Config file {str(config)!r} does not exist.")
-        try:
-            file_values = tomllib.loads(config.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"Config file {str(config)!r} is not valid TOML: {exc}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"Config file {str(config)!r} cannot be read: {exc}") from exc
-        _merge(values, file_values, str(config), sources)
-    _merge(values, env, "", sources)
-    sources.update(env_names)  # each key from the environment: the variable's name
-    if data_dir is not None:
-        values["data_dir"] = str(data_dir)
-        sources["data_dir"] = env_names.get("data_dir", "--data-dir")
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        path = key.split("__")
-        nested: dict[str, Any] = {path[-1]: value}
-        for part in reversed(path[:-1]):
-            nested = {part: nested}
-        _merge(values, nested, f"command line ({'.'.join(path)})", sources)
+    gathered = gather(config, data_dir, environ, overrides, is_list=_is_list)
+    values, sources = gathered.values, gathered.sources
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
@@ -460,7 +394,7 @@ def _choice(key: str, value: str, allowed: typing.Collection[str]) -> None:
 
 
 def _check(settings: Settings) -> None:
-    _choice("log_format", settings.log_format, ("human", "json"))
+    _choice("log_format", settings.log_format, LOG_FORMATS)
     if settings.database.sqlite_synchronous.upper() not in {"FULL", "NORMAL"}:
         raise _Bad(
             "database.sqlite_synchronous",

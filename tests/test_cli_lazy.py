@@ -76,6 +76,23 @@ def test_light_commands_import_no_heavy_dependency(tmp_path: Path, args: list[st
     assert out == {"code": out["code"], "heavy": []} and out["code"] in (0, None), out
 
 
+@pytest.mark.parametrize("args", [["series"], ["series", "--json"], ["--help"]])
+def test_series_and_help_import_no_pydantic(tmp_path: Path, args: list[str]) -> None:
+    """`radgate series` reads its settings without the schema (radgate.config_sources.light_settings), and
+    Typer < 0.29 parses its options without pydantic TypeAdapters: pydantic is not imported at all."""
+    assert run_cli(["init"], tmp_path)["code"] in (0, None)
+    code = PROBE.replace("json.loads(HEAVY)", repr(["pydantic", "pydantic_core"]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RADGATE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("RADGATE_CONFIG", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    line = [x for x in result.stdout.splitlines() if x.startswith("PROBE ")]
+    assert line, result.stdout + result.stderr
+    out = json.loads(line[-1].removeprefix("PROBE "))
+    assert out["heavy"] == [] and out["code"] in (0, None), out
+
+
 def test_rejections_load_the_database_only(tmp_path: Path) -> None:
     """Through SQLAlchemy, but neither pydicom, numpy, onnxruntime, highdicom nor matplotlib."""
     assert run_cli(["init"], tmp_path)["code"] in (0, None)

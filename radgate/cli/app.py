@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from typer import _click as click
 from typer.core import TyperArgument, TyperOption
+from typer.models import TyperPath
 
 from radgate import __version__, logs
 from radgate.cli.lazy import LazyGroup
@@ -21,40 +21,52 @@ from radgate.errors import RadgateError
 
 if TYPE_CHECKING:  # pydantic is imported when a command loads its settings, not for --help or --version
     from radgate.config import Settings
+    from radgate.config_sources import DatabaseLocation
 
 
 def metavar(param: Any) -> str | None:
-    """The metavar help shows for ``param``: its own, else NAME, PATH, INTEGER, FLOAT or TEXT; a flag none.
-
-    Typer's defaults (``<bool>``, ``<list[str]>``, ``{csv_file}``) read as Python, not as a command line.
-    """
+    """The metavar help shows for ``param``: its own, else NAME, PATH, DIR, INTEGER, FLOAT or TEXT; a flag
+    none. Typer's defaults (``<int>``, ``<path>``, ``{csv_file}``) read as Python, not as a command line."""
     if param.metavar is not None:
         return str(param.metavar)
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return None
-    if isinstance(param, TyperArgument):
-        return str(param.name or "").upper()
-    desc = param.type_descriptor
-    annotation = desc.annotation
-    if typing.get_origin(annotation) is list:
-        annotation = typing.get_args(annotation)[0]
-    if desc.is_choice:
-        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
-    if desc.is_path:
-        return "DIR" if desc.path_type == "directory" else "PATH"
-    return {int: "INTEGER", float: "FLOAT", bool: "BOOLEAN"}.get(annotation, "TEXT")
+    return _type_metavar(param.type)
+
+
+def _type_metavar(param_type: Any) -> str:
+    if isinstance(param_type, TyperPath):
+        return "DIR" if param_type.dir_okay and not param_type.file_okay else "PATH"
+    return _TYPE_METAVARS.get(param_type.name, "TEXT")
+
+
+_TYPE_METAVARS = {"int": "INTEGER", "int range": "INTEGER", "float": "FLOAT", "float range": "FLOAT"}
 
 
 def _usage_name(self: TyperArgument) -> str:
     name = metavar(self) or ""
-    name = name if self.required else f"[{name}]"
-    return name + ("..." if self.nargs != 1 else "")
+    return name if self.required else f"[{name}]"  # Typer's usage line adds "..." for nargs != 1 itself
 
 
-TyperOption.display_type_rich = lambda self, ctx: metavar(self)  # type: ignore[method-assign]
-TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]  # the name says it
-TyperArgument.display_name_raw = property(lambda self: metavar(self))  # type: ignore[assignment,method-assign]
-TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+def _argument_metavar(self: TyperArgument) -> str | None:
+    # An argument is shown by its name in capitals (CSV_FILE), in the usage line and the help panel alike.
+    given: str | None = self.__dict__.get("_metavar")
+    return given if given is not None else str(self.name or "").upper()
+
+
+def _set_argument_metavar(self: TyperArgument, value: str | None) -> None:
+    self.__dict__["_metavar"] = value
+
+
+# Typer 0.28's help (pyproject pins < 0.29; Typer 0.29 replaced these hooks) asks a parameter's type for its
+# metavar (ParamType.get_metavar, else "<name>") and a parameter for its own (make_metavar). The types without
+# one of their own (DateTime and choices keep theirs) and both kinds of parameter answer as above.
+click.types.ParamType.get_metavar = lambda self, param, ctx: _type_metavar(self)  # type: ignore[method-assign]
+TyperOption.make_metavar = lambda self, ctx: metavar(self) or ""  # type: ignore[method-assign]
+TyperArgument.metavar = property(_argument_metavar, _set_argument_metavar)  # type: ignore[assignment]
+TyperArgument.make_metavar = (  # type: ignore[method-assign]
+    lambda self, ctx, *, usage=False: _usage_name(self) if usage else metavar(self) or ""
+)
 
 
 #: Errors about a path the user gave (missing, already there, not readable): shown as one line.
@@ -245,26 +257,52 @@ def settings_from(
     on standard error (its own output says what happened; at ``log_level = "DEBUG"`` everything shows);
     ``server=True`` (``radgate serve``) shows every event, with a time, on standard output.
     """
-    from radgate.config import ConfigError, load_settings
+    from radgate.config import load_settings
+
+    with _config_errors():
+        settings = load_settings(config=config, data_dir=data_dir, **overrides)
+    _configure_logs(settings.log_level, settings.log_format, server=server)
+    return settings
+
+
+def light_settings_from(data_dir: Path | None, config: Path | None) -> DatabaseLocation:
+    """:func:`settings_from` for a read-only listing (``series``, ``models list``): the data directory,
+    database and log keys without the schema (:func:`radgate.config_sources.light_settings`, no pydantic);
+    all settings, validated, when one of those keys needs the schema to say what is wrong with it."""
+    from radgate.config_sources import light_settings
+
+    with _config_errors():
+        light = light_settings(config=config, data_dir=data_dir)
+    if light is None:
+        return settings_from(data_dir, config)
+    _configure_logs(light.log_level, light.log_format, server=False)
+    return light
+
+
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    from radgate.config_sources import ConfigError
 
     try:
-        settings = load_settings(config=config, data_dir=data_dir, **overrides)
+        yield
     except ConfigError as exc:
         err_console.print("[red]Configuration error:[/red] ", end="")
         err_console.print(str(exc), markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    level = settings.log_level.upper()
+
+
+def _configure_logs(log_level: str, log_format: str, *, server: bool) -> None:
+    level = log_level.upper()
     if not server and level != "DEBUG":
         numeric = logging.getLevelName(level)
         level = level if isinstance(numeric, int) and numeric > logging.WARNING else "WARNING"
     logs.configure(
         level,
-        settings.log_format,
+        log_format,
         "stdout" if server else "stderr",
-        timestamps=server and settings.log_format == "human",
+        timestamps=server and log_format == "human",
     )
     logs.caller_reports(True)  # serve turns it off once it is listening
-    return settings
 
 
 @contextmanager

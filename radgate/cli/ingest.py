@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, settings_from
+from radgate.cli.app import (
+    ConfigOpt,
+    DataDirOpt,
+    app,
+    cli_errors,
+    console,
+    light_settings_from,
+    settings_from,
+)
 
 # The services are imported inside each command, so that importing this module (to run one command) stays
 # cheap: `radgate series` does not load pydicom, numpy or pynetdicom.
@@ -173,7 +181,7 @@ def series(
     """List received series with their assembly status (receiving, complete, incomplete)."""
     from radgate.services.ingest import series as series_status
 
-    rows = series_status(settings_from(data_dir, config), limit)
+    rows = series_status(light_settings_from(data_dir, config), limit)
     columns = ("SeriesInstanceUID", "Modality", "num_instances", "expected_instances", "status", "note")
     _print_rows(rows, columns, "Series", as_json)
 

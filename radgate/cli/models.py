@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from radgate.cli.app import ConfigOpt, DataDirOpt, app, cli_errors, console, err_console, fail, settings_from
+from radgate.cli.app import (
+    ConfigOpt,
+    DataDirOpt,
+    app,
+    cli_errors,
+    console,
+    err_console,
+    fail,
+    light_settings_from,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from radgate.models.importer import ImportPlan, Question
@@ -56,7 +66,7 @@ def list_(
 
     from radgate.services import models as models_service
 
-    models = models_service.list_installed(settings_from(data_dir, config))
+    models = models_service.list_installed(light_settings_from(data_dir, config))
     if as_json:
         print(
             json.dumps(

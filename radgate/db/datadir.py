@@ -19,10 +19,12 @@ from radgate.errors import Conflict, Invalid
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by what opens the database, not by the check of the directory
     from radgate.config import Settings
+    from radgate.config_sources import DatabaseLocation
     from radgate.db.engine import Database
 
 __all__ = [
     "DataDirError",
+    "DatabaseUnreachable",
     "check_dir",
     "InitResult",
     "SchemaBehind",
@@ -62,6 +64,19 @@ CONFIG_TEMPLATE = """\
 
 class DataDirError(Invalid):
     """The data directory is missing, is not a directory, or cannot be created."""
+
+
+class DatabaseUnreachable(Invalid):
+    """The database server cannot be reached: not running, a wrong host or port, or credentials refused."""
+
+
+def unreachable(url: str, exc: Exception) -> DatabaseUnreachable:
+    """The one-line error for a connection that failed, naming the database (password hidden)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return DatabaseUnreachable(
+        f"cannot connect to the database {display_url(url)}: {reason}; check database.url "
+        "(RADGATE_DATABASE_URL) and that the server is running"
+    )
 
 
 class SchemaBehind(Invalid):
@@ -104,11 +119,15 @@ def schema_status(db: Database) -> SchemaStatus:
 
     heads = head_versions() or frozenset()
     try:
-        with db.engine.connect() as conn:
+        conn = db.engine.connect()
+    except DBAPIError as exc:  # the server, not the schema: never report it as an empty database
+        raise unreachable(db.url, exc) from None
+    with conn:
+        try:
             rows = conn.execute(text("SELECT version_num FROM alembic_version"))
             current = frozenset(str(r[0]) for r in rows)
-    except DBAPIError:  # no alembic_version table: nothing of radgate's here
-        current = frozenset()
+        except DBAPIError:  # no alembic_version table: nothing of radgate's here
+            current = frozenset()
     if not current:
         state = SchemaState.EMPTY
     elif current - script_revisions():
@@ -131,7 +150,7 @@ def _check_dir(data_dir: Path, create: bool) -> None:
             raise DataDirError(f"cannot create data directory {data_dir}: {reason}") from exc
 
 
-def sqlite_path(settings: Settings) -> Path | None:
+def sqlite_path(settings: DatabaseLocation) -> Path | None:
     """The SQLite database file of ``settings``; None when the database is not SQLite."""
     url = settings.database_url
     if not url.startswith("sqlite:///"):
@@ -143,7 +162,7 @@ def _not_a_data_dir(data_dir: Path) -> DataDirError:
     return DataDirError(f"no radgate data directory at {data_dir}; create one with `radgate init {data_dir}`")
 
 
-def check_dir(settings: Settings) -> None:
+def check_dir(settings: DatabaseLocation) -> None:
     """Refuse a data directory that is a file, or (SQLite) holds no database file: opening SQLite would
     create an empty one."""
     _check_dir(settings.data_dir, create=False)
@@ -165,8 +184,14 @@ def open_checked(settings: Settings) -> Database:
         echo=settings.database.echo,
         sqlite_synchronous=settings.database.sqlite_synchronous,
     )
-    if db.at_heads():  # the common case, one query
-        return db
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        if db.at_heads():  # the common case, one query
+            return db
+    except DBAPIError as exc:  # no connection (a query error is a missing schema, inside at_heads)
+        db.dispose()
+        raise unreachable(settings.database_url, exc) from None
     status = schema_status(db)
     db.dispose()
     if status.state is SchemaState.EMPTY:

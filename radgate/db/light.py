@@ -27,7 +27,7 @@ from radgate.db.datadir import check_dir, sqlite_path
 from radgate.db.revisions import head_versions
 
 if TYPE_CHECKING:
-    from radgate.config import Settings
+    from radgate.config_sources import DatabaseLocation
 
 __all__ = ["ColumnKind", "LightReader", "ReadQuery", "light_reader"]
 
@@ -94,7 +94,7 @@ class LightReader:
 
 
 @contextmanager
-def light_reader(settings: Settings) -> Iterator[LightReader | None]:
+def light_reader(settings: DatabaseLocation) -> Iterator[LightReader | None]:
     """A :class:`LightReader` for the database of ``settings``; None when it is not SQLite or its schema is
     not at the heads (take the SQLAlchemy path: it reads PostgreSQL and explains a schema to migrate).
 

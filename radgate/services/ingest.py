@@ -16,6 +16,7 @@ from radgate.errors import Invalid
 
 if TYPE_CHECKING:
     from radgate.config import Settings
+    from radgate.config_sources import DatabaseLocation
     from radgate.db import Database
     from radgate.ingest.folder import ImportSummary
 
@@ -75,11 +76,13 @@ SERIES_STATUS = ReadQuery(
 )
 
 
-def series(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
+def series(settings: DatabaseLocation, limit: int = 50) -> list[dict[str, Any]]:
     """Received series with their assembly status, most recent first.
 
     A SQLite data directory is read with ``sqlite3`` (:data:`SERIES_STATUS`); PostgreSQL, or a schema not at
     the heads, through SQLAlchemy (:func:`radgate.ingest.status.series_status`), which says what to run.
+    ``settings`` may be :class:`radgate.config_sources.LightSettings`: all settings are validated only on
+    the SQLAlchemy path.
     """
     with light_reader(settings) as reader:
         if reader is not None:
@@ -87,7 +90,7 @@ def series(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
     from radgate.db import database_for
     from radgate.ingest.status import series_status
 
-    db = database_for(settings)
+    db = database_for(settings.full())
     try:
         with db.session() as s:
             return series_status(s, limit)

@@ -14,6 +14,7 @@ from radgate.models.installed import COLUMNS, InstalledModel, newest_first, unre
 
 if TYPE_CHECKING:
     from radgate.config import Settings
+    from radgate.config_sources import DatabaseLocation
     from radgate.db import Database
     from radgate.models.registry import VerifyReport
 
@@ -34,13 +35,14 @@ def install(db: Database, settings: Settings, path: Path, by: str | None = None)
         return add_model(s, path, settings.data_dir, registered_by=by)
 
 
-def list_installed(settings: Settings) -> list[InstalledModel]:
+def list_installed(settings: DatabaseLocation) -> list[InstalledModel]:
     """Every installed version, by name then newest version first (the bundled demo model is registered
     first when present).
 
     A SQLite data directory whose bundled packages are registered is read with ``sqlite3``
     (:data:`MODEL_VERSIONS`); registering one, PostgreSQL, or a schema not at the heads go through the
-    registry, which says what to run.
+    registry, which says what to run. ``settings`` may be :class:`radgate.config_sources.LightSettings`:
+    all settings are validated only on the registry's path.
     """
     with light_reader(settings) as reader:
         if reader is not None:
@@ -50,10 +52,11 @@ def list_installed(settings: Settings) -> list[InstalledModel]:
     from radgate.db import database_for
     from radgate.models.registry import ensure_default_models, list_models
 
-    db = database_for(settings)
+    full = settings.full()
+    db = database_for(full)
     try:
         with db.session() as s:
-            ensure_default_models(s, settings.data_dir)
+            ensure_default_models(s, full.data_dir)
             return list_models(s)
     finally:
         db.dispose()
