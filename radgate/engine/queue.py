@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from radgate.clock import as_utc, utcnow
@@ -61,12 +61,25 @@ def _wake(session: Session) -> None:
     JOBS_QUEUED.set()
 
 
+# The statements on every completed series' path are built once, their values bound per execution:
+# SQLAlchemy caches the compiled SQL, but building a statement and its cache key costs 0.15-0.6 ms each
+# time (measured: the instance query 0.7 ms built per call, 0.12 ms prebuilt), about 1.5 ms of routing a
+# series. (sqlalchemy.lambda_stmt, its tool for this, measured slower than building for these small ones.)
+_SERIES_INSTANCES = newest_instances(bindparam("series")).order_by(
+    Instance.InstanceNumber.is_(None), Instance.InstanceNumber, Instance.id
+)
+_JOB_OF = select(Job).where(
+    Job.SeriesInstanceUID == bindparam("series"), Job.deployment == bindparam("deployment")
+)
+_DECISION_OF = select(RoutingDecisionRow).where(
+    RoutingDecisionRow.SeriesInstanceUID == bindparam("series"),
+    RoutingDecisionRow.deployment == bindparam("deployment"),
+)
+
+
 def series_instances(session: Session, SeriesInstanceUID: str) -> list[Instance]:
     """The newest revision of every instance of a series, in InstanceNumber order."""
-    query = newest_instances(SeriesInstanceUID).order_by(
-        Instance.InstanceNumber.is_(None), Instance.InstanceNumber, Instance.id
-    )
-    return list(session.scalars(query))
+    return list(session.scalars(_SERIES_INSTANCES, {"series": SeriesInstanceUID}))
 
 
 #: The lease operations on ``jobs``.
@@ -141,9 +154,7 @@ def route_series(
         job_id: int | None = None
         if decision.matched:
             job = session.scalars(
-                select(Job).where(
-                    Job.SeriesInstanceUID == SeriesInstanceUID, Job.deployment == deployment.name
-                )
+                _JOB_OF, {"series": SeriesInstanceUID, "deployment": deployment.name}
             ).one_or_none()
             if job is None:
                 model = (deployment.model_name, deployment.model_version)
@@ -177,10 +188,7 @@ def route_series(
                     queued = True
             job_id = job.id
         row = session.scalars(
-            select(RoutingDecisionRow).where(
-                RoutingDecisionRow.SeriesInstanceUID == SeriesInstanceUID,
-                RoutingDecisionRow.deployment == deployment.name,
-            )
+            _DECISION_OF, {"series": SeriesInstanceUID, "deployment": deployment.name}
         ).one_or_none()
         if row is None:
             row = RoutingDecisionRow(SeriesInstanceUID=SeriesInstanceUID, deployment=deployment.name)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from radgate.clock import utcnow
@@ -31,14 +31,16 @@ DEFAULT_MIN_POSITIVES = 100
 DEFAULT_MIN_NEGATIVES = 100
 
 
+#: Built once: it is read on every completed series' path (radgate.engine.queue says why).
+_LOCAL_VALIDATIONS = (
+    select(LocalValidation)
+    .where(LocalValidation.deployment == bindparam("deployment"))
+    .order_by(LocalValidation.attribute, LocalValidation.value)
+)
+
+
 def local_validations(session: Session, deployment: str) -> list[LocalValidation]:
-    return list(
-        session.scalars(
-            select(LocalValidation)
-            .where(LocalValidation.deployment == deployment)
-            .order_by(LocalValidation.attribute, LocalValidation.value)
-        )
-    )
+    return list(session.scalars(_LOCAL_VALIDATIONS, {"deployment": deployment}))
 
 
 def policy_context(session: Session, deployment: Deployment) -> PolicyContext:

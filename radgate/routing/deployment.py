@@ -504,11 +504,12 @@ def _row(session: Session, name: str) -> DeploymentRow:
     return row
 
 
+#: Built once: it is read on every completed series' path (radgate.engine.queue says why).
+_ALL_DEPLOYMENTS = select(DeploymentRow).order_by(DeploymentRow.name)
+
+
 def list_deployments(session: Session) -> list[Deployment]:
-    return [
-        Deployment.from_row(session, r)
-        for r in session.scalars(select(DeploymentRow).order_by(DeploymentRow.name))
-    ]
+    return [Deployment.from_row(session, r) for r in session.scalars(_ALL_DEPLOYMENTS)]
 
 
 def get_deployment(session: Session, name: str) -> Deployment:
