@@ -76,11 +76,18 @@ def test_light_commands_import_no_heavy_dependency(tmp_path: Path, args: list[st
     assert out == {"code": out["code"], "heavy": []} and out["code"] in (0, None), out
 
 
-@pytest.mark.parametrize("args", [["series"], ["series", "--json"], ["--help"]])
-def test_series_and_help_import_no_pydantic(tmp_path: Path, args: list[str]) -> None:
-    """`radgate series` reads its settings without the schema (radgate.config_sources.light_settings), and
-    Typer < 0.29 parses its options without pydantic TypeAdapters: pydantic is not imported at all."""
+@pytest.mark.parametrize(
+    "args", [["series"], ["series", "--json"], ["models", "list"], ["models", "list", "--json"], ["--help"]]
+)
+def test_light_commands_and_help_import_no_pydantic(tmp_path: Path, args: list[str]) -> None:
+    """`radgate series` and `models list` read their settings without the schema
+    (radgate.config_sources.light_settings), and Typer < 0.29 parses their options without pydantic
+    TypeAdapters; `models list` shows what the registry's rows hold (finding names, intended use), the
+    bundled package's name and version read with tomllib: pydantic is not imported at all.
+
+    The first `models list` registers the bundled model (through the registry, which checks its manifest)."""
     assert run_cli(["init"], tmp_path)["code"] in (0, None)
+    assert run_cli(["models", "list"], tmp_path)["code"] in (0, None)
     code = PROBE.replace("json.loads(HEAVY)", repr(["pydantic", "pydantic_core"]))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RADGATE_DATA_DIR": str(tmp_path / "data")}
     env.pop("RADGATE_CONFIG", None)

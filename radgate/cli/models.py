@@ -94,8 +94,8 @@ def list_(
             m.name + (" [yellow](synthetic)[/yellow]" if m.synthetic else ""),
             m.version,
             m.task,
-            ", ".join(f.name for f in m.manifest.findings),
-            m.manifest.intended_use.summary,
+            ", ".join(m.finding_names),
+            m.intended_use_summary,
             m.sha256[:12] + "…",
             f"{m.registered_at:%Y-%m-%d %H:%M} by {m.registered_by}",
         )

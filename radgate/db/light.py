@@ -39,6 +39,7 @@ class ColumnKind(enum.Enum):
     INTEGER = "integer"  # Integer, BigInteger
     BOOLEAN = "boolean"  # Boolean: 0/1 in SQLite
     UTC_DATETIME = "utc_datetime"  # radgate.clock.UTCDateTime: naive UTC text in SQLite, aware UTC in Python
+    JSON_TEXT = "json_text"  # radgate.db.types.JSONText: the JSON document as text (TEXT in SQLite)
 
     def convert(self, value: Any) -> Any:
         if value is None:

@@ -4,21 +4,26 @@ the database.
 The registry reads and writes ``model_versions`` through SQLAlchemy; this module holds what does not need a
 session (the value an installed version is, the order versions are listed in, which bundled packages are
 not registered yet), so that ``radgate models list`` can answer from a SQLite data directory read with
-``sqlite3`` (:func:`radgate.services.models.list_installed`) and import neither SQLAlchemy nor the tables.
+``sqlite3`` (:func:`radgate.services.models.list_installed`) and import neither SQLAlchemy, the tables nor
+the manifest's schema (pydantic): what the listing shows of the manifest is in the row's own columns
+(``finding_names``, ``intended_use_summary``), and :attr:`InstalledModel.manifest` is parsed on first use.
 """
 
 from __future__ import annotations
 
+import json
+import tomllib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from radgate.models.manifest import VERSION_RE, Manifest
-from radgate.models.package import ModelPackage
+from radgate.models.versions import version_key
 
 if TYPE_CHECKING:
+    from radgate.models.manifest import Manifest
     from radgate.models.tables import ModelVersion
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "COLUMNS",
     "InstalledModel",
     "newest_first",
+    "package_identity",
     "unregistered_bundled",
     "version_key",
 ]
@@ -48,13 +54,20 @@ COLUMNS: tuple[str, ...] = (
     "source",
     "registered_at",
     "registered_by",
+    "finding_names",
+    "intended_use_summary",
     "manifest",
 )
 
 
 @dataclass(frozen=True)
 class InstalledModel:
-    """A registered model version, as the registry row and its parsed manifest."""
+    """A registered model version, as the registry row; its manifest parsed (and checked) on first use.
+
+    ``finding_names`` and ``intended_use_summary`` are the manifest's ``[[findings]]`` names and
+    ``[intended_use] summary``, stored in the row when the version was registered (what ``radgate models
+    list`` shows without parsing ``manifest_toml``, the manifest as installed).
+    """
 
     id: int
     name: str
@@ -67,7 +80,16 @@ class InstalledModel:
     source: str
     registered_at: datetime
     registered_by: str
-    manifest: Manifest
+    finding_names: tuple[str, ...]
+    intended_use_summary: str
+    manifest_toml: str
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        """The installed manifest, parsed and checked by the schema the first time it is asked for."""
+        from radgate.models.manifest import Manifest
+
+        return Manifest.from_toml(self.manifest_toml)
 
     @classmethod
     def from_row(cls, row: ModelVersion) -> InstalledModel:
@@ -88,21 +110,14 @@ class InstalledModel:
             source=values["source"],
             registered_at=values["registered_at"],
             registered_by=values["registered_by"],
-            manifest=Manifest.from_toml(values["manifest"]),
+            finding_names=tuple(json.loads(values["finding_names"])),
+            intended_use_summary=values["intended_use_summary"],
+            manifest_toml=values["manifest"],
         )
 
     @property
     def label(self) -> str:
         return f"{self.name} {self.version}"
-
-
-def version_key(version: str) -> tuple[int, int, int, int, str]:
-    match = VERSION_RE.match(version)
-    if not match:
-        return (0, 0, 0, 0, version)
-    major, minor, patch, pre = match.groups()
-    # A pre-release sorts before its release (SemVer 2.0.0, item 11).
-    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
 
 
 def newest_first(models: Iterable[InstalledModel]) -> list[InstalledModel]:
@@ -112,15 +127,40 @@ def newest_first(models: Iterable[InstalledModel]) -> list[InstalledModel]:
     return ordered
 
 
+def package_identity(path: Path) -> tuple[str, str] | None:
+    """The (name, version) a package folder's ``manifest.toml`` states under ``[model]``, read with
+    ``tomllib`` and not checked; None when they cannot be read that way (then the registry opens the
+    package, and says what is wrong with it).
+
+    A ``.zip`` is opened as the registry opens it (:meth:`radgate.models.package.ModelPackage.open`)."""
+    if path.is_file():
+        from radgate.models.package import ModelPackage, PackageError
+
+        try:
+            manifest = ModelPackage.open(path).manifest
+        except PackageError:
+            return None
+        return (manifest.name, manifest.version)
+    try:
+        model = tomllib.loads((path / "manifest.toml").read_text(encoding="utf-8")).get("model")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(model, dict):
+        return None
+    name, version = model.get("name"), model.get("version")
+    return (name, version) if isinstance(name, str) and isinstance(version, str) else None
+
+
 def unregistered_bundled(
     registered: Collection[tuple[str, str]], bundled: Sequence[Path] = BUNDLED_MODELS
-) -> list[ModelPackage]:
-    """The bundled packages that exist and whose (name, version) is not in ``registered``."""
+) -> list[Path]:
+    """The bundled packages that exist and whose (name, version) is not in ``registered`` (a package whose
+    identity cannot be read is among them: registering it reports why)."""
     missing = []
     for path in bundled:
         if not (path / "manifest.toml").is_file() and not (path.is_file() and path.suffix == ".zip"):
             continue
-        package = ModelPackage.open(path)
-        if (package.manifest.name, package.manifest.version) not in registered:
-            missing.append(package)
+        identity = package_identity(path)
+        if identity is None or identity not in registered:
+            missing.append(path)
     return missing

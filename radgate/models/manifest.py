@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from radgate.errors import Invalid
+from radgate.models.versions import VERSION_RE
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -67,8 +68,6 @@ NORMALISATIONS = ("none", "zscore")
 OUTPUT_KINDS = ("probability", "score", "class_activation_map")
 EXPLANATION_METHODS = ("cam", "occlusion", "none")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# Semantic Versioning 2.0.0 (https://semver.org), without build metadata.
-VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 

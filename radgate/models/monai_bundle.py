@@ -31,7 +31,7 @@ from radgate.models.importer import (
     defaults_from_signature,
     read_signature,
 )
-from radgate.models.manifest import VERSION_RE
+from radgate.models.versions import VERSION_RE
 
 __all__ = ["ACTIVATIONS", "BundleInfo", "plan_monai_import", "read_metadata"]
 

@@ -9,6 +9,7 @@ written by ``scripts/train_demo_model.py``) is registered by :func:`ensure_defau
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -131,6 +132,8 @@ def add_model(
         path=str(dest.resolve()),
         source=str(Path(source).resolve()),
         manifest=manifest.to_toml(),
+        finding_names=json.dumps([f.name for f in manifest.findings]),
+        intended_use_summary=manifest.intended_use.summary,
         registered_at=utcnow(),
         registered_by=registered_by or whoami(),
     )
@@ -251,6 +254,6 @@ def ensure_default_models(
     rows = session.execute(select(ModelVersion.name, ModelVersion.version))
     registered = {(name, version) for name, version in rows}
     return [
-        add_model(session, package.root, data_dir, registered_by="radgate (bundled)")
-        for package in unregistered_bundled(registered, bundled)
+        add_model(session, path, data_dir, registered_by="radgate (bundled)")
+        for path in unregistered_bundled(registered, bundled)
     ]

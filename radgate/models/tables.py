@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from radgate.clock import UTCDateTime
 from radgate.db.schema import Base
+from radgate.db.types import JSONText
 
 __all__ = ["ModelVersion"]
 
@@ -29,5 +30,9 @@ class ModelVersion(Base):
     path: Mapped[str] = mapped_column(Text)  # the installed package (folder or .zip), absolute
     source: Mapped[str] = mapped_column(Text)  # where it was added from
     manifest: Mapped[str] = mapped_column(Text)  # manifest.toml as installed
+    # What `radgate models list` shows of the manifest, written at registration (migration s6m_model_listing
+    # filled them in from `manifest` for the rows before it): JSON [[findings]] names, [intended_use] summary.
+    finding_names: Mapped[str] = mapped_column(JSONText, server_default="[]")
+    intended_use_summary: Mapped[str] = mapped_column(Text, server_default="")
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     registered_by: Mapped[str] = mapped_column(String(64))

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MODEL_VERSIONS", "install", "list_installed", "remove", "show", "verify"]
 
-_KINDS = {"id": ColumnKind.INTEGER, "synthetic": ColumnKind.BOOLEAN, "registered_at": ColumnKind.UTC_DATETIME}
+_KINDS = {
+    "id": ColumnKind.INTEGER,
+    "synthetic": ColumnKind.BOOLEAN,
+    "registered_at": ColumnKind.UTC_DATETIME,
+    "finding_names": ColumnKind.JSON_TEXT,
+}
 
 #: Every installed version's row (:data:`radgate.models.installed.COLUMNS`), read without SQLAlchemy.
 MODEL_VERSIONS = ReadQuery(

@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
 
 from radgate.clock import UTCDateTime
 from radgate.db.light import ColumnKind, ReadQuery
+from radgate.db.types import JSONText
 
 __all__ = ["declared_queries", "mismatches"]
 
@@ -18,6 +19,7 @@ KIND_TYPES: dict[ColumnKind, tuple[type, ...]] = {
     ColumnKind.INTEGER: (Integer, BigInteger),
     ColumnKind.BOOLEAN: (Boolean,),
     ColumnKind.UTC_DATETIME: (UTCDateTime,),
+    ColumnKind.JSON_TEXT: (JSONText,),
 }
 
 
