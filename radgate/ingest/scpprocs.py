@@ -47,6 +47,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -229,10 +230,11 @@ class ScpProcesses:
                 break
             kind = message[0]
             if kind == "commit":
-                _, seq, instances = message
+                _, seq, instances, journaling = message
                 results: list[Result]
+                durable = self._journaled_wait(w, seq) if journaling else None
                 try:
-                    results = self.store.index_remote(instances)
+                    results = self.store.index_remote(instances, durable)
                 except Exception as exc:  # the batch as a whole failed: every instance fails with it
                     log.exception("Indexing a batch from SCP process %d failed", w.index)
                     results = [(exc, None)] * len(instances)
@@ -246,6 +248,7 @@ class ScpProcesses:
                     w.active = max(0, w.active - 1)
             elif kind == "ready":
                 w.ready.set()
+            # ("journaled", seq, ok) left over from a batch whose SQL failed before it waited: nothing to do
         w.gone = True
         with contextlib.suppress(OSError):
             w.conn.close()
@@ -273,6 +276,29 @@ class ScpProcesses:
                 return
         with contextlib.suppress(OSError):  # stopped meanwhile: this one stops too
             replacement.fds.send(_STOP)
+
+    def _journaled_wait(self, w: _Worker, seq: int) -> Callable[[], None]:
+        """What the commit of batch ``seq`` waits for before committing: the worker's word that its journal
+        append (and fdatasync) of that batch succeeded. Read from the worker's pipe by this thread, which
+        is the one reading it; asked again (a batch retried one by one), the same answer."""
+        answer: list[bool] = []
+
+        def wait() -> None:
+            while not answer:
+                try:
+                    message = w.conn.recv()
+                except (EOFError, OSError):
+                    answer.append(False)  # it died: its journal is replayed, nothing here commits
+                    break
+                if message[0] == "journaled" and message[1] == seq:
+                    answer.append(bool(message[2]))
+                elif message[0] == "closed":
+                    with self._lock:
+                        w.active = max(0, w.active - 1)
+            if not answer[0]:
+                raise OSError(f"SCP process {w.index} could not journal the batch")
+
+        return wait
 
     def _clean_up_after(self, w: _Worker) -> None:
         """What an ended worker leaves: its journal (replayed, then dropped) and its temporary files."""
@@ -361,16 +387,17 @@ class _Channel:
         with self._send_lock:
             self.conn.send(message)
 
-    def commit(self, instances: list[RemoteInstance]) -> list[Result]:
+    def commit(self, instances: list[RemoteInstance], journaling: bool) -> tuple[int, Future[list[Result]]]:
+        """Send a batch; its answer comes later. ``journaling``: a ("journaled", seq, ok) follows."""
         seq = next(self._seq)
         answer: Future[list[Result]] = Future()
         self._waiting[seq] = answer
         try:
-            self.send(("commit", seq, instances))
+            self.send(("commit", seq, instances, journaling))
         except (OSError, ValueError) as exc:
             self._waiting.pop(seq, None)
             raise ConnectionError("the gateway process is gone") from exc
-        return answer.result()
+        return seq, answer
 
     def _read(self) -> None:
         while True:
@@ -432,19 +459,30 @@ class WorkerStore(InstanceStore):
             it.done.set()
 
     def _commit_remote(self, batch: list[_Pending]) -> list[Result]:
-        """Journal the batch (one fdatasync), then have the gateway index it; under this store's lock, so
-        that a checkpoint never drops a segment whose rows are not committed yet."""
+        """Have the gateway index the batch while this journals it (one fdatasync): the gateway runs the SQL
+        meanwhile and commits only once told the append succeeded, as the store overlaps its own append
+        with its SQL. Under this store's lock, so that a checkpoint never drops a segment whose rows are
+        not committed yet."""
         journal = self._journal
-        ours = [it for it in batch if it.journal]
+        ours = [it for it in batch if it.journal] if journal is not None else []
+        seq, answer = self._channel.commit([RemoteInstance.of(it) for it in batch], journaling=bool(ours))
         mark = None
+        failed: BaseException | None = None
         if journal is not None and ours:
-            mark = journal.append([(self._record(it), it.parsed.data) for it in ours])
+            try:
+                mark = journal.append([(self._record(it), it.parsed.data) for it in ours])
+            except BaseException as exc:  # nothing half-written stays (append cuts itself back)
+                failed = exc
+            with contextlib.suppress(OSError, ValueError):
+                self._channel.send(("journaled", seq, failed is None))
         try:
-            results = self._channel.commit([RemoteInstance.of(it) for it in batch])
+            results = answer.result()
         except BaseException:
             if mark is not None and journal is not None:
                 journal.undo(mark)  # not indexed, not acknowledged
             raise
+        if failed is not None:
+            raise failed  # the gateway committed none of it (it waited for this append)
         # Each file is now under the path the gateway chose; this journal's checkpoint makes it durable.
         self.last_activity = time.monotonic()
         if journal is not None and mark is not None:

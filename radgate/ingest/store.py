@@ -242,6 +242,7 @@ class _Pending:
     leads: bool = False  # woken to lead the next batch
     header: IndexHeader | None = None  # read out by the process that parsed it (remote); else from parsed
     remote: bool = False  # sent by an SCP process: journaled (if ``journal``) there, not in this store's
+    durable: Callable[[], None] | None = None  # remote: waits until its sender's journal holds it (or raises)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -596,16 +597,19 @@ class InstanceStore:
             log.exception("Could not record a refusal")
 
     def index_remote(
-        self, instances: list[RemoteInstance]
+        self, instances: list[RemoteInstance], durable: Callable[[], None] | None = None
     ) -> list[tuple[StoreOutcome | BaseException, str | None]]:
         """Index instances an SCP process has made durable (journaled, or their files fsync'd) in one group
         commit: per instance its outcome (or the error that failed it) and its final path.
 
         The sender's temporary files are renamed into place here, under the same per-UID locks as this
         process's own instances, so that two copies of one SOPInstanceUID from different processes are
-        decided one after the other, as within one process.
+        decided one after the other, as within one process. ``durable`` returns once the sender's journal
+        holds the journaled ones (it appends them while this runs the SQL), or raises: nothing commits before.
         """
         batch = [r.pending() for r in instances]
+        for it in batch:
+            it.durable = durable if it.journal else None
         locks = sorted({hash(it.parsed.SOPInstanceUID) % len(self._uid_locks) for it in batch})
         with contextlib.ExitStack() as held:
             for index in locks:
@@ -818,6 +822,8 @@ class InstanceStore:
                 if flush is not None and journal is not None:
                     mark, flush = flush.result(), None
                     journal.track([it.final for it in ours if it.final is not None])
+                for wait in dict.fromkeys(it.durable for it in batch if it.durable is not None):
+                    wait()  # an SCP process's journal append, which ran beside this SQL
                 self.last_activity = time.monotonic()
                 # The session commits when the ``with`` block closes: then it is safe to acknowledge.
         except BaseException:
