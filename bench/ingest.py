@@ -147,8 +147,10 @@ def initialised_data_dir(checkout: Path, env: dict[str, str]) -> Path:
 
 
 @contextlib.contextmanager
-def radgate(checkout: Path = ROOT) -> Iterator[tuple[int, str]]:
+def radgate(checkout: Path = ROOT, scp_processes: int | None = None) -> Iterator[tuple[int, str]]:
     env = dict(ENV, RADGATE_LOG_LEVEL="WARNING", PYTHONPATH=str(checkout))
+    if scp_processes is not None:
+        env["RADGATE_INGEST_SCP_PROCESSES"] = str(scp_processes)
     env.pop("RADGATE_CONFIG", None)
     data = initialised_data_dir(checkout, env)
     argv = [RADGATE, "serve", "--data-dir", str(data), "--dicom-port", "0", "--http-port", "0"]
@@ -187,9 +189,17 @@ def main() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout (e.g. before a change), measured as 'radgate@base'"
     )
+    parser.add_argument(
+        "--scp-processes",
+        type=int,
+        help="also measure radgate with ingest.scp_processes = N, as 'radgate-mpN'",
+    )
     args = parser.parse_args()
     if args.baseline:
         RECEIVERS["radgate@base"] = lambda: radgate(args.baseline.resolve())
+    mp = f"radgate-mp{args.scp_processes}" if args.scp_processes else None
+    if mp:
+        RECEIVERS[mp] = lambda: radgate(scp_processes=args.scp_processes)
 
     dx = make_files(args.n, args.size)
     scenarios = {
@@ -214,8 +224,8 @@ def main() -> int:
             line = ", ".join(f"{r} {rates[scenario][r][-1]:.0f}/s" for r in names)
             print(f"  round {repeat + 1} {scenario}: {line}", flush=True)
 
-    def ratio(scenario: str, peer: str) -> float:
-        per_round = zip(rates[scenario]["radgate"], rates[scenario][peer], strict=True)
+    def ratio(scenario: str, peer: str, ours: str = "radgate") -> float:
+        per_round = zip(rates[scenario][ours], rates[scenario][peer], strict=True)
         return statistics.median(a / b for a, b in per_round)
 
     print()
@@ -227,12 +237,19 @@ def main() -> int:
             f"{ratio(scenario, 'orthanc'):.2f}x; radgate took {statistics.median(seconds[scenario]):.2f} s"
             + (f"; radgate / radgate@base {ratio(scenario, 'radgate@base'):.2f}x" if args.baseline else "")
         )
+        if mp:
+            print(
+                f"  {mp} / storescp {ratio(scenario, 'storescp', mp):.2f}x, {mp} / orthanc "
+                f"{ratio(scenario, 'orthanc', mp):.2f}x, {mp} / radgate {ratio(scenario, 'radgate', mp):.2f}x"
+            )
     if "one" in chosen:
         r = ratio("one", "orthanc")
         print(f"target 1 association: radgate >= 1.0x orthanc -> {r:.2f}x {'met' if r >= 1.0 else 'NOT met'}")
     if "four" in chosen:
         r = ratio("four", "storescp")
-        print(f"target 4 associations: radgate >= 0.5x storescp -> {r:.2f}x {'met' if r >= 0.5 else 'NOT met'}")
+        print(
+            f"target 4 associations: radgate >= 0.5x storescp -> {r:.2f}x {'met' if r >= 0.5 else 'NOT met'}"
+        )
     return 0
 
 

@@ -101,8 +101,26 @@ class ServerSettings(_Section):
     http_min_rate_bytes_s: Float = 1024.0  # after http_idle_timeout_s, a slower body is dropped (408)
 
 
+def _scp_processes(value: Any) -> Any:
+    """``ingest.scp_processes``: a whole number >= 1 or "auto" (the environment gives "2")."""
+    given = value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == "auto" or (type(value) is int and value >= 1):
+        return value
+    value = given
+    raise ValueError(
+        f"Setting 'ingest.scp_processes' must be a whole number >= 1 or \"auto\", got {value!r} "
+        "(1: every association in the gateway's own process)."
+    )
+
+
+ProcessCount = Annotated[int | str, BeforeValidator(_scp_processes)]
+
+
 class IngestSettings(_Section):
     max_instance_bytes: Int = 2 * 1024**3
+    scp_processes: ProcessCount = 1  # processes running DIMSE associations; "auto": one per CPU
     fsync: Bool = True
     reject_sop_classes: StrList = Field(default_factory=list)
     decode_check: Bool = True  # try to decode pixel data once stored; failures are quarantined

@@ -24,6 +24,7 @@ from radgate.db import Database, database_for
 from radgate.engine import Engine
 from radgate.inference.cache import TensorPrewarmer
 from radgate.ingest import DicomServer, InstanceStore, PixelChecker
+from radgate.ingest.scpprocs import ScpProcesses, dicom_server
 from radgate.monitoring.service import MonitoringService
 from radgate.results.sink import ResultsWorker
 from radgate.routing import parse_deployments
@@ -63,7 +64,7 @@ class Gateway:
         )
         self.pixels = PixelChecker(self.store, self.db, on_decoded=[prewarm])
         self.outbox: ResultsWorker = self.pipeline.results
-        self.dicom = DicomServer(settings, self.store)
+        self.dicom: DicomServer | ScpProcesses = dicom_server(settings, self.store)
         self.app = create_app(settings, self.db, self.store)
         self.services: list[BackgroundService] = [self.assembler, self.pixels]
         if workers:

@@ -405,6 +405,7 @@ class DicomServer:
         for uid in sorted(STORAGE_SOP_CLASSES):
             self.ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
         self.server: ThreadedAssociationServer | None = None
+        self._handed_tls: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
@@ -412,16 +413,35 @@ class DicomServer:
             raise RuntimeError("The DICOM server is not running.")
         return int(self.server.server_address[1])
 
-    def start(self) -> None:
-        handlers: list[Any] = [
+    def handlers(self) -> list[Any]:
+        """The event handlers every association of this SCP is bound to."""
+        return [
             (evt.EVT_CONN_OPEN, self._on_connection),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
+
+    def handed_server(self, address: tuple[str, int]) -> ThreadedAssociationServer:
+        """A server that listens on nothing: another process accepts on ``address`` and hands each
+        connection over (:mod:`radgate.ingest.scpprocs`), which :meth:`serve_connection` then serves."""
+        server = self.ae.make_server(address, evt_handlers=self.handlers(), server_class=_HandedServer)
+        self.server = cast(ThreadedAssociationServer, server)
+        self._handed_tls = tls_context(self.settings)
+        return self.server
+
+    def serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Run one association on an accepted connection (TLS handshake first, when configured), in the
+        calling thread until the association's own thread has started."""
+        assert self.server is not None
+        if self._handed_tls is not None:
+            sock = self._handed_tls.wrap_socket(sock, server_side=True)
+        self.server.finish_request(sock, address)
+
+    def start(self) -> None:
         address = (self.settings.server.host, self.settings.server.dicom_port)
         server = self.ae.start_server(
-            address, block=False, evt_handlers=handlers, ssl_context=tls_context(self.settings)
+            address, block=False, evt_handlers=self.handlers(), ssl_context=tls_context(self.settings)
         )
         assert server is not None  # block=False always returns the server
         self.server = server
@@ -573,6 +593,20 @@ class DicomServer:
         pdata.presentation_data_value_list.append((context_id, b"\x03" + encoded))
         assoc.dul.send_pdu(pdata)
         return True
+
+
+class _HandedServer(ThreadedAssociationServer):
+    """pynetdicom's server without a socket of its own: connections come from :meth:`finish_request`."""
+
+    def server_bind(self) -> None:
+        pass  # the address is the listening socket's, in the process that accepts
+
+    def server_activate(self) -> None:
+        pass
+
+    def server_close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
 
 
 def _status_with_reason(status: int, reason: str) -> Dataset:

@@ -30,6 +30,7 @@ revisions are kept and never overwritten.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -70,7 +71,7 @@ from radgate.logs import REPORTED
 from radgate.storage import BlobStoreError, FilesystemBlobs, blobs_for
 from radgate.storage.filesystem import fsync_dir, make_dirs_durably
 
-__all__ = ["InstanceStore", "StoreOutcome", "utcnow"]
+__all__ = ["IndexHeader", "InstanceStore", "RemoteInstance", "StoreOutcome", "index_header", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,112 @@ _COPIES_OF = select(Instance.SOPInstanceUID, Instance.revision, Instance.sha256)
 
 StoredHook = Callable[[ParsedInstance, StoreOutcome], None]
 
+#: The ``studies`` columns a new study takes from its first instance's header, with their widths.
+_STUDY_HEADER = (
+    ("AccessionNumber", 16),
+    ("StudyDate", 8),
+    ("StudyTime", 16),
+    ("StudyID", 16),
+    ("StudyDescription", 64),
+    ("PatientName", 324),
+    ("PatientID", 64),
+    ("PatientBirthDate", 8),
+    ("PatientSex", 16),
+    ("ReferringPhysicianName", 324),
+)
+
+
+@dataclass(frozen=True)
+class IndexHeader:
+    """What the index reads of an instance's header beside its UIDs and features, read out in the process
+    that parsed it (an SCP process, :mod:`radgate.ingest.scpprocs`) so the one that indexes it needs no
+    dataset."""
+
+    size: int  # of the Part-10 bytes
+    InstanceNumber: int | None
+    study: dict[str, str | None]  # a new study's columns (_STUDY_HEADER)
+    SeriesNumber: int | None
+    SeriesDescription: str | None
+    NumberOfSeriesRelatedInstances: int | None
+
+
+def index_header(parsed: ParsedInstance) -> IndexHeader:
+    ds = parsed.dataset
+    return IndexHeader(
+        size=len(parsed.data),
+        InstanceNumber=_int_or_none(get_value(ds, "InstanceNumber")),
+        study={keyword: header_text(ds, keyword, width) for keyword, width in _STUDY_HEADER},
+        SeriesNumber=_int_or_none(get_value(ds, "SeriesNumber")),
+        SeriesDescription=header_text(ds, "SeriesDescription", 64),
+        NumberOfSeriesRelatedInstances=_int_or_none(get_value(ds, "NumberOfSeriesRelatedInstances")),
+    )
+
+
+@dataclass(frozen=True)
+class RemoteInstance:
+    """One instance an SCP process has written (and journaled) and hands to the gateway's group commit:
+    everything the index needs, none of the bytes (they are in ``current``, or under ``key``)."""
+
+    SOPInstanceUID: str
+    SOPClassUID: str
+    StudyInstanceUID: str
+    SeriesInstanceUID: str
+    TransferSyntaxUID: str
+    features: dict[str, object]
+    sha256: str
+    header: IndexHeader
+    source: str
+    calling_ae: str | None
+    current: str | None  # its temporary file (None: in the object store under ``key``)
+    key: str | None
+    journal: bool  # made durable by the sending process's own journal
+
+    @classmethod
+    def of(cls, it: _Pending) -> RemoteInstance:
+        parsed = it.parsed
+        return cls(
+            parsed.SOPInstanceUID,
+            parsed.SOPClassUID,
+            parsed.StudyInstanceUID,
+            parsed.SeriesInstanceUID,
+            parsed.TransferSyntaxUID,
+            parsed.features,
+            parsed.sha256,
+            index_header(parsed),
+            it.source,
+            it.calling_ae,
+            None if it.current is None else str(it.current),
+            it.key,
+            it.journal,
+        )
+
+    def pending(self) -> _Pending:
+        from pydicom.dataset import Dataset
+
+        parsed = ParsedInstance(
+            b"",  # the bytes stay with the process that received them (``current``)
+            0,
+            Dataset(),
+            self.SOPInstanceUID,
+            self.SOPClassUID,
+            self.StudyInstanceUID,
+            self.SeriesInstanceUID,
+            self.TransferSyntaxUID,
+            dict(self.features),
+        )
+        parsed.__dict__["sha256"] = self.sha256  # the cached digest, computed where the bytes are
+        current = None if self.current is None else Path(self.current)
+        return _Pending(
+            parsed,
+            self.source,
+            self.calling_ae,
+            current,
+            journal=self.journal,
+            key=self.key,
+            header=self.header,
+            remote=True,
+        )
+
 
 @dataclass(eq=False)
 class _Pending:
@@ -133,6 +240,9 @@ class _Pending:
     outcome: StoreOutcome | None = None
     error: BaseException | None = None
     leads: bool = False  # woken to lead the next batch
+    header: IndexHeader | None = None  # read out by the process that parsed it (remote); else from parsed
+    remote: bool = False  # sent by an SCP process: journaled (if ``journal``) there, not in this store's
+    durable: Callable[[], None] | None = None  # remote: waits until its sender's journal holds it (or raises)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -142,21 +252,26 @@ class _BatchRows:
     study or series that is new) and how many instances it adds."""
 
     instances: list[dict[str, object]] = field(default_factory=list)
-    studies: dict[str, tuple[ParsedInstance, int]] = field(default_factory=dict)
-    series: dict[str, tuple[ParsedInstance, int]] = field(default_factory=dict)
+    studies: dict[str, tuple[_Pending, int]] = field(default_factory=dict)
+    series: dict[str, tuple[_Pending, int]] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)  # when the last of them was indexed
 
     def add(self, row: dict[str, object]) -> None:
         self.instances.append(row)
 
-    def touch(self, parsed: ParsedInstance, added: int) -> None:
+    def touch(self, it: _Pending, added: int) -> None:
+        parsed = it.parsed
         for counts, uid in ((self.studies, parsed.StudyInstanceUID), (self.series, parsed.SeriesInstanceUID)):
-            first, before = counts.get(uid, (parsed, 0))
+            first, before = counts.get(uid, (it, 0))
             counts[uid] = (first, before + added)
 
 
 class InstanceStore:
     """Stores instances durably and indexes them; safe to call from many threads.
+
+    ``places``: a first copy may be written straight to its final path (only a process that indexes its own
+    instances may: the path of a copy is decided under the index lock). ``tmp_prefix`` starts the names of
+    its files in ``.incoming``, so that the files of an SCP process that died can be found.
 
     The database write and the final rename are serialised by one lock: SQLite allows one writer anyway, and
     it makes duplicate/revision detection race-free. Parsing, hashing and the fsync of the data happen
@@ -173,6 +288,8 @@ class InstanceStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()  # shared with the assembler
+        self.places = True
+        self.tmp_prefix = ""
         self._fsync = settings.ingest.fsync
         self._rejected_classes = set(settings.ingest.reject_sop_classes)
         self._known_dirs: set[Path] = set()
@@ -214,21 +331,44 @@ class InstanceStore:
             log.warning("No ingest journal (%s): fsync each instance", exc.strerror or type(exc).__name__)
             return
         self._recover(journal)
+        for directory in sorted(self.settings.data_dir.glob("journal/w*")):  # SCP processes' journals
+            if directory.is_dir():
+                self.recover_journal(directory)
         if self.db.backend == "sqlite":
             self._fast_db = Database(self.db.url, sqlite_synchronous="NORMAL")
         self._journal = journal
         atexit.register(_close_at_exit, weakref.ref(self))
 
+    def recover_journal(self, directory: Path) -> bool:
+        """Replay and drop the journal of an SCP process (``journal/w<n>``: one that ended, or a crash left);
+        False when a running process holds it."""
+        try:
+            journal = IngestJournal(directory)
+        except (JournalBusyError, OSError):
+            return False
+        try:
+            self._recover(journal)
+        finally:
+            journal.close()
+        return True
+
     def _recover(self, journal: IngestJournal) -> None:
-        """Replay what a crash left in the journal, through the synchronous path; then drop it."""
+        """Replay what a crash left in the journal, through the synchronous path; then drop it.
+
+        A copy found intact may still be only in the page cache (its process died, the machine did not):
+        it is fsync'd, with its directory, before the record that vouches for it is dropped.
+        """
         segments = journal.segments()
         if not segments:
             return
         replayed = repaired = 0
+        intact: list[Path] = []
         for path in segments:
             for record in journal.read(path):
                 replayed += 1
-                repaired += self._replay(record)
+                repaired += self._replay(record, intact)
+        for directory in dict.fromkeys(_fsync_file(path) for path in intact):
+            self._fsync_dir(directory)
         self._sync_db()
         for path in segments:
             journal.drop(path)
@@ -238,7 +378,7 @@ class InstanceStore:
             repaired,
         )
 
-    def _replay(self, record: JournalRecord) -> int:
+    def _replay(self, record: JournalRecord, intact: list[Path]) -> int:
         """One journal record: its row and file are checked, and whichever is missing is made again."""
         payload = record.payload
         try:
@@ -258,6 +398,7 @@ class InstanceStore:
             return 1
         newest = max(copies, key=lambda r: r.revision)
         if self._intact(self.root / newest.path, digest):  # stored; or a duplicate of a stored copy
+            intact.append(self.root / newest.path)
             return 0
         self.blobs.put(newest.path, payload)
         return 1
@@ -455,6 +596,33 @@ class InstanceStore:
         except Exception:
             log.exception("Could not record a refusal")
 
+    def index_remote(
+        self, instances: list[RemoteInstance], durable: Callable[[], None] | None = None
+    ) -> list[tuple[StoreOutcome | BaseException, str | None]]:
+        """Index instances an SCP process has made durable (journaled, or their files fsync'd) in one group
+        commit: per instance its outcome (or the error that failed it) and its final path.
+
+        The sender's temporary files are renamed into place here, under the same per-UID locks as this
+        process's own instances, so that two copies of one SOPInstanceUID from different processes are
+        decided one after the other, as within one process. ``durable`` returns once the sender's journal
+        holds the journaled ones (it appends them while this runs the SQL), or raises: nothing commits before.
+        """
+        batch = [r.pending() for r in instances]
+        for it in batch:
+            it.durable = durable if it.journal else None
+        locks = sorted({hash(it.parsed.SOPInstanceUID) % len(self._uid_locks) for it in batch})
+        with contextlib.ExitStack() as held:
+            for index in locks:
+                held.enter_context(self._uid_locks[index])
+            self._commit_batch(batch)
+        results: list[tuple[StoreOutcome | BaseException, str | None]] = []
+        for it in batch:
+            if it.outcome is not None:
+                _log_revision(it.parsed, it.outcome)
+            final = None if it.final is None else str(it.final)
+            results.append((it.outcome if it.outcome is not None else it.error or RuntimeError(), final))
+        return results
+
     def path_of(self, instance: Instance) -> Path:
         """A local file with the instance's bytes (a cached copy of the object with an object store)."""
         return self.blobs.local_path(instance.path)
@@ -512,12 +680,12 @@ class InstanceStore:
             return self._store_object(parsed, source=source, calling_ae=calling_ae)
         journaled = self._journal is not None and len(parsed.data) <= MAX_RECORD_BYTES
         with self._uid_locks[hash(parsed.SOPInstanceUID) % len(self._uid_locks)]:
-            item = self._write_placed(parsed, source, calling_ae, sync=not journaled)
+            item = self._write_placed(parsed, source, calling_ae, sync=not journaled) if self.places else None
             if item is not None:
                 item.journal = journaled
                 outcome = self._commit(item)
             else:
-                tmp_path = self.tmp / f"{uuid.uuid4().hex}.part"
+                tmp_path = self.tmp / f"{self.tmp_prefix}{uuid.uuid4().hex}.part"
                 try:
                     self._write_durably(tmp_path, parsed.data, sync=not journaled)
                     outcome = self._commit(_Pending(parsed, source, calling_ae, tmp_path, journal=journaled))
@@ -635,9 +803,10 @@ class InstanceStore:
         """
         journal = self._journal
         journaled = journal is not None and any(it.journal for it in batch)
+        ours = [it for it in batch if it.journal and not it.remote]  # remote: journaled by their sender
         flush: Future[JournalMark] | None = None
-        if journal is not None and journaled:
-            records = [(self._record(it), it.parsed.data) for it in batch if it.journal]
+        if journal is not None and ours:
+            records = [(self._record(it), it.parsed.data) for it in ours]
             flush = self._sync_pool.submit(journal.append, records)
         mark = None
         try:
@@ -652,7 +821,9 @@ class InstanceStore:
                     self._fsync_dir(directory)
                 if flush is not None and journal is not None:
                     mark, flush = flush.result(), None
-                    journal.track([it.final for it in batch if it.journal and it.final is not None])
+                    journal.track([it.final for it in ours if it.final is not None])
+                for wait in dict.fromkeys(it.durable for it in batch if it.durable is not None):
+                    wait()  # an SCP process's journal append, which ran beside this SQL
                 self.last_activity = time.monotonic()
                 # The session commits when the ``with`` block closes: then it is safe to acknowledge.
         except BaseException:
@@ -731,8 +902,11 @@ class InstanceStore:
             path = str(final.relative_to(self.root))
         existing.append((revision, digest))
         pending.now = utcnow()
-        pending.add(self._instance_row(parsed, digest, revision, path, pending.now, it.source, it.calling_ae))
-        pending.touch(parsed, added=1 if revision == 1 else 0)
+        row = self._instance_row(
+            parsed, digest, revision, path, pending.now, it.source, it.calling_ae, it.header
+        )
+        pending.add(row)
+        pending.touch(it, added=1 if revision == 1 else 0)
         return self._outcome("stored" if revision == 1 else "revision", parsed, revision)
 
     @staticmethod
@@ -756,18 +930,26 @@ class InstanceStore:
         now: datetime,
         source: str,
         calling_ae: str | None,
+        header: IndexHeader | None = None,
     ) -> dict[str, object]:
-        """The ``instances`` row of one stored copy."""
+        """The ``instances`` row of one stored copy (``header``: read out already, by an SCP process)."""
+        if header is not None:
+            size, instance_number = header.size, header.InstanceNumber
+        else:
+            size, instance_number = (
+                len(parsed.data),
+                _int_or_none(get_value(parsed.dataset, "InstanceNumber")),
+            )
         return dict(
             SOPInstanceUID=parsed.SOPInstanceUID,
             revision=revision,
             SOPClassUID=parsed.SOPClassUID,
             StudyInstanceUID=parsed.StudyInstanceUID,
             SeriesInstanceUID=parsed.SeriesInstanceUID,
-            InstanceNumber=_int_or_none(get_value(parsed.dataset, "InstanceNumber")),
+            InstanceNumber=instance_number,
             TransferSyntaxUID=parsed.TransferSyntaxUID,
             path=path,
-            size=len(parsed.data),
+            size=size,
             sha256=digest,
             received_at=now,
             source=source,
@@ -784,30 +966,22 @@ class InstanceStore:
         """
         conn = s.connection()
         now = pending.now
-        for uid, (parsed, added) in pending.studies.items():
+        for uid, (it, added) in pending.studies.items():
             if conn.execute(_UPDATE_STUDY, {"uid": uid, "added": added, "now": now}).rowcount == 0:
-                self._study_slow_path(s, parsed, added, now)
-        for uid, (parsed, added) in pending.series.items():
+                self._study_slow_path(s, it, added, now)
+        for uid, (it, added) in pending.series.items():
             if conn.execute(_UPDATE_SERIES, {"uid": uid, "added": added, "now": now}).rowcount == 0:
-                self._series_slow_path(s, parsed, added, now)
+                self._series_slow_path(s, it, added, now)
         conn.execute(_INSERT_INSTANCE, pending.instances)
 
-    def _study_slow_path(self, s: Session, parsed: ParsedInstance, added: int, now: datetime) -> None:
-        ds = parsed.dataset
+    def _study_slow_path(self, s: Session, it: _Pending, added: int, now: datetime) -> None:
+        parsed = it.parsed
+        header = it.header or index_header(parsed)
         study = s.get(Study, parsed.StudyInstanceUID)
         if study is None:
             study = Study(
                 StudyInstanceUID=parsed.StudyInstanceUID,
-                AccessionNumber=header_text(ds, "AccessionNumber", 16),
-                StudyDate=header_text(ds, "StudyDate", 8),
-                StudyTime=header_text(ds, "StudyTime", 16),
-                StudyID=header_text(ds, "StudyID", 16),
-                StudyDescription=header_text(ds, "StudyDescription", 64),
-                PatientName=header_text(ds, "PatientName", 324),
-                PatientID=header_text(ds, "PatientID", 64),
-                PatientBirthDate=header_text(ds, "PatientBirthDate", 8),
-                PatientSex=header_text(ds, "PatientSex", 16),
-                ReferringPhysicianName=header_text(ds, "ReferringPhysicianName", 324),
+                **header.study,
                 status="receiving",
                 num_instances=0,
                 first_received=now,
@@ -823,23 +997,24 @@ class InstanceStore:
         study.last_received = now
         s.flush()
 
-    def _series_slow_path(self, s: Session, parsed: ParsedInstance, added: int, now: datetime) -> None:
-        ds = parsed.dataset
+    def _series_slow_path(self, s: Session, it: _Pending, added: int, now: datetime) -> None:
+        parsed = it.parsed
+        header = it.header or index_header(parsed)
         series = s.get(Series, parsed.SeriesInstanceUID)
         if series is None:
             series = Series(
                 SeriesInstanceUID=parsed.SeriesInstanceUID,
                 StudyInstanceUID=parsed.StudyInstanceUID,
                 Modality=parsed.features["Modality"],
-                SeriesNumber=_int_or_none(get_value(ds, "SeriesNumber")),
-                SeriesDescription=header_text(ds, "SeriesDescription", 64),
+                SeriesNumber=header.SeriesNumber,
+                SeriesDescription=header.SeriesDescription,
                 num_instances=0,
                 status="receiving",
                 first_received=now,
                 last_received=now,
                 reopened_count=0,
             )
-            expected = _int_or_none(get_value(ds, "NumberOfSeriesRelatedInstances"))
+            expected = header.NumberOfSeriesRelatedInstances
             if expected:
                 series.expected_instances = expected
             s.add(series)
@@ -885,6 +1060,16 @@ def _storage_failure(exc: BaseException) -> str:
     if isinstance(exc, BlobStoreError):  # the operator's log has exc.reason (endpoint, bucket, what failed)
         return "radgate's object store is unavailable; the instance was not stored. The sender may retry."
     return f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry."
+
+
+def _fsync_file(path: Path) -> Path:
+    """fdatasync one file; its directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    return path.parent
 
 
 def _int_or_none(value: object) -> int | None:
