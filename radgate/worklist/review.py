@@ -43,7 +43,6 @@ from radgate.models.tables import ModelVersion
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.storage import blobs_for
-from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import record_label
 from radgate.worklist.render import encode_png, header_window, window_param
 from radgate.worklist.service import (
@@ -99,7 +98,6 @@ class ReviewView:
     synthetic: bool
     model_card: str | None  # the model's description from its card (manifest)
     threshold: float | None
-    final_label: int | None  # the study's final read, if read
     model_name: str | None = None  # of the visible (released or withheld) result shown
     model_version: str | None = None
     next_uid: str | None = None  # the studies before and after this one on the default worklist (j / k)
@@ -234,9 +232,9 @@ def review_view(
 
             try:
                 path = blobs_for(settings).local_path(inst.path)
-                st = os.stat(path)
+                file = os.stat(path)
                 rows, columns, center, width = _geometry(
-                    str(path), st.st_mtime_ns, st.st_size, settings.ingest.max_decoded_bytes
+                    str(path), file.st_mtime_ns, file.st_size, settings.ingest.max_decoded_bytes
                 )
             except (DecodeError, ValueError, AttributeError, OSError, pydicom.errors.InvalidDicomError):
                 rows = columns = None
@@ -261,9 +259,6 @@ def review_view(
                     st = None
                 if st is not None:
                     region, heatmap = _overlay(str(path), st.st_mtime_ns, st.st_size, rows, columns)
-    final = session.scalars(
-        select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
-    ).first()
     return ReviewView(
         row=row,
         rows=rows,
@@ -275,7 +270,6 @@ def review_view(
         synthetic=synthetic,
         model_card=card,
         threshold=threshold,
-        final_label=None if final is None else int(final.label),
         model_name=pred.model_name if pred is not None else None,
         model_version=pred.model_version if pred is not None else None,
         next_uid=nxt,
