@@ -1,4 +1,8 @@
-"""Typed dependencies: the services a route may call, taken from the running gateway."""
+"""Typed dependencies: the services a route may call, taken from the running gateway.
+
+The ones that only read ``app.state`` are ``async``: FastAPI runs a plain ``def`` dependency in its thread
+pool, a round trip through the event loop per dependency and request (two of them on every page) for an
+attribute read. ``get_session`` stays a plain generator: closing a session may touch the database."""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ from radgate.db import Database
 from radgate.ingest.store import InstanceStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_store(request: Request) -> InstanceStore:
+async def get_store(request: Request) -> InstanceStore:
     return request.app.state.store
 
 

@@ -21,6 +21,7 @@ import base64
 import enum
 import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ from radgate.models.tables import ModelVersion
 from radgate.policy import Release
 from radgate.results.review import MAX_TEXT
 from radgate.storage import blobs_for
-from radgate.validation.tables import GroundTruth
 from radgate.validation.truth import record_label
 from radgate.worklist.render import encode_png, header_window, window_param
 from radgate.worklist.service import (
@@ -98,7 +98,6 @@ class ReviewView:
     synthetic: bool
     model_card: str | None  # the model's description from its card (manifest)
     threshold: float | None
-    final_label: int | None  # the study's final read, if read
     model_name: str | None = None  # of the visible (released or withheld) result shown
     model_version: str | None = None
     next_uid: str | None = None  # the studies before and after this one on the default worklist (j / k)
@@ -152,6 +151,25 @@ def _overlay(path: str, mtime_ns: int, size: int, rows: int, columns: int) -> tu
 
     values = ExplanationMap.load(Path(path)).values
     return _region(values, rows, columns), _heatmap_url(values)
+
+
+@functools.lru_cache(maxsize=256)
+def _geometry(path: str, mtime_ns: int, size: int, max_bytes: int) -> tuple[int, int, float, float]:
+    """Rows, columns and the model's window (center, width) of one instance file. The window is the VOI
+    the model input was rendered with (radgate.imaging.display), from the header when it says (no decode
+    of a 2048² image for two numbers). Kept by the file's path, modification time and size: an instance
+    file is never rewritten (a revision is a new file), so every view of a study does not parse its header
+    again. A file that cannot be read raises, and nothing is kept."""
+    from radgate.imaging import to_display
+    from radgate.imaging.decode import read_dataset
+
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    rows, columns = int(header.Rows), int(header.Columns)
+    window = header_window(header)
+    if window is None:
+        display = to_display(read_dataset(path), max_bytes=max_bytes)
+        window = (display.window_center, display.window_width)
+    return rows, columns, float(window[0]), max(float(window[1]), 1.0)
 
 
 def _prediction(session: Session, row: WorklistRow) -> Prediction | None:
@@ -210,20 +228,14 @@ def review_view(
             newest_instances(str(row.SeriesInstanceUID)).where(Instance.SOPInstanceUID == row.SOPInstanceUID)
         ).first()
         if inst is not None:
-            from radgate.imaging import to_display
-            from radgate.imaging.decode import DecodeError, read_dataset
+            from radgate.imaging.decode import DecodeError
 
             try:
                 path = blobs_for(settings).local_path(inst.path)
-                header = pydicom.dcmread(path, stop_before_pixels=True)
-                rows, columns = int(header.Rows), int(header.Columns)
-                # The model's window: the VOI the model input was rendered with (radgate.imaging.display),
-                # from the header when it says (no decode of a 2048² image for two numbers).
-                window = header_window(header)
-                if window is None:
-                    display = to_display(read_dataset(path), max_bytes=settings.ingest.max_decoded_bytes)
-                    window = (display.window_center, display.window_width)
-                center, width = window[0], max(window[1], 1.0)
+                file = os.stat(path)
+                rows, columns, center, width = _geometry(
+                    str(path), file.st_mtime_ns, file.st_size, settings.ingest.max_decoded_bytes
+                )
             except (DecodeError, ValueError, AttributeError, OSError, pydicom.errors.InvalidDicomError):
                 rows = columns = None
     if pred is not None:
@@ -247,9 +259,6 @@ def review_view(
                     st = None
                 if st is not None:
                     region, heatmap = _overlay(str(path), st.st_mtime_ns, st.st_size, rows, columns)
-    final = session.scalars(
-        select(GroundTruth).where(GroundTruth.source == FINAL_READ, GroundTruth.StudyInstanceUID == study_uid)
-    ).first()
     return ReviewView(
         row=row,
         rows=rows,
@@ -261,7 +270,6 @@ def review_view(
         synthetic=synthetic,
         model_card=card,
         threshold=threshold,
-        final_label=None if final is None else int(final.label),
         model_name=pred.model_name if pred is not None else None,
         model_version=pred.model_version if pred is not None else None,
         next_uid=nxt,
