@@ -493,14 +493,7 @@ class WorkerStore(InstanceStore):
                     if it.journal and final is not None and not isinstance(result, BaseException)
                 ]
             )
-            if journal.full:
-                self._closed_segments.extend(journal.rotate())
-                self._wake.set()
-            if self._checkpointer is None and not self._closing:
-                self._checkpointer = threading.Thread(
-                    target=self._checkpoint_loop, name="radgate-journal", daemon=True
-                )
-                self._checkpointer.start()
+            self._journal_appended(journal)
         return results
 
 

@@ -838,15 +838,19 @@ class InstanceStore:
         if journaled and any(it.final is not None and not it.journal for it in batch):
             self._sync_db()  # an unjournaled instance in a journaled batch: its row must be on disk now
         if journal is not None and mark is not None:
-            if journal.full:
-                self._closed_segments.extend(journal.rotate())
-                self._wake.set()
-            if self._checkpointer is None and not self._closing:
-                self._checkpointer = threading.Thread(
-                    target=self._checkpoint_loop, name="radgate-journal", daemon=True
-                )
-                self._checkpointer.start()
+            self._journal_appended(journal)
         return outcomes
+
+    def _journal_appended(self, journal: IngestJournal) -> None:
+        """After a batch went into the journal: close a full segment, and keep the checkpointer running."""
+        if journal.full:
+            self._closed_segments.extend(journal.rotate())
+            self._wake.set()
+        if self._checkpointer is None and not self._closing:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="radgate-journal", daemon=True
+            )
+            self._checkpointer.start()
 
     def _record(self, it: _Pending) -> dict[str, object]:
         return {
