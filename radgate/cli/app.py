@@ -74,7 +74,9 @@ USER_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirect
 
 
 class RadgateGroup(LazyGroup):
-    """The root group; a :class:`RadgateError` that a command did not catch is still one red line."""
+    """The root group. A failure a command did not catch itself (a :class:`RadgateError`: a missing data
+    directory, a schema that is behind ...; a path the user gave) is one red line and its kind's exit code,
+    never a traceback: decided here only."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

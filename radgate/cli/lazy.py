@@ -317,22 +317,6 @@ class LazyGroup(TyperGroup):
             self.commands[cmd_name] = command
         return command
 
-    def invoke(self, ctx: click.Context) -> Any:
-        # A user-facing failure a command did not catch itself (a missing data directory, a schema that is
-        # behind ...) is one red line and its kind's exit code, never a traceback.
-        from radgate.errors import RadgateError
-
-        try:
-            return super().invoke(ctx)
-        except RadgateError as exc:
-            import typer
-            from rich.markup import escape
-
-            from radgate.cli.app import err_console
-
-            err_console.print(f"[red]Error:[/red] {escape(exc.message)}", soft_wrap=True)
-            raise typer.Exit(exc.kind.exit_code) from None
-
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self._listing = True
         try:
