@@ -36,12 +36,12 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IngestJournal", "JournalBusyError", "JournalMark", "JournalRecord", "Segment"]
+__all__ = ["IngestJournal", "JournalBusyError", "JournalMark", "JournalRecord", "Segment", "sync_files"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,25 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """``fdatasync`` each file, then ``fsync`` each of their directories once: what a journal record vouched
+    for is durable in place. A file that is gone is skipped (a copy found to be a duplicate and removed, or
+    a revision 1 replaced)."""
+    directories: dict[Path, None] = {}
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        directories[path.parent] = None
+    for directory in directories:
+        _fsync_path(directory, directory=True)
 
 
 class IngestJournal:
@@ -205,19 +224,7 @@ class IngestJournal:
 
     def checkpoint(self, segment: Segment) -> None:
         """Make every file of a closed segment durable (the caller has flushed the database), then drop it."""
-        directories: dict[Path, None] = {}
-        for path in segment.files:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:  # a copy found to be a duplicate and removed, or a revision 1 replaced
-                continue
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
-            directories[path.parent] = None
-        for directory in directories:
-            _fsync_path(directory, directory=True)
+        sync_files(segment.files)
         self.drop(segment.path)
 
     def drop(self, path: Path) -> None:

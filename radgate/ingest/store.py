@@ -57,6 +57,7 @@ from radgate.ingest.journal import (
     JournalMark,
     JournalRecord,
     Segment,
+    sync_files,
 )
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
@@ -367,8 +368,7 @@ class InstanceStore:
             for record in journal.read(path):
                 replayed += 1
                 repaired += self._replay(record, intact)
-        for directory in dict.fromkeys(_fsync_file(path) for path in intact):
-            self._fsync_dir(directory)
+        sync_files(intact)
         self._sync_db()
         for path in segments:
             journal.drop(path)
@@ -1064,16 +1064,6 @@ def _storage_failure(exc: BaseException) -> str:
     if isinstance(exc, BlobStoreError):  # the operator's log has exc.reason (endpoint, bucket, what failed)
         return "radgate's object store is unavailable; the instance was not stored. The sender may retry."
     return f"radgate could not store the instance durably ({type(exc).__name__}); the sender may retry."
-
-
-def _fsync_file(path: Path) -> Path:
-    """fdatasync one file; its directory."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    return path.parent
 
 
 def _int_or_none(value: object) -> int | None:
