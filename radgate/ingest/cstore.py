@@ -51,16 +51,22 @@ def _file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: s
     return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
+Buffer = bytes | bytearray | memoryview
+
+
 def part10_bytes(
-    dataset: bytes | bytearray | memoryview,
+    dataset: Buffer | list[Buffer],
     sop_class_uid: str,
     sop_instance_uid: str,
     transfer_syntax_uid: str,
 ) -> bytes:
     """The received dataset with preamble, prefix and File Meta Information (pynetdicom's
     ``Event.encoded_dataset(include_meta=True)``), from the request's Affected SOP Class and Instance UIDs
-    and the presentation context's transfer syntax."""
-    return b"".join((_PREAMBLE, _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid), dataset))
+    and the presentation context's transfer syntax. ``dataset``: its bytes, or its fragments in order
+    (joined here, in the one copy that adds the meta)."""
+    fragments = dataset if isinstance(dataset, list) else [dataset]
+    meta = _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid)
+    return b"".join((_PREAMBLE, meta, *fragments))
 
 
 def c_store_rsp(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import _PDU_TYPES
 from pynetdicom.pdu import A_ABORT_RQ
@@ -36,6 +36,7 @@ from radgate.config import Settings
 from radgate.ingest.cstore import c_store_rsp, part10_bytes
 from radgate.ingest.parse import STORAGE_SOP_CLASSES
 from radgate.ingest.store import InstanceStore
+from radgate.ingest.storelane import StoreLane, StoreRequest
 from radgate.logs import REPORTED
 
 __all__ = ["AllowEntry", "DicomServer", "parse_allow_entry"]
@@ -55,6 +56,8 @@ DUL_WAIT_S = 0.05
 #: an abort or the network timeout (the DUL thread wakes it for the first two).
 REACTOR_WAIT_S = 0.05
 _PDU_HEAD = struct.Struct(">BBL")
+#: A P-DATA-TF PDU's type, reserved byte and length, then its one PDV item's length, context and control.
+_PDATA_HEAD = struct.Struct(">BBLLBB")
 _PDU_TYPE_CODES = frozenset(range(0x01, 0x08))
 #: A PDU is read in buffers of at most this size (a peer's claimed length allocates nothing in advance).
 PDU_READ_BYTES = 4 * 1024**2
@@ -90,8 +93,9 @@ class _Waker:
                 os.close(fd)
 
 
-def _install_event_driven_dul(assoc: Any) -> None:
-    """Replace the polling loop of ``assoc``'s DUL thread (not yet started) with :func:`_dul_reactor`.
+def _install_event_driven_dul(assoc: Any, lane: StoreLane | None = None) -> None:
+    """Replace the polling loop of ``assoc``'s DUL thread (not yet started) with :func:`_dul_reactor`;
+    with ``lane``, its P-DATA-TF PDUs go to that :class:`~radgate.ingest.storelane.StoreLane` first.
 
     The association thread hands the DUL something to send through ``to_provider_queue`` (and, rarely, an
     event through ``event_queue``); each ``put`` from another thread now also wakes the DUL thread. When the
@@ -101,6 +105,7 @@ def _install_event_driven_dul(assoc: Any) -> None:
     dul = assoc.dul
     waker = _Waker(dul)
     dul._radgate_waker = waker
+    dul._radgate_lane = lane
     msg_queue = assoc.dimse.msg_queue
 
     def waking(q: queue.Queue[Any]) -> None:
@@ -222,10 +227,11 @@ def _read_pdu_data(dul: Any) -> None:
     """pynetdicom's ``DULServiceProvider._read_pdu_data``, reading a PDU in large pieces.
 
     pynetdicom reads a PDU in 4 KiB ``recv`` calls appended to a ``bytearray``, then copies it twice more
-    before decoding: a 128 KiB P-DATA-TF was 32 reads and three copies. Here the rest of the PDU is read
-    with ``recv_into`` in buffers of at most ``PDU_READ_BYTES`` (memory grows only as bytes arrive, as
-    before, whatever length the header claims) and joined once. The events placed on the state machine's
-    queue are pynetdicom's, for the same conditions.
+    before decoding: a 128 KiB P-DATA-TF was 32 reads and three copies. Here a PDU of at most
+    ``PDU_READ_BYTES`` is read with ``recv_into`` straight into one buffer; a longer one in buffers of that
+    size (memory grows only as bytes arrive, as before, whatever length the header claims), joined once.
+    A P-DATA-TF of an established association goes to its :class:`~radgate.ingest.storelane.StoreLane`
+    first. The events placed on the state machine's queue are pynetdicom's, for the same conditions.
     """
     sock = dul.socket.socket
     head = bytearray(6)
@@ -238,28 +244,46 @@ def _read_pdu_data(dul: Any) -> None:
             log.error("Unknown PDU type received '0x%02X'", pdu_type)
             dul.event_queue.put("Evt19")  # unrecognised or invalid PDU
             return
-        parts: list[bytes | bytearray] = [head]
-        left = pdu_length
-        while left:
-            part = bytearray(min(left, PDU_READ_BYTES))
-            got = _recv_into(sock, memoryview(part))
-            if got < len(part):
-                log.error(
-                    "The received PDU is shorter than expected (%d of %d bytes received)",
-                    6 + pdu_length - left + got,
-                    6 + pdu_length,
-                )
-                dul.event_queue.put("Evt17")
+        b: bytes | bytearray
+        if pdu_length <= PDU_READ_BYTES:
+            b = whole = bytearray(6 + pdu_length)
+            whole[:6] = head
+            got = _recv_into(sock, memoryview(whole)[6:])
+            if got < pdu_length:
+                _short_pdu(dul, 6 + got, 6 + pdu_length)
                 return
-            parts.append(part)
-            left -= got
+        else:
+            parts: list[bytes | bytearray] = [head]
+            left = pdu_length
+            while left:
+                part = bytearray(min(left, PDU_READ_BYTES))
+                got = _recv_into(sock, memoryview(part))
+                if got < len(part):
+                    _short_pdu(dul, 6 + pdu_length - left + got, 6 + pdu_length)
+                    return
+                parts.append(part)
+                left -= got
+            b = b"".join(parts)
+            del parts
     except OSError:  # includes the socket's timeout (server.network_timeout_s)
         log.error("Connection closed before the entire PDU was received")
         dul.event_queue.put("Evt17")
         return
+    lane: StoreLane | None = getattr(dul, "_radgate_lane", None)
+    if pdu_type == 0x04 and lane is not None and dul.state_machine.current_state == "Sta6" and lane.feed(b):
+        return
+    _decode_pdu(dul, b)
+
+
+def _short_pdu(dul: Any, got: int, expected: int) -> None:
+    log.error("The received PDU is shorter than expected (%d of %d bytes received)", got, expected)
+    dul.event_queue.put("Evt17")
+
+
+def _decode_pdu(dul: Any, b: bytes | bytearray) -> None:
+    """A PDU read whole, as pynetdicom decodes it: the PDU object for the state machine, and its event."""
+    b = bytes(b)
     try:
-        b = b"".join(parts)
-        del parts
         evt.trigger(dul.assoc, evt.EVT_DATA_RECV, {"data": b})
         pdu_cls, event = _PDU_TYPES[b[0:1]]
         pdu = pdu_cls()
@@ -475,8 +499,11 @@ class DicomServer:
         sock = getattr(event.assoc.dul.socket, "socket", None)
         if sock is not None:
             sock.settimeout(self.settings.server.network_timeout_s)
-        if not event.assoc.is_requestor:
-            _install_event_driven_dul(event.assoc)
+        assoc = event.assoc
+        if not assoc.is_requestor:
+            hand_back = functools.partial(_decode_pdu, assoc.dul)
+            lane = StoreLane(assoc, self._lane_accepts, self._lane_answer, hand_back)
+            _install_event_driven_dul(assoc, lane)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
@@ -520,29 +547,73 @@ class DicomServer:
 
     def _on_store(self, event: Any) -> int | Dataset:
         """EVT_C_STORE, for a request :meth:`serve_c_store` leaves to pynetdicom."""
-        status, reason = self._store(event.assoc, event.request, event.encoded_dataset(include_meta=True))
+        data = event.encoded_dataset(include_meta=True)
+        status, reason = self._store(event.assoc, str(event.request.AffectedSOPInstanceUID), data)
         return status if reason is None else _status_with_reason(status, reason)
 
-    def _store(self, assoc: Any, req: C_STORE, data: bytes) -> tuple[int, str | None]:
+    def _store(self, assoc: Any, sop_instance_uid: str, data: bytes) -> tuple[int, str | None]:
         """Store one received instance: its PS3.4 status, and the reason when it was refused."""
         outcome = self.store.store_bytes(
             data,
             source="dimse",
             calling_ae=str(assoc.requestor.ae_title).strip(),
             origin=str(assoc.requestor.address),
-            expected_sop_instance_uid=str(req.AffectedSOPInstanceUID),
+            expected_sop_instance_uid=sop_instance_uid,
         )
         if outcome.ok or not outcome.reason:
             return outcome.status, None
         return outcome.status, outcome.reason
 
+    def _store_answered(
+        self, assoc: Any, context: Any, sop_class_uid: str, sop_instance_uid: str, dataset: Any
+    ) -> tuple[int, str | None]:
+        """Store a C-STORE-RQ's dataset (its bytes, or its fragments) behind the File Meta Information
+        pynetdicom gives it; an exception while storing is 0xC211 ("unable to process"), logged."""
+        try:
+            data = part10_bytes(dataset, sop_class_uid, sop_instance_uid, str(context.transfer_syntax[0]))
+            return self._store(assoc, sop_instance_uid, data)
+        except Exception:
+            log.exception("Exception while storing a C-STORE request's dataset")
+            return 0xC211, None
+
+    def _lane_accepts(self, assoc: Any, request: StoreRequest) -> bool:
+        """Whether the DUL thread's :class:`StoreLane` answers this C-STORE-RQ (else pynetdicom does)."""
+        context = assoc._accepted_cx.get(request.context_id)
+        return (
+            context is not None
+            and context.abstract_syntax in STORAGE_SOP_CLASSES
+            and assoc.is_established
+            and not assoc._sent_release
+            and not _config.STORE_RECV_CHUNKED_DATASET
+        )
+
+    def _lane_answer(self, assoc: Any, request: StoreRequest, fragments: list[memoryview]) -> None:
+        """Store what the :class:`StoreLane` assembled and send the C-STORE-RSP from the DUL thread."""
+        context = assoc._accepted_cx[request.context_id]
+        status, reason = self._store_answered(
+            assoc, context, request.sop_class_uid, request.sop_instance_uid, fragments
+        )
+        del fragments  # views of the PDUs as read: let them go before the next ones arrive
+        self._respond(
+            assoc,
+            request.context_id,
+            request.message_id,
+            request.sop_class_uid,
+            request.sop_instance_uid,
+            status,
+            reason,
+            direct=True,
+        )
+        assoc.dul._idle_timer.restart()
+
     def serve_c_store(self, assoc: Any, req: Any, context_id: int) -> bool:
         """Answer a C-STORE-RQ without pynetdicom's Storage Service Class (:mod:`radgate.ingest.cstore`);
         False for anything else, or anything unusual, which pynetdicom then serves as before.
 
-        What pynetdicom's path does that matters is kept: the dataset gets the same File Meta Information,
-        an exception while storing is status 0xC211 ("unable to process", logged), the response is sent only
-        while the association is still established, and pending C-CANCELs are cleared around the request.
+        This serves what the DUL thread's :class:`StoreLane` handed back to pynetdicom. What pynetdicom's
+        path does that matters is kept: the dataset gets the same File Meta Information, an exception while
+        storing is status 0xC211 ("unable to process", logged), the response is sent only while the
+        association is still established, and pending C-CANCELs are cleared around the request.
         """
         if not isinstance(req, C_STORE) or assoc._sent_release or not req.is_valid_request:
             return False
@@ -557,42 +628,60 @@ class DicomServer:
         ):
             return False
         assoc.dimse.cancel_req = {}
-        try:
-            with dataset.getbuffer() as received:  # joined once with the meta: no copy of its own
-                data = part10_bytes(
-                    received,
-                    str(req.AffectedSOPClassUID),
-                    str(req.AffectedSOPInstanceUID),
-                    str(context.transfer_syntax[0]),
-                )
-            status, reason = self._store(assoc, req, data)
-        except Exception:
-            log.exception("Exception while storing a C-STORE request's dataset")
-            status, reason = 0xC211, None
+        with dataset.getbuffer() as received:  # joined once with the meta: no copy of its own
+            status, reason = self._store_answered(
+                assoc, context, str(req.AffectedSOPClassUID), str(req.AffectedSOPInstanceUID), received
+            )
         assoc.dimse.cancel_req = {}
+        self._respond(
+            assoc,
+            context_id,
+            int(req.MessageID),
+            req.AffectedSOPClassUID,
+            req.AffectedSOPInstanceUID,
+            status,
+            reason,
+            direct=False,
+        )
+        return True
+
+    def _respond(
+        self,
+        assoc: Any,
+        context_id: int,
+        message_id: int,
+        sop_class_uid: str | None,
+        sop_instance_uid: str | None,
+        status: int,
+        reason: str | None,
+        direct: bool,
+    ) -> None:
+        """Send a C-STORE-RSP while the association is established: ``direct`` from the DUL thread onto
+        the socket (as the state machine's DT-1 does in Sta6), else through the DUL's queue."""
         if not assoc.is_established:
-            return True
+            return
         comment: str | None = None
         if reason is not None:
             comment = reason.encode("ascii", "replace").decode("ascii")[:64]
-        encoded = c_store_rsp(
-            int(req.MessageID), req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, status, comment
-        )
+        encoded = c_store_rsp(message_id, sop_class_uid, sop_instance_uid, status, comment)
         peer_max = assoc.requestor.maximum_length
         if peer_max and len(encoded) + 7 > peer_max:  # a peer taking tiny PDUs: pynetdicom fragments it
             rsp = C_STORE()
-            rsp.MessageIDBeingRespondedTo = req.MessageID
-            rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
-            rsp.AffectedSOPInstanceUID = req.AffectedSOPInstanceUID
+            rsp.MessageIDBeingRespondedTo = message_id
+            rsp.AffectedSOPClassUID = sop_class_uid
+            rsp.AffectedSOPInstanceUID = sop_instance_uid
             rsp.Status = status
             if comment is not None:
                 rsp.ErrorComment = comment  # type: ignore[assignment]
             assoc.dimse.send_msg(rsp, context_id)
-            return True
+            return
+        if direct:
+            item = 2 + len(encoded)  # PS3.8 9.3.5: one PDV item, the command's last fragment
+            assoc.dul.socket.send(_PDATA_HEAD.pack(0x04, 0x00, 4 + item, item, context_id, 0x03) + encoded)
+            return
         pdata = P_DATA()
         pdata.presentation_data_value_list.append((context_id, b"\x03" + encoded))
         assoc.dul.send_pdu(pdata)
-        return True
 
 
 class _HandedServer(ThreadedAssociationServer):
