@@ -244,6 +244,7 @@ class _Pending:
     header: IndexHeader | None = None  # read out by the process that parsed it (remote); else from parsed
     remote: bool = False  # sent by an SCP process: journaled (if ``journal``) there, not in this store's
     durable: Callable[[], None] | None = None  # remote: waits until its sender's journal holds it (or raises)
+    written: Future[None] | None = None  # its file's bytes being written (journaled), done before the commit
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -683,7 +684,12 @@ class InstanceStore:
             item = self._write_placed(parsed, source, calling_ae, sync=not journaled) if self.places else None
             if item is not None:
                 item.journal = journaled
-                outcome = self._commit(item)
+                try:
+                    outcome = self._commit(item)
+                finally:
+                    if item.written is not None:  # a failed batch may not have waited: the file is settled
+                        with contextlib.suppress(Exception):
+                            item.written.result()
             else:
                 tmp_path = self.tmp / f"{self.tmp_prefix}{uuid.uuid4().hex}.part"
                 try:
@@ -715,7 +721,11 @@ class InstanceStore:
         (the file system commits both in one journal transaction) instead of one after the other, and there
         is no rename left to make durable. Whether it really is revision 1 is still decided under the lock;
         a file left by a crash before its commit is found by the next copy, which takes the path through
-        ``.incoming`` and replaces it, as before. ``sync=False`` (journaled): no fsync here at all.
+        ``.incoming`` and replaces it, as before.
+
+        ``sync=False`` (journaled): no fsync at all, and the bytes are written on another thread
+        (``written``) while the journal's append and the batch's SQL run; the commit waits for them. The
+        file is created here, so the path is taken before the instance joins a batch.
         """
         series_dir = self.root / parsed.StudyInstanceUID / parsed.SeriesInstanceUID
         self._ensure_dir(series_dir)
@@ -724,15 +734,22 @@ class InstanceStore:
             fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         except FileExistsError:
             return None
+        if not (self._fsync and sync):
+            try:
+                written = self._sync_pool.submit(_fill, fd, final, parsed.data)
+            except BaseException:
+                os.close(fd)
+                final.unlink(missing_ok=True)
+                raise
+            return _Pending(parsed, source, calling_ae, final, placed=final, written=written)
         try:
             try:
                 view = memoryview(parsed.data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if self._fsync and sync:
-                    directory = self._sync_pool.submit(self._fsync_dir, series_dir)
-                    os.fdatasync(fd)
-                    directory.result()
+                directory = self._sync_pool.submit(self._fsync_dir, series_dir)
+                os.fdatasync(fd)
+                directory.result()
             finally:
                 os.close(fd)
         except BaseException:
@@ -819,6 +836,9 @@ class InstanceStore:
                 ]
                 for directory in dict.fromkeys(moved):  # placed files had their directory fsync'd already
                     self._fsync_dir(directory)
+                for it in batch:
+                    if it.written is not None:
+                        it.written.result()  # its bytes, written beside this SQL (raises if they failed)
                 if flush is not None and journal is not None:
                     mark, flush = flush.result(), None
                     journal.track([it.final for it in ours if it.final is not None])
@@ -1045,6 +1065,20 @@ def _log_revision(parsed: ParsedInstance, outcome: StoreOutcome) -> None:
             parsed.SOPInstanceUID,
             outcome.revision,
         )
+
+
+def _fill(fd: int, path: Path, data: bytes) -> None:
+    """Write a new file's bytes and close it; a file whose bytes could not all be written is removed."""
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _is_disk_full(exc: BaseException) -> bool:
