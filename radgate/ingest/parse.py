@@ -28,6 +28,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES
 
 from radgate.dicom.age import age_in_years
 from radgate.imaging.decode import describe_exception
+from radgate.ingest.header import HeaderScan, scan
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
@@ -56,6 +57,8 @@ UID_LOOSE_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian (PS3.5 A.5)
 #: Native (uncompressed) little endian syntaxes: their header is read without Pixel Data (PS3.5 A.1, A.2).
 NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+EXPLICIT_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+_INSTANCE_UIDS = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 PIXEL_DATA_TAG = (0x7FE0, 0x0010)
 #: Explicit VR value representations with a reserved field and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = frozenset(
@@ -93,7 +96,7 @@ class ParsedInstance:
 
     data: bytes  # Part-10 file (preamble, file meta, dataset)
     body_offset: int  # where the dataset starts in ``data``
-    dataset: Dataset  # as read (Pixel Data present but not decoded)
+    dataset: Header  # as read (Pixel Data present but not decoded), or as scanned (radgate.ingest.header)
     SOPInstanceUID: str
     SOPClassUID: str
     StudyInstanceUID: str
@@ -116,14 +119,20 @@ def _tag(keyword: str) -> BaseTag:
     return Tag(tag)
 
 
-def _value(ds: Dataset, keyword: str) -> Any:
+#: A header as read: pydicom's dataset, or the scanned one of a native explicit VR little endian file.
+Header = Dataset | HeaderScan
+
+
+def _value(ds: Header, keyword: str) -> Any:
     """``ds.get(keyword)``, looked up by tag: the same value, without pydicom's keyword lookup each time
     (a tenth of the cost, and the header features read some forty attributes per instance)."""
+    if isinstance(ds, HeaderScan):
+        return ds.value(keyword)
     elem = ds.get(_tag(keyword))
     return None if elem is None else elem.value
 
 
-def get_value(ds: Dataset, keyword: str) -> Any:
+def get_value(ds: Header, keyword: str) -> Any:
     """``ds.get(keyword)`` that never raises: None when absent or not decodable as its VR.
 
     pydicom converts elements lazily, so a value whose bytes do not fit its VR (odd length for US, a UID
@@ -135,7 +144,7 @@ def get_value(ds: Dataset, keyword: str) -> Any:
         return None
 
 
-def _sop_uid(ds: Dataset) -> str | None:
+def _sop_uid(ds: Header) -> str | None:
     """The SOP Instance UID for a rejection record: only a well-formed UID, else None (never junk)."""
     value = get_value(ds, "SOPInstanceUID")
     if not isinstance(value, str):
@@ -144,7 +153,7 @@ def _sop_uid(ds: Dataset) -> str | None:
     return text if len(text) <= 64 and UID_LOOSE_RE.match(text) else None
 
 
-def _check_uid(ds: Dataset, keyword: str) -> str:
+def _check_uid(ds: Header, keyword: str) -> str:
     try:
         value = _value(ds, keyword)
     except Exception as exc:
@@ -182,7 +191,7 @@ def _quote_uid(text: str) -> str:
     return f"({len(text)} characters, not a UID from character {bad + 1} on)"
 
 
-def _check_image_integers(ds: Dataset) -> None:
+def _check_image_integers(ds: Header) -> None:
     """Rows, Columns, Bits Allocated/Stored, Samples per Pixel: absent, or one readable integer each."""
     for keyword in IMAGE_INTEGERS:
         try:
@@ -296,6 +305,13 @@ def _parse(data: bytes, max_bytes: int | None, max_inflated_bytes: int | None) -
     offset = _meta_length(data)
     if max_inflated_bytes is not None and offset and _declared_transfer_syntax(data, offset) == DEFLATED:
         _check_inflated_size(data, offset, max_inflated_bytes)
+    if offset is not None and _declared_transfer_syntax(data, offset) == EXPLICIT_LITTLE_ENDIAN:
+        try:
+            scanned = _parse_scanned(data, offset)
+        except Exception:  # a value pydicom cannot convert: the full parse names it
+            scanned = None
+        if scanned is not None:
+            return scanned
     ds: Dataset | None = None
     pixel_length: int | None = None
     try:
@@ -335,6 +351,31 @@ def _parse(data: bytes, max_bytes: int | None, max_inflated_bytes: int | None) -
         TransferSyntaxUID=TransferSyntaxUID,
     )
     parsed.features = header_features(ds)
+    return parsed
+
+
+def _parse_scanned(data: bytes, offset: int) -> ParsedInstance | None:
+    """The common case without pydicom's ``Dataset`` (:mod:`radgate.ingest.header`): a native explicit VR
+    little endian file whose structure and checked values are plainly fine. None for anything else,
+    which the full parse then reads and judges (its rejections and their reasons stay the only ones)."""
+    meta = scan(data[:offset], 132)  # the File Meta Information group, as elements like any other
+    header = scan(data, offset)
+    if meta is None or header is None or meta.pixel_length is not None:
+        return None
+    if meta.value("TransferSyntaxUID") != EXPLICIT_LITTLE_ENDIAN:
+        return None
+    uids = [header.value(keyword) for keyword in _INSTANCE_UIDS]
+    if not all(isinstance(uid, str) and len(uid) <= 64 and UID_LOOSE_RE.match(uid) for uid in uids):
+        return None
+    sop_instance, sop_class, study, series = uids
+    for keyword in IMAGE_INTEGERS:
+        if keyword in header and not isinstance(header.value(keyword), int):
+            return None
+    if header.pixel_length is not None and header.pixel_length < _expected_pixel_bytes(header):
+        return None  # truncated: the full parse says so
+    ts = EXPLICIT_LITTLE_ENDIAN
+    parsed = ParsedInstance(data, offset, header, sop_instance, sop_class, study, series, ts)
+    parsed.features = header_features(header)
     return parsed
 
 
@@ -415,7 +456,7 @@ def _wrap_bare(data: bytes, ds: Dataset) -> tuple[bytes, int, Dataset]:
     return out, offset, pydicom.dcmread(io.BytesIO(out))
 
 
-def _int(ds: Dataset, keyword: str, default: int) -> int:
+def _int(ds: Header, keyword: str, default: int) -> int:
     try:
         return int(get_value(ds, keyword) or default)
     except (TypeError, ValueError):
@@ -444,14 +485,10 @@ def _check_complete(ds: Dataset, ts: str, pixel_length: int | None = None) -> No
         pixel_length = len(pixel)
     if UID(ts).is_compressed:
         return
-    rows, cols, bits = _int(ds, "Rows", 0), _int(ds, "Columns", 0), _int(ds, "BitsAllocated", 0)
-    if not (rows and cols and bits):
-        return
-    spp, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
-    expected = rows * cols * spp * frames * bits // 8
-    if str(get_value(ds, "PhotometricInterpretation") or "") == "YBR_FULL_422":
-        expected = expected * 2 // 3  # two samples per pixel after 4:2:2 subsampling (PS3.3 C.7.6.3.1.2)
+    expected = _expected_pixel_bytes(ds)
     if pixel_length < expected:
+        rows, cols, bits = _int(ds, "Rows", 0), _int(ds, "Columns", 0), _int(ds, "BitsAllocated", 0)
+        frames = _int(ds, "NumberOfFrames", 1)
         raise IngestRejection(
             Status.CANNOT_UNDERSTAND,
             f"Pixel Data is truncated: {pixel_length:,} bytes present, {expected:,} expected from "
@@ -460,7 +497,20 @@ def _check_complete(ds: Dataset, ts: str, pixel_length: int | None = None) -> No
         )
 
 
-def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
+def _expected_pixel_bytes(ds: Header) -> int:
+    """Native Pixel Data's size from Rows x Columns x SamplesPerPixel x BitsAllocated x frames (PS3.5
+    8.1.1); 0 when the header does not say."""
+    rows, cols, bits = _int(ds, "Rows", 0), _int(ds, "Columns", 0), _int(ds, "BitsAllocated", 0)
+    if not (rows and cols and bits):
+        return 0
+    spp, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
+    expected = rows * cols * spp * frames * bits // 8
+    if str(get_value(ds, "PhotometricInterpretation") or "") == "YBR_FULL_422":
+        expected = expected * 2 // 3  # two samples per pixel after 4:2:2 subsampling (PS3.3 C.7.6.3.1.2)
+    return expected
+
+
+def header_text(ds: Header, keyword: str, limit: int) -> str | None:
     """An attribute as text for the index (multi-values joined by ``\\``), cut to ``limit``; None if empty
     or unreadable."""
     value = get_value(ds, keyword)
@@ -471,7 +521,7 @@ def header_text(ds: Dataset, keyword: str, limit: int) -> str | None:
     return str(value).strip()[:limit] or None
 
 
-def _number(ds: Dataset, keyword: str) -> float | None:
+def _number(ds: Header, keyword: str) -> float | None:
     value = get_value(ds, keyword)
     if value is None or value == "":
         return None
@@ -483,7 +533,7 @@ def _number(ds: Dataset, keyword: str) -> float | None:
         return None
 
 
-def header_features(ds: Dataset) -> dict[str, Any]:
+def header_features(ds: Header) -> dict[str, Any]:
     """The acquisition features kept per instance for subgroups and drift monitoring."""
     spacing = _number(ds, "PixelSpacing")
     if spacing is None or spacing <= 0:
@@ -515,13 +565,13 @@ def header_features(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _single_int(ds: Dataset, keyword: str) -> int | None:
+def _single_int(ds: Header, keyword: str) -> int | None:
     """One integer value, else None (absent, multi-valued or unreadable: the feature is unknown)."""
     value = get_value(ds, keyword)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _age(ds: Dataset) -> float | None:
+def _age(ds: Header) -> float | None:
     try:
         return age_in_years(ds)
     except Exception:  # a malformed date or age string: unknown, not a reason to refuse the image
