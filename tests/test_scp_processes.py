@@ -265,3 +265,57 @@ def test_a_journal_a_worker_left_is_replayed_when_the_store_opens(settings: Sett
 def _rows(store: InstanceStore) -> list[Instance]:
     with store.db.session() as s:
         return list(s.scalars(select(Instance)))
+
+
+_FAILING_FDATASYNC = """
+import os
+
+_flag = os.environ.get("RADGATE_TEST_FDATASYNC_FAILS_WHILE")
+if _flag:  # test-only: os.fdatasync fails while this file exists (an SCP process's disk going bad)
+    _real = os.fdatasync
+
+    def _fdatasync(fd):
+        if os.path.exists(_flag):
+            raise OSError(5, "Input/output error (simulated)")
+        return _real(fd)
+
+    os.fdatasync = _fdatasync
+"""
+
+
+def test_a_worker_whose_journal_flush_fails_acknowledges_nothing_and_recovers(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SCP processes' own disk writes fail (their journal's fdatasync): every C-STORE of the time gets
+    a failure status, the gateway commits no row, the worker's journal keeps no record, and once the disk
+    is back the same processes store again. The fault is injected into the spawned interpreters through a
+    ``sitecustomize`` on their PYTHONPATH; the gateway's own process is untouched."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_FAILING_FDATASYNC)
+    flag = tmp_path / "disk-is-bad"
+    flag.touch()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("RADGATE_TEST_FDATASYNC_FAILS_WHILE", str(flag))
+    settings.ingest.scp_processes = 2
+    gw = Gateway(settings)
+    gw.start()
+    try:
+        assoc = _ae().associate("127.0.0.1", _procs(gw).port, ae_title="RADGATE")
+        bad = [int(assoc.send_c_store(make_dx(sop_uid=f"{UID}.90.{i}", seed=i)).Status) for i in range(3)]
+        assoc.release()
+        assert bad == [0xA700] * 3  # out of resources (PS3.4 B.2.3): nothing acknowledged
+        assert _stored(gw) == {}
+        records = [r for path in _segments(settings) for r in IngestJournal.read(path)]
+        assert records == []
+        flag.unlink()  # the disk is back
+        assoc = _ae().associate("127.0.0.1", _procs(gw).port, ae_title="RADGATE")
+        good = [int(assoc.send_c_store(make_dx(sop_uid=f"{UID}.91.{i}", seed=i)).Status) for i in range(3)]
+        assoc.release()
+        assert good == [0x0000] * 3
+        stored = _stored(gw)
+        assert sorted(stored) == [f"{UID}.91.{i}" for i in range(3)]
+        assert all(_intact(gw, row) for row in stored.values())
+    finally:
+        gw.stop()
+        gw.db.dispose()
