@@ -319,3 +319,47 @@ def test_a_worker_whose_journal_flush_fails_acknowledges_nothing_and_recovers(
     finally:
         gw.stop()
         gw.db.dispose()
+
+
+def test_the_association_limit_holds_over_processes(settings: Settings) -> None:
+    """server.max_associations = 3 over 2 processes: three associations are served, the fourth is refused
+    (A-ASSOCIATE-RJ, local limit exceeded), as with one process. Each worker used to take ceil(3 / 2) = 2,
+    so four were served."""
+    settings.server.max_associations = 3
+    settings.ingest.scp_processes = 2
+    gw = Gateway(settings)
+    gw.start()
+    try:
+        port = _procs(gw).port
+        held = [_ae().associate("127.0.0.1", port, ae_title="RADGATE") for _ in range(3)]
+        assert all(a.is_established for a in held)
+        excess = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
+        assert excess.is_rejected
+        rj = excess.acceptor.primitive
+        assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x02)  # PS3.8 Table 9-21
+        held[0].release()
+        time.sleep(0.5)
+        again = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
+        assert again.is_established
+        for assoc in (again, *held[1:]):
+            assoc.release()
+    finally:
+        gw.stop()
+        gw.db.dispose()
+
+
+def test_no_more_processes_than_associations_allowed(settings: Settings) -> None:
+    settings.server.max_associations = 1
+    settings.ingest.scp_processes = 2
+    gw = Gateway(settings)
+    gw.start()
+    try:
+        port = _procs(gw).port
+        assert len(_procs(gw).pids) == 1
+        held = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
+        assert held.is_established
+        assert _ae().associate("127.0.0.1", port, ae_title="RADGATE").is_rejected
+        held.release()
+    finally:
+        gw.stop()
+        gw.db.dispose()

@@ -26,9 +26,9 @@ workers keep serving throughout. On start, the store replays every ``journal/w*`
 (:meth:`InstanceStore.recover_journal`). ``stop()`` stops accepting, lets each worker finish its
 associations for up to ``DRAIN_S`` (then aborts them), checkpoint its journal and exit.
 
-``server.max_associations`` is shared out: each worker accepts ``ceil(max / N)`` associations, and since
-connections go to the least loaded worker, the limit is reached before one is refused (A-ASSOCIATE-RJ,
-local limit exceeded) as with one process.
+``server.max_associations`` is shared out: the workers' own limits add up to it exactly (there are never
+more workers than it allows), and since each connection goes to the worker with the most free places, the
+limit is reached before one is refused (A-ASSOCIATE-RJ, local limit exceeded) as with one process.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import atexit
 import contextlib
 import itertools
 import logging
-import math
 import multiprocessing
 import os
 import pickle
@@ -107,6 +106,7 @@ class _Worker:
     process: Any  # multiprocessing's SpawnProcess
     conn: Connection  # rows and answers (pickled messages)
     fds: socket.socket  # connections handed over (SCM_RIGHTS), and the stop request
+    limit: int = 1  # the associations it accepts at once (its share of server.max_associations)
     active: int = 0  # associations handed over and not yet closed
     ready: threading.Event = field(default_factory=threading.Event)
     gone: bool = False
@@ -120,7 +120,7 @@ class ScpProcesses:
     def __init__(self, settings: Settings, store: InstanceStore, processes: int) -> None:
         self.settings = settings
         self.store = store
-        self.processes = processes
+        self.processes = max(1, min(processes, settings.server.max_associations))  # each takes one at least
         self._context = multiprocessing.get_context("spawn")
         self._listener: socket.socket | None = None
         self._workers: list[_Worker] = []
@@ -199,7 +199,8 @@ class ScpProcesses:
     def _spawn(self, index: int, address: tuple[str, int]) -> _Worker:
         conn, child_conn = self._context.Pipe(duplex=True)
         fds, child_fds = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        per_worker = max(1, math.ceil(self.settings.server.max_associations / self.processes))
+        share, extra = divmod(self.settings.server.max_associations, self.processes)
+        per_worker = share + (1 if index < extra else 0)  # the shares add up to the limit
         process = self._context.Process(
             target=_worker_main,
             args=(self.settings, index, address, child_fds, child_conn, self._journaled, per_worker),
@@ -209,7 +210,7 @@ class ScpProcesses:
         process.start()
         child_conn.close()
         child_fds.close()
-        worker = _Worker(index, process, conn, fds)
+        worker = _Worker(index, process, conn, fds, limit=per_worker)
         threading.Thread(
             target=self._serve_worker, args=(worker, address), name=f"radgate-scp-{index}-rows", daemon=True
         ).start()
@@ -342,7 +343,7 @@ class ScpProcesses:
         while not self._stopping and time.monotonic() < deadline:
             with self._lock:
                 ready = [w for w in self._workers if w.ready.is_set() and not w.gone]
-                chosen = min(ready, key=lambda w: w.active, default=None)
+                chosen = max(ready, key=lambda w: w.limit - w.active, default=None)  # most free places
                 if chosen is not None:
                     chosen.active += 1
             if chosen is None:  # every worker is being replaced: wait for one
