@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -31,9 +32,14 @@ ENV = dict(os.environ, TCP_NODELAY="1")
 UID = "1.2.826.0.1.3680043.10.543.81"
 
 
-@pytest.fixture
-def two(settings: Settings) -> Iterator[Gateway]:
-    settings.ingest.scp_processes = 2
+@contextlib.contextmanager
+def _running(
+    settings: Settings, processes: int = 2, max_associations: int | None = None
+) -> Iterator[Gateway]:
+    """A gateway whose associations run in ``processes`` SCP processes."""
+    settings.ingest.scp_processes = processes
+    if max_associations is not None:
+        settings.server.max_associations = max_associations
     gw = Gateway(settings)
     gw.start()
     try:
@@ -41,6 +47,12 @@ def two(settings: Settings) -> Iterator[Gateway]:
     finally:
         gw.stop()
         gw.db.dispose()
+
+
+@pytest.fixture
+def two(settings: Settings) -> Iterator[Gateway]:
+    with _running(settings) as gw:
+        yield gw
 
 
 def _procs(gw: Gateway) -> ScpProcesses:
@@ -297,10 +309,7 @@ def test_a_worker_whose_journal_flush_fails_acknowledges_nothing_and_recovers(
     flag.touch()
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("RADGATE_TEST_FDATASYNC_FAILS_WHILE", str(flag))
-    settings.ingest.scp_processes = 2
-    gw = Gateway(settings)
-    gw.start()
-    try:
+    with _running(settings) as gw:
         assoc = _ae().associate("127.0.0.1", _procs(gw).port, ae_title="RADGATE")
         bad = [int(assoc.send_c_store(make_dx(sop_uid=f"{UID}.90.{i}", seed=i)).Status) for i in range(3)]
         assoc.release()
@@ -316,20 +325,13 @@ def test_a_worker_whose_journal_flush_fails_acknowledges_nothing_and_recovers(
         stored = _stored(gw)
         assert sorted(stored) == [f"{UID}.91.{i}" for i in range(3)]
         assert all(_intact(gw, row) for row in stored.values())
-    finally:
-        gw.stop()
-        gw.db.dispose()
 
 
 def test_the_association_limit_holds_over_processes(settings: Settings) -> None:
     """server.max_associations = 3 over 2 processes: three associations are served, the fourth is refused
     (A-ASSOCIATE-RJ, local limit exceeded), as with one process. Each worker used to take ceil(3 / 2) = 2,
     so four were served."""
-    settings.server.max_associations = 3
-    settings.ingest.scp_processes = 2
-    gw = Gateway(settings)
-    gw.start()
-    try:
+    with _running(settings, max_associations=3) as gw:
         port = _procs(gw).port
         held = [_ae().associate("127.0.0.1", port, ae_title="RADGATE") for _ in range(3)]
         assert all(a.is_established for a in held)
@@ -343,23 +345,13 @@ def test_the_association_limit_holds_over_processes(settings: Settings) -> None:
         assert again.is_established
         for assoc in (again, *held[1:]):
             assoc.release()
-    finally:
-        gw.stop()
-        gw.db.dispose()
 
 
 def test_no_more_processes_than_associations_allowed(settings: Settings) -> None:
-    settings.server.max_associations = 1
-    settings.ingest.scp_processes = 2
-    gw = Gateway(settings)
-    gw.start()
-    try:
+    with _running(settings, max_associations=1) as gw:
         port = _procs(gw).port
         assert len(_procs(gw).pids) == 1
         held = _ae().associate("127.0.0.1", port, ae_title="RADGATE")
         assert held.is_established
         assert _ae().associate("127.0.0.1", port, ae_title="RADGATE").is_rejected
         held.release()
-    finally:
-        gw.stop()
-        gw.db.dispose()
