@@ -20,6 +20,7 @@ synthetic site.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
@@ -29,7 +30,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-__all__ = ["HeaderScan", "scan"]
+__all__ = ["LONG_VRS", "HeaderScan", "keyword_tag", "scan"]
 
 _TAG = struct.Struct("<HH")
 _SHORT = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
@@ -40,7 +41,7 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 #: Explicit VR value representations with a reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = frozenset(
+LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
 #: The other value representations of PS3.5 6.2 (a 2-byte length); any other VR is pydicom's to judge.
@@ -58,6 +59,15 @@ _MISSING = object()
 
 #: One element: its VR, and where its value starts and ends in the file's bytes.
 Element = tuple[str, int, int]
+
+
+@functools.cache
+def keyword_tag(keyword: str) -> int:
+    """The tag of a DICOM keyword (pydicom's data dictionary); ValueError for a word that is none."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"{keyword!r} is not a DICOM keyword (pydicom's data dictionary).")
+    return tag
 
 
 def _skip_sequence(data: bytes, at: int) -> int | None:
@@ -101,7 +111,7 @@ def _walk(data: bytes, at: int, out: dict[int, Element] | None, until_item_end: 
         previous = tag
         if out is not None and tag == PIXEL_DATA:
             return at
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if at + 12 > end:
                 return None
             (length,) = _LONG_LENGTH.unpack_from(data, at + 8)
@@ -164,8 +174,7 @@ class HeaderScan:
         return self._dataset
 
     def __contains__(self, keyword: str) -> bool:
-        tag = tag_for_keyword(keyword)
-        return tag is not None and tag in self._elements
+        return keyword_tag(keyword) in self._elements
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """``Dataset.get(keyword)``: the value, or ``default`` when the element is absent."""
@@ -180,9 +189,7 @@ class HeaderScan:
         return None if value is _MISSING else value
 
     def _converted(self, keyword: str) -> Any:
-        tag = tag_for_keyword(keyword)
-        if tag is None:
-            raise ValueError(f"{keyword!r} is not a DICOM keyword (pydicom's data dictionary).")
+        tag = keyword_tag(keyword)
         element = self._elements.get(tag)
         if element is None:
             return _MISSING

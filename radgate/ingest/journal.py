@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IngestJournal", "JournalBusyError", "JournalMark", "JournalRecord", "Segment", "sync_files"]
+__all__ = [
+    "IngestJournal",
+    "JournalBusyError",
+    "JournalMark",
+    "JournalRecord",
+    "Segment",
+    "sync_files",
+    "write_all",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,13 @@ _HEAD = struct.Struct("<4sIQI")
 SEGMENT_BYTES = 256 * 1024**2
 #: Larger instances bypass the journal: their file is fsync'd in place (writing them twice costs more).
 MAX_RECORD_BYTES = 64 * 1024**2
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until every byte is written (it may write fewer than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class JournalBusyError(Exception):
@@ -242,9 +257,7 @@ class IngestJournal:
     # ---------------------------------------------------------------- helpers
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        write_all(self._fd, data)
         self._size += len(data)
 
     def _cut(self, mark: JournalMark) -> None:

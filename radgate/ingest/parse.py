@@ -19,7 +19,6 @@ from typing import Any
 
 import pydicom
 import pydicom.config
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
@@ -28,7 +27,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES
 
 from radgate.dicom.age import age_in_years
 from radgate.imaging.decode import describe_exception
-from radgate.ingest.header import HeaderScan, scan
+from radgate.ingest.header import LONG_VRS, HeaderScan, keyword_tag, scan
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
@@ -60,10 +59,6 @@ NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 EXPLICIT_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _INSTANCE_UIDS = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 PIXEL_DATA_TAG = (0x7FE0, 0x0010)
-#: Explicit VR value representations with a reserved field and a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 
 #: Image Pixel module attributes radgate computes with (PS3.3 C.7.6.3): each must be one readable value.
 IMAGE_INTEGERS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel")
@@ -113,10 +108,7 @@ class ParsedInstance:
 
 @functools.cache
 def _tag(keyword: str) -> BaseTag:
-    tag = tag_for_keyword(keyword)
-    if tag is None:
-        raise ValueError(f"{keyword!r} is not a DICOM keyword (pydicom's data dictionary).")
-    return Tag(tag)
+    return Tag(keyword_tag(keyword))
 
 
 #: A header as read: pydicom's dataset, or the scanned one of a native explicit VR little endian file.
@@ -303,9 +295,10 @@ def _parse(data: bytes, max_bytes: int | None, max_inflated_bytes: int | None) -
             f"is {max_bytes:,}.",
         )
     offset = _meta_length(data)
-    if max_inflated_bytes is not None and offset and _declared_transfer_syntax(data, offset) == DEFLATED:
+    declared = _declared_transfer_syntax(data, offset) if offset is not None else None
+    if max_inflated_bytes is not None and offset and declared == DEFLATED:
         _check_inflated_size(data, offset, max_inflated_bytes)
-    if offset is not None and _declared_transfer_syntax(data, offset) == EXPLICIT_LITTLE_ENDIAN:
+    if offset is not None and declared == EXPLICIT_LITTLE_ENDIAN:
         try:
             scanned = _parse_scanned(data, offset)
         except Exception:  # a value pydicom cannot convert: the full parse names it
@@ -315,7 +308,7 @@ def _parse(data: bytes, max_bytes: int | None, max_inflated_bytes: int | None) -
     ds: Dataset | None = None
     pixel_length: int | None = None
     try:
-        if offset is not None and _declared_transfer_syntax(data, offset) in NATIVE_LITTLE_ENDIAN:
+        if offset is not None and declared in NATIVE_LITTLE_ENDIAN:
             ds, pixel_length = _read_header(data)
         if ds is None:
             ds = pydicom.dcmread(io.BytesIO(data), force=False)
@@ -403,7 +396,7 @@ def _read_header(data: bytes) -> tuple[Dataset | None, int | None]:
         return None, None
     if implicit:
         (length,), start = struct.unpack_from("<I", data, at + 4), at + 8
-    elif data[at + 4 : at + 6] in _LONG_VRS:
+    elif data[at + 4 : at + 6] in LONG_VRS:
         (length,), start = struct.unpack_from("<I", data, at + 8), at + 12
     else:
         return None, None  # a short-length VR for Pixel Data: let the full read judge it

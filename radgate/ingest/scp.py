@@ -578,15 +578,21 @@ class DicomServer:
             log.exception("Exception while storing a C-STORE request's dataset")
             return 0xC211, None
 
+    @staticmethod
+    def _storage_context(assoc: Any, context_id: int) -> Any:
+        """The accepted storage context radgate answers a C-STORE-RQ on itself (the lane, or
+        :meth:`serve_c_store`); None where pynetdicom's Storage Service Class serves it as usual."""
+        context = assoc._accepted_cx.get(context_id)
+        if context is None or context.abstract_syntax not in STORAGE_SOP_CLASSES or assoc._sent_release:
+            return None
+        return context
+
     def _lane_accepts(self, assoc: Any, request: StoreRequest) -> bool:
         """Whether the DUL thread's :class:`StoreLane` answers this C-STORE-RQ (else pynetdicom does)."""
-        context = assoc._accepted_cx.get(request.context_id)
         return (
-            context is not None
-            and context.abstract_syntax in STORAGE_SOP_CLASSES
+            self._storage_context(assoc, request.context_id) is not None
             and assoc.is_established
-            and not assoc._sent_release
-            and not _config.STORE_RECV_CHUNKED_DATASET
+            and not _config.STORE_RECV_CHUNKED_DATASET  # pynetdicom's own path writes to a temporary file
         )
 
     def _lane_answer(self, assoc: Any, request: StoreRequest, fragments: list[memoryview]) -> None:
@@ -617,13 +623,12 @@ class DicomServer:
         storing is status 0xC211 ("unable to process", logged), the response is sent only while the
         association is still established, and pending C-CANCELs are cleared around the request.
         """
-        if not isinstance(req, C_STORE) or assoc._sent_release or not req.is_valid_request:
+        if not isinstance(req, C_STORE) or not req.is_valid_request:
             return False
-        context = assoc._accepted_cx.get(context_id)
+        context = self._storage_context(assoc, context_id)
         dataset = req.DataSet
         if (
             context is None
-            or context.abstract_syntax not in STORAGE_SOP_CLASSES
             or req._dataset_file is not None  # pynetdicom's STORE_RECV_CHUNKED_DATASET: its own path
             or dataset is None
             or req.MessageID is None

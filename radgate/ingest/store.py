@@ -58,6 +58,7 @@ from radgate.ingest.journal import (
     JournalRecord,
     Segment,
     sync_files,
+    write_all,
 )
 from radgate.ingest.parse import (
     STORAGE_SOP_CLASSES,
@@ -656,10 +657,7 @@ class InstanceStore:
     def _write_durably(self, path: Path, data: bytes, sync: bool = True) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            write_all(fd, data)
             if self._fsync and sync:
                 os.fdatasync(fd)
         finally:
@@ -744,9 +742,7 @@ class InstanceStore:
             return _Pending(parsed, source, calling_ae, final, placed=final, written=written)
         try:
             try:
-                view = memoryview(parsed.data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, parsed.data)
                 directory = self._sync_pool.submit(self._fsync_dir, series_dir)
                 os.fdatasync(fd)
                 directory.result()
@@ -1071,9 +1067,7 @@ def _fill(fd: int, path: Path, data: bytes) -> None:
     """Write a new file's bytes and close it; a file whose bytes could not all be written is removed."""
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
         finally:
             os.close(fd)
     except BaseException:

@@ -175,7 +175,8 @@ class StoreLane:
             return False
         items = pdv_items(pdu)
         if items is None:  # malformed: pynetdicom decides what to make of it, and of what follows
-            return self._give_up(pdu)
+            self._pdus.append(pdu)
+            return self._hand_back_message(None)
         if self._passing:
             return self._pass(items)
         self._pdus.append(pdu)
@@ -245,12 +246,3 @@ class StoreLane:
                     self.disabled = True
                 return False
         return False
-
-    def _give_up(self, pdu: bytes | bytearray) -> bool:
-        pdus = self._pdus
-        self._reset()
-        self.disabled = True
-        for held in pdus:
-            self.hand_back(held)
-        self.hand_back(pdu)
-        return True
