@@ -82,6 +82,16 @@ def split(folder: Path, parts: int) -> list[Path]:
     return out
 
 
+def settle() -> None:
+    """Write back what the previous receiver left in the page cache before the next one is timed.
+
+    storescp and Orthanc never fsync, so each leaves hundreds of MB dirty; the kernel writes them back
+    during the next run, where they queue in front of that receiver's own flushes (radgate's journal is
+    fsync'd before each acknowledgement). Every receiver starts from a settled disk.
+    """
+    os.sync()
+
+
 def send(port: int, folders: list[Path], aec: str) -> float:
     """Wall time for one storescu per folder, all at once, until the last one has its answers."""
     start = time.perf_counter()
@@ -216,6 +226,7 @@ def main() -> int:
         for scenario in chosen:
             _, folders, n = scenarios[scenario]
             for name in order:
+                settle()
                 with RECEIVERS[name]() as (port, aec):
                     elapsed = send(port, folders, aec)
                 rates[scenario][name].append(n / elapsed)
