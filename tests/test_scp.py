@@ -172,13 +172,12 @@ def test_associations_share_the_servers_contexts_instead_of_copying_them(gateway
     ae.add_requested_context(Verification)
     server = gateway.dicom.server
     assert server is not None
-    seen: list[object] = []  # a released association's thread may still be winding down when the next one starts
+    # A released association's thread may still be winding down when the next one starts: skip it.
+    seen: list[object] = []
     for _ in range(2):
         assoc = ae.associate("127.0.0.1", gateway.dicom.port, ae_title="RADGATE")
         assert assoc.is_established
-        [acceptor] = [
-            a for a in server.active_associations if not a.is_requestor and all(a is not b for b in seen)
-        ]
+        [acceptor] = [a for a in server.active_associations if not a.is_requestor and a not in seen]
         seen.append(acceptor)
         shared = acceptor.acceptor.supported_contexts
         assert len(shared) == len(server.contexts) > 100
